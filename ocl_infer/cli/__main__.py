@@ -1,0 +1,5 @@
+import sys
+
+from ocl_infer.cli.main import main
+
+sys.exit(main())

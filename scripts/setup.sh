@@ -9,6 +9,7 @@ VENV=$ROOT/.venv
 CACHE=${OCL_INFER_CACHE:-$ROOT/.cache}
 PY=${PYTHON:-$(command -v python3.11 || command -v python3 || true)}
 VPY=$VENV/bin/python
+ICD_DIR=${OCL_INFER_ICD_DIR:-/etc/OpenCL/vendors}  # where OpenCL drivers register (overridable for tests)
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
 say() { echo "setup: $*"; }
@@ -25,9 +26,9 @@ stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 mkdir -p "$CACHE"
 
 # 1. An OpenCL platform (an ICD file), and the tools that build interface packages.
-if ! ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1; then
+if ! ls "$ICD_DIR"/*.icd >/dev/null 2>&1; then
   apt_install "an OpenCL driver (PoCL, the portable CPU one)" pocl-opencl-icd ocl-icd-libopencl1 clinfo
-  ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1 || fail "PoCL installed but no /etc/OpenCL/vendors/*.icd appeared"
+  ls "$ICD_DIR"/*.icd >/dev/null 2>&1 || fail "PoCL installed but no $ICD_DIR/*.icd appeared"
 fi
 missing=()
 command -v cc >/dev/null || missing+=(gcc g++)

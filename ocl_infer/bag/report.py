@@ -1,0 +1,209 @@
+"""Replay report maths: per-frame outcomes from FrameTiming, counts that add up, latency percentiles.
+
+Inputs are what a replay sent (camera topic, header stamp) and what it recorded (FrameTiming and
+Detection2DArray, as rosbags message objects). Every sent frame gets exactly one outcome:
+published (on time), miss (processed late), stale_drop, overload_drop, decode_error, inference_error, or lost
+(no FrameTiming came back: DDS never delivered it, or the node died). So
+``sent == processed + dropped + errors`` with ``processed = published + miss`` and
+``dropped = stale_drop + overload_drop + lost``.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ocl_infer.bag.images import stamp_ns
+from ocl_infer.bag.reader import open_bag
+from ocl_infer.bag.typestore import build_typestore
+
+# FrameTiming.outcome values (msgs/ocl_infer_msgs/msg/FrameTiming.msg) → report names.
+OUTCOMES = {0: "published", 1: "stale_drop", 2: "overload_drop", 3: "miss", 4: "decode_error", 5: "inference_error"}
+PROCESSED = ("published", "miss")
+DROPPED = ("stale_drop", "overload_drop", "lost")
+ERRORS = ("decode_error", "inference_error")
+TIMING_TYPE = "ocl_infer_msgs/msg/FrameTiming"
+DETECTIONS_TYPE = "vision_msgs/msg/Detection2DArray"
+
+
+@dataclass(frozen=True)
+class FrameOutcome:
+    camera: str
+    stamp_ns: int
+    outcome: str
+    latency_ms: float | None = None  # processed frames only
+    age_at_start_ms: float | None = None
+    processing_ms: float | None = None
+    deadline_ms: float | None = None
+    device: str = ""
+    detection_count: int = 0
+    detections_published: bool = False
+
+
+@dataclass
+class RecordedOutputs:
+    timings: list[tuple[str, object]]  # (topic, FrameTiming)
+    detections: list[tuple[str, object]]  # (topic, Detection2DArray)
+    diagnostics: int
+
+
+def read_outputs(bag: str | Path) -> RecordedOutputs:
+    """FrameTiming and Detection2DArray messages (deserialized) and the /diagnostics count of an output bag."""
+    store = build_typestore()
+    reader = open_bag(bag)
+    out = RecordedOutputs([], [], 0)
+    try:
+        for conn, _, raw in reader.messages():
+            if conn.msgtype == TIMING_TYPE:
+                out.timings.append((conn.topic, store.deserialize_cdr(raw, conn.msgtype)))
+            elif conn.msgtype == DETECTIONS_TYPE:
+                out.detections.append((conn.topic, store.deserialize_cdr(raw, conn.msgtype)))
+            elif conn.topic == "/diagnostics":
+                out.diagnostics += 1
+    finally:
+        reader.close()
+    return out
+
+
+def frame_outcomes(sent: Sequence[tuple[str, int]], timings: Iterable[object]) -> list[FrameOutcome]:
+    """One outcome per sent frame, in send order, matched by (camera topic, header stamp).
+
+    A FrameTiming whose camera_topic matches no sent topic (an external node with other remappings) is matched
+    by stamp alone. Frames with no FrameTiming are `lost`.
+    """
+    sent_topics = {t for t, _ in sent}
+    by_key: dict[tuple[str, int], object] = {}
+    by_stamp: dict[int, object] = {}
+    for msg in timings:
+        stamp = stamp_ns(msg.header)  # type: ignore[attr-defined]
+        topic = str(msg.camera_topic)  # type: ignore[attr-defined]
+        if topic in sent_topics:
+            by_key.setdefault((topic, stamp), msg)
+        else:
+            by_stamp.setdefault(stamp, msg)
+    result = []
+    for topic, stamp in sent:
+        msg = by_key.pop((topic, stamp), None) or by_stamp.pop(stamp, None)
+        if msg is None:
+            result.append(FrameOutcome(topic, stamp, "lost"))
+            continue
+        m = msg  # rosbags FrameTiming
+        outcome = OUTCOMES.get(int(m.outcome), f"outcome_{int(m.outcome)}")  # type: ignore[attr-defined]
+        processed = outcome in PROCESSED
+        result.append(
+            FrameOutcome(
+                camera=topic,
+                stamp_ns=stamp,
+                outcome=outcome,
+                latency_ms=float(m.latency_ms) if processed else None,  # type: ignore[attr-defined]
+                age_at_start_ms=float(m.age_at_start_ms) if processed else None,  # type: ignore[attr-defined]
+                processing_ms=float(m.processing_ms) if processed else None,  # type: ignore[attr-defined]
+                deadline_ms=float(m.deadline_ms),  # type: ignore[attr-defined]
+                device=str(m.device),  # type: ignore[attr-defined]
+                detection_count=int(m.detection_count),  # type: ignore[attr-defined]
+                detections_published=bool(m.detections_published),  # type: ignore[attr-defined]
+            )
+        )
+    return result
+
+
+def latency_stats(latencies_ms: Sequence[float]) -> dict[str, float | None]:
+    """p50/p95/p99/max/mean in ms (linear-interpolated percentiles); None values when there is no sample."""
+    if not latencies_ms:
+        return dict.fromkeys(("p50", "p95", "p99", "max", "mean"))
+    a = np.asarray(latencies_ms, dtype=np.float64)
+    p50, p95, p99 = np.percentile(a, [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(a.max()), "mean": float(a.mean())}
+
+
+def frame_counts(outcomes: Sequence[FrameOutcome]) -> dict[str, int]:
+    c = Counter(o.outcome for o in outcomes)
+    counts = {
+        "sent": len(outcomes),
+        "processed": sum(c[k] for k in PROCESSED),
+        "dropped": sum(c[k] for k in DROPPED),
+        "errors": sum(c[k] for k in ERRORS),
+    }
+    counts.update({k: c[k] for k in (*PROCESSED, *DROPPED, *ERRORS)})
+    counts["deadline_misses"] = c["miss"]
+    return counts
+
+
+def detection_classes(detections: Iterable[tuple[str, object]]) -> tuple[dict[str, int], int]:
+    """(count per class of the top hypothesis of each detection, number of Detection2DArray messages)."""
+    per_class: Counter[str] = Counter()
+    arrays = 0
+    for _, array in detections:
+        arrays += 1
+        for det in array.detections:  # type: ignore[attr-defined]
+            if det.results:
+                per_class[str(det.results[0].hypothesis.class_id)] += 1
+            else:
+                per_class["(no class)"] += 1
+    return dict(per_class.most_common()), arrays
+
+
+def build_report(
+    sent: Sequence[tuple[str, int]], outputs: RecordedOutputs, meta: dict[str, object] | None = None
+) -> dict[str, object]:
+    """The replay report as a JSON-ready dict (see the module docstring for the counting rules)."""
+    outcomes = frame_outcomes(sent, (m for _, m in outputs.timings))
+    processed = [o for o in outcomes if o.outcome in PROCESSED]
+    deadlines = Counter(o.deadline_ms for o in outcomes if o.deadline_ms)  # 0: not set on that frame
+    per_class, arrays = detection_classes(outputs.detections)
+    cameras = {}
+    for cam in dict.fromkeys(o.camera for o in outcomes):
+        mine = [o for o in outcomes if o.camera == cam]
+        cameras[cam] = {
+            "frames": frame_counts(mine),
+            "latency_ms": latency_stats([o.latency_ms for o in mine if o.latency_ms is not None]),
+        }
+    return {
+        **(meta or {}),
+        "deadline_ms": deadlines.most_common(1)[0][0] if deadlines else None,
+        "frames": frame_counts(outcomes),
+        "latency_ms": latency_stats([o.latency_ms for o in processed if o.latency_ms is not None]),
+        "detections": {
+            "arrays": arrays,
+            "total": sum(per_class.values()),
+            "frames_with_detections": sum(1 for _, a in outputs.detections if a.detections),  # type: ignore[attr-defined]
+            "per_class": per_class,
+        },
+        "devices": dict(Counter(o.device for o in processed if o.device).most_common()),
+        "cameras": cameras,
+        "diagnostics_messages": outputs.diagnostics,
+        "per_frame": [asdict(o) for o in outcomes],
+    }
+
+
+def _ms(v: object) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def format_summary(report: dict[str, object]) -> str:
+    """A short table for the terminal."""
+    f: dict = report["frames"]  # type: ignore[assignment]
+    lat: dict = report["latency_ms"]  # type: ignore[assignment]
+    det: dict = report["detections"]  # type: ignore[assignment]
+    budget = report.get("deadline_ms")
+    lines = [
+        f"frames    sent {f['sent']}  processed {f['processed']}  dropped {f['dropped']} "
+        f"(stale {f['stale_drop']}, overload {f['overload_drop']}, lost {f['lost']})  errors {f['errors']}",
+        f"deadline  {_ms(budget)} ms: {f['published']} on time, {f['deadline_misses']} missed",
+        f"latency   p50 {_ms(lat['p50'])}  p95 {_ms(lat['p95'])}  p99 {_ms(lat['p99'])}  max {_ms(lat['max'])} ms",
+    ]
+    classes = ", ".join(f"{k} {v}" for k, v in det["per_class"].items()) or "none"
+    lines.append(f"detected  {det['total']} objects in {det['frames_with_detections']} frames: {classes}")
+    devices = report.get("devices") or {}
+    lines.append("devices   " + (", ".join(f"{k}: {v} frames" for k, v in devices.items()) or "none"))  # type: ignore[union-attr]
+    cams: dict = report.get("cameras") or {}  # type: ignore[assignment]
+    if len(cams) > 1:
+        for cam, c in cams.items():
+            cf, cl = c["frames"], c["latency_ms"]
+            lines.append(
+                f"  {cam}: sent {cf['sent']} processed {cf['processed']} dropped {cf['dropped']} "
+                f"missed {cf['deadline_misses']} p50 {_ms(cl['p50'])} ms"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""Start vehicle_detector node(s) as child processes for a replay, and always stop them again."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ocl_infer.errors import SetupError
+
+NODE_EXECUTABLE = "vehicle_detector"
+
+
+def find_node_executable() -> str:
+    """The vehicle_detector console script beside this interpreter, else on PATH."""
+    local = Path(sys.executable).parent / NODE_EXECUTABLE
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which(NODE_EXECUTABLE)
+    if found is None:
+        raise SetupError(
+            f"{NODE_EXECUTABLE} is not installed (no console script beside {sys.executable} or on PATH): "
+            "run `make setup`, or start the node yourself and use --external"
+        )
+    return found
+
+
+def node_command(topics: Sequence[str], params_file: Path | None, executable: str | None = None) -> list[str]:
+    """One node for all cameras: `image` remapped for one topic, `image_topics` for several; sim time on."""
+    cmd = [executable or find_node_executable(), "--ros-args"]
+    if params_file is not None:
+        cmd += ["--params-file", str(params_file)]
+    cmd += ["-p", "use_sim_time:=true"]
+    if len(topics) == 1:
+        cmd += ["-r", f"image:={topics[0]}"]
+    else:
+        cmd += ["-p", f"image_topics:=[{','.join(topics)}]"]
+    return cmd
+
+
+class DetectorProcesses:
+    """Child node processes with their output in `log_path`; `stop` ends each one (SIGINT, then harder)."""
+
+    def __init__(self, commands: Sequence[Sequence[str]], log_path: Path) -> None:
+        self.commands = [list(c) for c in commands]
+        self.log_path = log_path
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
+        for cmd in self.commands:
+            # Own session: a terminal Ctrl-C reaches only us, and we stop the nodes after the recorder.
+            self.procs.append(
+                subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            )
+
+    def failed(self) -> str | None:
+        """A line naming a node that exited early, with its log's last lines; None while all run."""
+        for cmd, proc in zip(self.commands, self.procs, strict=True):
+            if proc.poll() is not None:
+                name = Path(cmd[0]).name
+                return f"{name} exited with code {proc.returncode}; log {self.log_path}:\n{self.log_tail()}"
+        return None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join("    " + line for line in text[-lines:])
+
+    def stop(self, timeout_s: float = 10.0) -> list[int]:
+        """Stop every child (SIGINT, then SIGTERM, then SIGKILL); returns their exit codes."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout_s
+        for proc in self.procs:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                    break
+                except subprocess.TimeoutExpired:
+                    proc.send_signal(sig)
+                    deadline = time.monotonic() + 3.0
+            else:
+                proc.wait()
+        if hasattr(self, "_log"):
+            self._log.close()
+        return [p.returncode for p in self.procs]

@@ -1,0 +1,273 @@
+"""One replay session: bag → DDS (+ /clock) → vehicle_detector node(s) → recorded outputs → report.
+
+The order matters for a clean result: the clock runs and the recorder listens before the first frame; after
+the last frame we wait until every frame is accounted for (one FrameTiming each) or the outputs go quiet;
+then the output bag is closed before the nodes are stopped, so Ctrl-C at any point leaves a readable bag
+and no child process behind.
+"""
+
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ocl_infer.bag.reader import BagInfo, header_stamp_ns, inspect_bag, iter_raw_messages, open_bag
+from ocl_infer.bag.reader import select_camera_topics as choose_topics
+from ocl_infer.bag.report import OUTCOMES, build_report, read_outputs
+from ocl_infer.errors import BagError, ConfigError, SetupError
+from ocl_infer.ros.replay.player import PlayItem, set_header_stamp
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    bag: Path
+    output_bag: Path | None = None  # None: a temporary bag, removed after the report is built
+    rate: float | None = 1.0  # None: as fast as possible
+    topics: tuple[str, ...] = ()  # () : every Image / CompressedImage topic
+    loop: int = 1
+    params_file: Path | None = None
+    external: bool = False
+    ready_timeout_s: float = 120.0  # node start-up includes model load and kernel builds
+    drain_idle_s: float = 15.0  # give up waiting for outputs after this long without one
+    clock_hz: float = 100.0
+    node_executable: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.rate is not None and not self.rate > 0:
+            raise ConfigError(f"rate: must be > 0, got {self.rate}")
+        if self.loop < 1:
+            raise ConfigError(f"loop: must be ≥ 1, got {self.loop}")
+        if self.params_file is not None and not Path(self.params_file).is_file():
+            raise ConfigError(f"params: no such file {self.params_file}")
+        if self.output_bag is not None and Path(self.output_bag).exists():
+            raise BagError(f"{self.output_bag}: exists already, not overwriting")
+
+
+@dataclass
+class ReplayResult:
+    report: dict[str, object]
+    output_bag: Path | None
+    interrupted: bool = False
+    node_log: Path | None = None
+    sent: list[tuple[str, int]] = field(default_factory=list)
+
+
+class _Progress:
+    """Live counts from FrameTiming messages, drawn as one stderr line."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.lock = threading.Lock()
+        self.sent = 0
+        self.outcomes: dict[str, int] = {}
+        self.last_output = time.monotonic()
+        self._drawn = 0.0
+        self._state = (-1, -1)
+
+    def on_sent(self, _item: PlayItem) -> None:
+        self.sent += 1
+        self.draw()
+
+    def on_timing(self, _topic: str, msg: object) -> None:
+        name = OUTCOMES.get(int(msg.outcome), "other")  # type: ignore[attr-defined]
+        with self.lock:
+            self.outcomes[name] = self.outcomes.get(name, 0) + 1
+            self.last_output = time.monotonic()
+        self.draw()
+
+    @property
+    def accounted(self) -> int:
+        with self.lock:
+            return sum(self.outcomes.values())
+
+    def draw(self, final: bool = False) -> None:
+        if not self.enabled or (not final and time.monotonic() - self._drawn < 0.1):
+            return
+        state = (self.sent, self.accounted)
+        if not final and state == self._state:
+            return
+        self._drawn, self._state = time.monotonic(), state
+        width = 30
+        done = int(width * self.accounted / max(1, self.total))
+        o = self.outcomes
+        processed = o.get("published", 0) + o.get("miss", 0)
+        dropped = o.get("stale_drop", 0) + o.get("overload_drop", 0)
+        line = (
+            f"\r[{'#' * done}{'.' * (width - done)}] sent {self.sent}/{self.total}  processed {processed}  "
+            f"missed {o.get('miss', 0)}  dropped {dropped}"
+        )
+        print(line + ("\n" if final else ""), end="", file=sys.stderr, flush=True)
+
+
+def _items(bag: Path, topics: list[str], info: BagInfo, loops: int) -> Iterator[PlayItem]:
+    """The bag's camera messages, `loops` times; later loops shifted in time (stamps too) to stay monotonic."""
+    count = sum(t.count for t in info.topics if t.name in topics)
+    span = max(0, info.end_ns - info.start_ns)
+    period = span // max(1, count - 1) if count > 1 else 100_000_000
+    for k in range(loops):
+        offset = k * (span + period)
+        reader = open_bag(bag)
+        try:
+            for topic, msgtype, t, raw in iter_raw_messages(reader, topics):
+                stamp = header_stamp_ns(raw) + offset
+                data = set_header_stamp(raw, stamp) if offset else bytes(raw)
+                yield PlayItem(topic, msgtype, t + offset, stamp, data)
+        finally:
+            reader.close()
+
+
+def ensure_local_ros_env() -> None:
+    """DDS discovery on loopback only and the shared-memory profile for big images, unless already set."""
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") or "LOCALHOST"
+    os.environ.pop("ROS_LOCALHOST_ONLY", None)
+    from ocl_infer.paths import repo_root
+
+    root = repo_root()
+    profile = root / "config" / "fastdds_shm.xml" if root else None
+    if profile is not None and profile.is_file():
+        os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(profile))
+
+
+def run_replay(
+    opts: ReplayOptions, log: Callable[[str], None] = print, progress: bool = False
+) -> ReplayResult:
+    """Replay `opts.bag` through detector node(s) and return the report; Ctrl-C ends it cleanly."""
+    ensure_local_ros_env()
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+
+    from ocl_infer.ros.replay.detector_processes import DetectorProcesses, node_command
+    from ocl_infer.ros.replay.player import BagPlayer, SimClock
+    from ocl_infer.ros.replay.recorder import OutputRecorder
+
+    info = inspect_bag(opts.bag)
+    topics, ignored = choose_topics(info, list(opts.topics) or None)
+    types = {t.name: t.msgtype for t in info.topics}
+    counts = {t.name: t.count for t in info.topics}
+    log(f"bag {opts.bag} ({info.storage}, {info.duration_s:.1f} s, {info.message_count} messages)")
+    for t in topics:
+        log(f"  playing  {t}  {types[t]}  {counts[t]} msgs")
+    for t in ignored:
+        log(f"  ignored  {t}  {types[t]}  (not a camera image topic)")
+
+    tmp = None
+    out_bag = opts.output_bag
+    if out_bag is None:
+        tmp = tempfile.TemporaryDirectory(prefix="ocl_infer_replay_")
+        out_bag = Path(tmp.name) / "outputs"
+    storage = info.storage if info.storage in ("sqlite3", "mcap") else "sqlite3"
+    node_log = out_bag.parent / f"{out_bag.name}.nodes.log"
+    total = sum(counts[t] for t in topics) * opts.loop
+
+    procs = None
+    if not opts.external:
+        procs = DetectorProcesses([node_command(topics, opts.params_file, opts.node_executable)], node_log)
+    bar = _Progress(total, progress)
+    context = Context()
+    rclpy.init(context=context)
+    node = executor = spin = recorder = player = None
+    interrupted = False
+    try:
+        if procs is not None:
+            procs.start()
+            log(f"started vehicle_detector (pid {', '.join(str(p.pid) for p in procs.procs)}), log {node_log}")
+        node = Node("ocl_infer_replay", context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        spin = threading.Thread(target=executor.spin, name="replay-spin", daemon=True)
+        spin.start()
+        clock = SimClock(info.start_ns, rate=0.0)  # paused at the first stamp until playback starts
+        player = BagPlayer(node, {t: types[t] for t in topics}, clock, opts.clock_hz)
+        recorder = OutputRecorder(node, out_bag, clock, storage, on_timing=bar.on_timing)
+        player.start_clock()
+        _wait_ready(player, recorder, procs, opts.ready_timeout_s, log)
+        start = time.monotonic()
+        player.play(_items(opts.bag, topics, info, opts.loop), opts.rate, bar.on_sent)
+        bar.last_output = time.monotonic()  # the idle timer starts when the last frame has left
+        _drain(bar, len(player.sent), procs, opts.drain_idle_s)
+        bar.draw(final=True)
+        wall = time.monotonic() - start
+    except KeyboardInterrupt:
+        interrupted = True
+        wall = 0.0
+        if player is not None:
+            player.stop.set()
+        bar.draw(final=True)
+        log("interrupted: closing the output bag and stopping the nodes")
+    finally:
+        if player is not None:
+            player.stop.set()
+            player.stop_clock()
+        if recorder is not None:
+            recorder.close()
+        if executor is not None:
+            executor.shutdown(timeout_sec=2.0)
+        if spin is not None:
+            spin.join(timeout=2.0)
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        if procs is not None:
+            procs.stop()
+    sent = list(player.sent) if player is not None else []
+    meta = {
+        "bag": str(opts.bag),
+        "output_bag": str(opts.output_bag) if opts.output_bag else None,
+        "topics": topics,
+        "ignored_topics": ignored,
+        "rate": opts.rate,
+        "max_speed": opts.rate is None,
+        "loops": opts.loop,
+        "external_nodes": opts.external,
+        "wall_s": round(wall, 3),
+        "interrupted": interrupted,
+    }
+    outputs = read_outputs(out_bag) if recorder is not None else None
+    report = build_report(sent, outputs, meta) if outputs is not None else {**meta}
+    if tmp is not None:
+        tmp.cleanup()
+    return ReplayResult(report, opts.output_bag, interrupted, node_log if procs else None, sent)
+
+
+def _wait_ready(player: object, recorder: object, procs: object, timeout_s: float, log: Callable[[str], None]) -> None:
+    """Until every camera topic has a subscriber and a FrameTiming output is recorded (or timeout → error)."""
+    from ocl_infer.ros.replay.recorder import DETECTIONS, TIMING
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        recorder.discover()  # type: ignore[attr-defined]
+        if procs is not None and (why := procs.failed()):  # type: ignore[attr-defined]
+            raise SetupError(f"vehicle_detector did not start: {why}")
+        subs = player.subscriber_counts()  # type: ignore[attr-defined]
+        timing = recorder.topics(TIMING)  # type: ignore[attr-defined]
+        if all(subs.values()) and timing and recorder.topics(DETECTIONS):  # type: ignore[attr-defined]
+            # Discovery is two-way: give the recorder's readers a moment to match the node's writers.
+            time.sleep(1.0)
+            log(f"node ready: subscribed to {', '.join(subs)}; recording {', '.join(recorder.counts)}")  # type: ignore[attr-defined]
+            return
+        if time.monotonic() > deadline:
+            missing = [t for t, n in subs.items() if not n]
+            raise SetupError(
+                f"no detector ready after {timeout_s:.0f} s: "
+                + (f"no subscriber on {', '.join(missing)}" if missing else "no timing/detections topic published")
+                + ("; is the node running in this ROS_DOMAIN_ID with loopback discovery?" if procs is None else "")
+            )
+        time.sleep(0.1)
+
+
+def _drain(bar: _Progress, sent: int, procs: object, idle_s: float) -> None:
+    """Wait until every sent frame has its FrameTiming, or no output came for `idle_s`, or the node died."""
+    while bar.accounted < sent:
+        if time.monotonic() - bar.last_output > idle_s:
+            return
+        if procs is not None and procs.failed():  # type: ignore[attr-defined]
+            return
+        time.sleep(0.05)
+        bar.draw()

@@ -1,0 +1,65 @@
+"""`ocl-infer bench --quick` as a user runs it: every backend row and every report line is there (no timing asserts)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+OCL_INFER = [sys.executable, "-m", "ocl_infer.cli"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*OCL_INFER, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ}, check=False)
+
+
+def _table_rows(text: str, first_header: str) -> list[list[str]]:
+    """Rows (cells) of the markdown table whose header starts with `first_header`."""
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(f"| {first_header} |"))
+    rows = []
+    for ln in lines[start + 2:]:
+        if not ln.startswith("|"):
+            break
+        rows.append([c.strip() for c in ln.strip("|").split("|")])
+    return rows
+
+
+def test_quick_bench_prints_every_backend_and_writes_the_section(model_dir: Path, tmp_path: Path) -> None:
+    doc = tmp_path / "performance.md"
+    doc.write_text("# Performance\n\nHand-written intro stays.\n")
+    out = _run("bench", "--quick", "--frames", "3", "--write", str(doc))
+    assert out.returncode == 0, out.stderr
+    rows = _table_rows(out.stdout, "size")
+    assert [r[1] for r in rows] == ["onnxruntime", "opencv-dnn", "ours (OpenCL)"]
+    assert all(r[0] == "416" for r in rows)
+    ort, cv = rows[0], rows[1]
+    for r in (ort, cv):  # the references always run: real numbers, p99 >= median
+        assert float(r[2]) > 0 and float(r[3]) >= float(r[2])
+    assert ort[6] == "1.00"
+    ours = rows[2]
+    if ours[2] == "n/a":
+        assert ours[-1], "a row without numbers must say why"
+    assert "sgemm ceiling" in out.stdout and "load average" in out.stdout
+    # The second table: FLOPs counted from the NNEF graph, pre-processing time measured.
+    lines = out.stdout.splitlines()
+    second = next(i for i, ln in enumerate(lines) if ln.startswith("| size | model GFLOP"))
+    cells = [c.strip() for c in lines[second + 2].strip("|").split("|")]
+    assert cells[0] == "416" and abs(float(cells[1]) - 5.56) < 0.01 and float(cells[2]) > 0
+    if ours[2] != "n/a":  # the engine ran: its outputs were compared with onnxruntime's on the same frame
+        assert float(cells[6]) < 1e-3 and float(cells[5]) > 0
+
+    text = doc.read_text()
+    assert text.startswith("# Performance\n\nHand-written intro stays.\n")
+    assert text.count("<!-- bench:begin") == 1 and text.count("<!-- bench:end -->") == 1
+    # Writing again replaces the section instead of adding a second one.
+    again = _run("bench", "--quick", "--frames", "2", "--backends", "onnxruntime", "--write", str(doc))
+    assert again.returncode == 0, again.stderr
+    text = doc.read_text()
+    assert text.count("<!-- bench:begin") == 1 and "frames: 2 timed" in text and "frames: 3 timed" not in text
+
+
+def test_bad_sizes_give_one_clear_line() -> None:
+    out = _run("bench", "--sizes", "416,abc")
+    assert out.returncode == 2
+    assert "--sizes" in out.stderr and "Traceback" not in out.stderr

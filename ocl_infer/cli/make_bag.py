@@ -13,7 +13,11 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     )
     p.add_argument("footage", nargs="+", metavar="VIDEO|IMAGE", help="one video file, or one or more images")
     p.add_argument("-o", "--output", required=True, metavar="BAG", help="bag folder to create")
-    p.add_argument("--topic", default="/camera/image_raw", help="camera topic (default: %(default)s)")
+    p.add_argument(
+        "--topic",
+        default=None,
+        help="camera topic (default: /camera/image_raw, or /camera/image_raw/compressed with --compressed)",
+    )
     p.add_argument("--rate", type=float, default=30.0, help="frame rate of the stamps in Hz (default: %(default)s)")
     p.add_argument("--compressed", action="store_true", help="write sensor_msgs/CompressedImage (jpeg)")
     p.add_argument("--format", choices=("sqlite3", "mcap"), default="sqlite3", help="storage (default: %(default)s)")
@@ -26,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from ocl_infer.bag.writer import ImageBagOptions, write_image_bag
 
     options = ImageBagOptions(
-        topic=args.topic,
+        topic=args.topic or ("/camera/image_raw/compressed" if args.compressed else "/camera/image_raw"),
         rate_hz=args.rate,
         compressed=args.compressed,
         storage=args.format,

@@ -6,16 +6,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ocl_infer.bag.typestore import COMPRESSED_IMAGE, IMAGE
 from ocl_infer.errors import SetupError
 
 NODE_EXECUTABLE = "vehicle_detector"
 
 
 def find_node_executable() -> str:
-    """The vehicle_detector console script beside this interpreter, else on PATH."""
+    """$OCL_INFER_NODE_EXECUTABLE if set, else the vehicle_detector console script beside this interpreter,
+    else on PATH."""
+    override = os.environ.get("OCL_INFER_NODE_EXECUTABLE")
+    if override:
+        return override
     local = Path(sys.executable).parent / NODE_EXECUTABLE
     if local.is_file() and os.access(local, os.X_OK):
         return str(local)
@@ -28,17 +33,50 @@ def find_node_executable() -> str:
     return found
 
 
-def node_command(topics: Sequence[str], params_file: Path | None, executable: str | None = None) -> list[str]:
-    """One node for all cameras: `image` remapped for one topic, `image_topics` for several; sim time on."""
-    cmd = [executable or find_node_executable(), "--ros-args"]
+COMPRESSED_SUFFIX = "/compressed"
+
+
+def _one_node(
+    exe: str, params_file: Path | None, topics: Sequence[str], compressed: bool, name: str | None
+) -> list[str]:
+    cmd = [exe, "--ros-args"]
+    if name is not None:
+        cmd += ["-r", f"__node:={name}"]
     if params_file is not None:
         cmd += ["--params-file", str(params_file)]
-    cmd += ["-p", "use_sim_time:=true"]
+    cmd += ["-p", "use_sim_time:=true", "-p", f"input_type:={'compressed' if compressed else 'raw'}"]
     if len(topics) == 1:
-        cmd += ["-r", f"image:={topics[0]}"]
+        cmd += ["-r", f"{'image/compressed' if compressed else 'image'}:={topics[0]}"]
     else:
-        cmd += ["-p", f"image_topics:=[{','.join(topics)}]"]
+        bases = [t.removesuffix(COMPRESSED_SUFFIX) if compressed else t for t in topics]
+        cmd += ["-p", f"image_topics:=[{','.join(bases)}]"]
     return cmd
+
+
+def node_commands(
+    topics: Mapping[str, str], params_file: Path | None, executable: str | None = None
+) -> list[list[str]]:
+    """Commands for nodes serving `topics` ({topic: msgtype}) with use_sim_time on.
+
+    One node per input type (a node takes either raw or compressed images): a single camera by remapping
+    `image` (or `image/compressed`), several through `image_topics` (compressed topics by their base name, so
+    they must end in /compressed; any that do not get a node of their own).
+    """
+    exe = executable or find_node_executable()
+    raw = [t for t, m in topics.items() if m == IMAGE]
+    compressed = [t for t, m in topics.items() if m == COMPRESSED_IMAGE]
+    groups: list[tuple[list[str], bool]] = []
+    if raw:
+        groups.append((raw, False))
+    conventional = [t for t in compressed if t.endswith(COMPRESSED_SUFFIX)]
+    if conventional:
+        groups.append((conventional, True))
+    groups += [([t], True) for t in compressed if not t.endswith(COMPRESSED_SUFFIX)]
+    # The first node keeps the default name, so a params file written for `vehicle_detector` applies to it.
+    return [
+        _one_node(exe, params_file, group, is_compressed, None if i == 0 else f"vehicle_detector_{i}")
+        for i, (group, is_compressed) in enumerate(groups)
+    ]
 
 
 class DetectorProcesses:

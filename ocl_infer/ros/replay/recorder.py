@@ -45,6 +45,7 @@ class OutputRecorder:
         for msgtype in RECORDED_TYPES:
             require_type(self.store, msgtype)
         self._lock = threading.Lock()
+        self._discover_lock = threading.Lock()
         self.path = path
         self.closed = False
         self._connections: dict[str, str] = {}  # topic → msgtype
@@ -84,6 +85,10 @@ class OutputRecorder:
 
     def discover(self) -> list[str]:
         """Subscribe to output topics that appeared since the last call; returns the new ones."""
+        with self._discover_lock:
+            return self._discover()
+
+    def _discover(self) -> list[str]:
         new = []
         for topic, types in self.node.get_topic_names_and_types():
             if topic in self._subscriptions:

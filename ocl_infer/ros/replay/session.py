@@ -143,7 +143,7 @@ def run_replay(
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
 
-    from ocl_infer.ros.replay.detector_processes import DetectorProcesses, node_command
+    from ocl_infer.ros.replay.detector_processes import DetectorProcesses, node_commands
     from ocl_infer.ros.replay.player import BagPlayer, SimClock
     from ocl_infer.ros.replay.recorder import OutputRecorder
 
@@ -168,7 +168,8 @@ def run_replay(
 
     procs = None
     if not opts.external:
-        procs = DetectorProcesses([node_command(topics, opts.params_file, opts.node_executable)], node_log)
+        commands = node_commands({t: types[t] for t in topics}, opts.params_file, opts.node_executable)
+        procs = DetectorProcesses(commands, node_log)
     bar = _Progress(total, progress)
     context = Context()
     rclpy.init(context=context)
@@ -188,6 +189,7 @@ def run_replay(
         recorder = OutputRecorder(node, out_bag, clock, storage, on_timing=bar.on_timing)
         player.start_clock()
         _wait_ready(player, recorder, procs, opts.ready_timeout_s, log)
+        node.create_timer(0.5, recorder.discover)  # outputs that appear later (/diagnostics, more cameras)
         start = time.monotonic()
         player.play(_items(opts.bag, topics, info, opts.loop), opts.rate, bar.on_sent)
         bar.last_output = time.monotonic()  # the idle timer starts when the last frame has left

@@ -1,0 +1,8 @@
+"""The ROS 2 layer: the only rclpy code of ocl_infer.
+
+Nodes: `vehicle_detector_node` (camera frames -> detections, timed against a deadline) and
+`deadline_monitor_node` (end-to-end latency of any input/output topic pair). The logic they use lives in plain
+modules testable without spinning: `image_conversion` (Image/CompressedImage <-> numpy), `latest_slot`,
+`frame_stats`, `diagnostics`, `options` (NodeOptions), `messages`, `stamp_matcher`.
+Importing this package imports nothing heavy; import the modules you need.
+"""

@@ -1,0 +1,206 @@
+"""NodeOptions: the vehicle_detector's configuration, one frozen dataclass checked once.
+
+`PARAMETERS` is the single table of the node's ROS parameters (name, default, description, range or choices).
+The node declares exactly these; `ocl-infer launch` reads the same names from YAML; config/vehicle_detection.yaml
+lists them all (a test checks). Values are validated in one place, with messages that name the parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ocl_infer.errors import ConfigError
+
+INPUT_TYPES = ("raw", "compressed")
+RELIABILITIES = ("best_effort", "reliable")
+LATE_POLICIES = ("publish", "drop")
+BACKENDS = ("opencl", "onnxruntime")
+INPUT_DEADLINES = ("watchdog", "qos", "off")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One ROS parameter: its default (which also fixes its type), what it means, and what it may be."""
+
+    name: str
+    default: Any
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    # A list parameter with no default (ROS cannot type an empty list): unset means "not used".
+    string_list: bool = False
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("model", "", "Prepared model folder (model.json, model.nnef/); empty: the one `make setup` prepared"),
+    ParamSpec("backend", "opencl", "Inference backend: opencl (our engine) or onnxruntime (reference)",
+              choices=BACKENDS),
+    ParamSpec("devices", "", "OpenCL device selectors, comma separated ('0', 'cl:1', 'gpu', 'all'); "
+              "empty: the first device"),
+    ParamSpec("classes", "", "Class names or ids to report, comma separated; empty: vehicles "
+              "(bicycle, car, motorbike, bus, train, truck)"),
+    ParamSpec("score_threshold", 0.25, "Minimum detection score", 0.0, 1.0),
+    ParamSpec("nms_iou", 0.45, "IoU above which NMS suppresses the weaker box of a class", 0.0, 1.0),
+    ParamSpec("image_topics", None, "Camera image topics served by this node (one Detector shared); unset: one "
+              "camera on 'image'. Outputs go under each topic's namespace", string_list=True),
+    ParamSpec("input_type", "raw", "raw: sensor_msgs/Image on <topic>; compressed: CompressedImage on "
+              "<topic>/compressed", choices=INPUT_TYPES),
+    ParamSpec("qos_reliability", "best_effort", "Image subscription reliability (sensor data: best_effort)",
+              choices=RELIABILITIES),
+    ParamSpec("qos_depth", 1, "Image subscription history depth (1: only the newest frame matters)", 1, 100),
+    ParamSpec("deadline_ms", 100.0, "End-to-end budget: latency = published - image stamp", 1.0, 600000.0),
+    ParamSpec("expected_rate_hz", 10.0, "Expected camera rate; sets the input deadline and stall detection "
+              "(0: unknown, neither is checked)", 0.0, 1000.0),
+    ParamSpec("input_deadline_tolerance", 1.5, "Input deadline = tolerance / expected_rate_hz; each miss of it "
+              "is an input gap", 1.0, 100.0),
+    ParamSpec("input_deadline", "watchdog", "How input gaps are detected. watchdog: the node's own timer (works with "
+              "any camera); qos: a DDS deadline on the image subscription (the camera must offer a deadline <= "
+              "the period, else DDS refuses the match: logged with a hint); off", choices=INPUT_DEADLINES),
+    ParamSpec("stall_periods", 5.0, "Diagnostics ERROR after this many expected periods without a frame",
+              1.0, 1000.0),
+    ParamSpec("late_policy", "publish", "A frame whose latency exceeds deadline_ms (a miss): publish it anyway "
+              "or drop it", choices=LATE_POLICIES),
+    ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics (level changes are published at once)",
+              0.05, 3600.0),
+    ParamSpec("diagnostics_window_s", 5.0, "Window over which rates, latency percentiles and WARN causes count",
+              0.5, 3600.0),
+    ParamSpec("overlay", True, "Publish detections/overlay (boxes drawn on the frame) while someone subscribes"),
+    ParamSpec("frames_in_flight", 1, "Worker threads taking frames (more than 1 only pays with several devices)",
+              1, 16),
+)
+PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    """'a, b,,c' -> ('a', 'b', 'c')."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    """Validated configuration of one vehicle_detector node."""
+
+    model: str = ""
+    backend: str = "opencl"
+    devices: str = ""
+    classes: str = ""
+    score_threshold: float = 0.25
+    nms_iou: float = 0.45
+    image_topics: tuple[str, ...] = ()
+    input_type: str = "raw"
+    qos_reliability: str = "best_effort"
+    qos_depth: int = 1
+    deadline_ms: float = 100.0
+    expected_rate_hz: float = 10.0
+    input_deadline_tolerance: float = 1.5
+    input_deadline: str = "watchdog"
+    stall_periods: float = 5.0
+    late_policy: str = "publish"
+    diagnostics_period_s: float = 1.0
+    diagnostics_window_s: float = 5.0
+    overlay: bool = True
+    frames_in_flight: int = 1
+
+    def __post_init__(self) -> None:
+        for spec in PARAMETERS:
+            value = getattr(self, spec.name)
+            if spec.choices and value not in spec.choices:
+                raise ConfigError(f"parameter {spec.name}: {value!r} is not one of {', '.join(spec.choices)}")
+            if spec.minimum is not None or spec.maximum is not None:
+                if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+                    raise ConfigError(f"parameter {spec.name}: expected a number, got {value!r}")
+                if (spec.minimum is not None and value < spec.minimum) or (
+                    spec.maximum is not None and value > spec.maximum
+                ):
+                    raise ConfigError(
+                        f"parameter {spec.name}: {value} is outside [{spec.minimum}, {spec.maximum}]"
+                    )
+        if len(set(self.image_topics)) != len(self.image_topics):
+            raise ConfigError(f"parameter image_topics: a topic is listed twice: {list(self.image_topics)}")
+        if any(not t or t.endswith("/") or " " in t for t in self.image_topics):
+            raise ConfigError(f"parameter image_topics: invalid topic name in {list(self.image_topics)}")
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """The camera base topics: image_topics, or the single relative topic 'image'."""
+        return self.image_topics or ("image",)
+
+    @property
+    def device_selectors(self) -> str | list[str] | None:
+        """What Detector(devices=...) takes: None (first device), 'all', or a list of selectors."""
+        parts = split_list(self.devices)
+        if not parts:
+            return None
+        if parts == ("all",):
+            return "all"
+        return list(parts)
+
+    @property
+    def class_filter(self) -> list[str | int] | None:
+        """What Detector(classes=...) takes: None (vehicles) or names and ids."""
+        parts = split_list(self.classes)
+        if not parts:
+            return None
+        return [int(p) if p.isdigit() else p for p in parts]
+
+    @property
+    def input_deadline_s(self) -> float | None:
+        """QoS deadline period of the image subscription, or None when the rate is unknown."""
+        if self.expected_rate_hz <= 0 or self.input_deadline == "off":
+            return None
+        return self.input_deadline_tolerance / self.expected_rate_hz
+
+    @property
+    def expected_period_s(self) -> float | None:
+        return None if self.expected_rate_hz <= 0 else 1.0 / self.expected_rate_hz
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> NodeOptions:
+        """Build from parameter name -> value (a ROS params file section, CLI flags); unknown names refused."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known - {"use_sim_time"})
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) {', '.join(unknown)} (known: {', '.join(PARAMETER_NAMES)})")
+        kwargs: dict[str, Any] = {}
+        for spec in PARAMETERS:
+            if spec.name not in values or values[spec.name] is None:
+                continue
+            kwargs[spec.name] = coerce(spec, values[spec.name])
+        return cls(**kwargs)
+
+
+def coerce(spec: ParamSpec, value: Any) -> Any:
+    """A value from YAML/CLI into the parameter's type, or ConfigError naming it."""
+    try:
+        if spec.string_list:
+            if isinstance(value, str):
+                return split_list(value)
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise TypeError
+            return tuple(value)
+        if isinstance(spec.default, bool):
+            if isinstance(value, str) and value.lower() in {"true", "false"}:
+                return value.lower() == "true"
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if isinstance(spec.default, int):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if isinstance(spec.default, float):
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if isinstance(spec.default, str):
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+    except (TypeError, ValueError) as err:
+        kind = "list of strings" if spec.string_list else type(spec.default).__name__
+        raise ConfigError(f"parameter {spec.name}: expected {kind}, got {value!r}") from err
+    return value

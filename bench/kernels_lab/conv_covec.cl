@@ -1,7 +1,7 @@
 // Direct convolution vectorised over OUTPUT CHANNELS: each work-item holds NV float16 vectors (16*NV output
 // channels) x RY rows x NP columns of accumulators in registers; the input value of each position is broadcast.
-// Stride 1, square kernel KS, zero padding PAD; fused bias + leaky(0.1) and, with POOL=2 (RY=2, NP even),
-// a fused 2x2 stride-2 max-pool (leaky is monotonic, so pooling first is exact).
+// Stride 1, square kernel KS, zero padding PAD; fused bias + leaky (LEAKY=1, slope ALPHA < 1) and, with
+// POOL=2 (RY=2, NP even), a fused 2x2 stride-2 max-pool (leaky is monotonic, so pooling first is exact).
 // Layouts: in [CIN][H][W]; wt [COUT_PAD/CO_V][KS][KS][CIN][CO_V]; bias [COUT_PAD]; out [COUT][H'][W'] (NCHW, N=1)
 // with COUT_PAD = COUT rounded up to CO_V (zero weights); H', W' = H, W or H/2, W/2 with POOL=2.
 // Launch: global (ceil(W/NP), ceil(H/RY), COUT_PAD/CO_V), local (1,1,1).
@@ -84,7 +84,7 @@ __kernel void conv_covec(__global const float* restrict in, __global const float
             if (ox >= OW) break;
             float16 m = fmax(fmax(acc[v][0][p], acc[v][0][p + 1]), fmax(acc[v][1][p], acc[v][1][p + 1]));
 #if LEAKY
-            m = fmax(m, m * 0.1f);
+            m = fmax(m, m * ALPHA);
 #endif
             float t[16];
             vstore16(m, 0, t);
@@ -106,7 +106,7 @@ __kernel void conv_covec(__global const float* restrict in, __global const float
                 if (x0 + p >= W) break;
                 float16 s = acc[v][r][p];
 #if LEAKY
-                s = fmax(s, s * 0.1f);
+                s = fmax(s, s * ALPHA);
 #endif
                 float t[16];
                 vstore16(s, 0, t);

@@ -49,7 +49,7 @@ class Covec:
         self.cout_pad = -(-layer.cout // self.cov) * self.cov
         opts = (f"{BUILD_OPTIONS} -DCIN={layer.cin} -DCOUT={layer.cout} -DH={layer.h} -DW={layer.w} -DKS={layer.ks}"
                 f" -DPAD={layer.ks // 2} -DNP={np_} -DNV={nv} -DRY={self.ry} -DLEAKY={int(layer.leaky)}"
-                f" -DPOOL={2 if self.fuses_pool else 0}")
+                f" -DPOOL={2 if self.fuses_pool else 0} -DALPHA=0.1f")
         self.prog = cl.Program(ctx, (HERE / "conv_covec.cl").read_text()).build(opts)
         self.kernel = self.prog.conv_covec
 

@@ -1,0 +1,263 @@
+"""The Detector: frame → letterbox → network (OpenCL engine or onnxruntime) → decode → NMS → image boxes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ocl_infer.detection.decode import Candidates, decode_boxes_scores, decode_yolo_output
+from ocl_infer.detection.description import BoxesScoresHead, ModelDescription, YoloHead, load_description
+from ocl_infer.detection.nms import nms_per_class
+from ocl_infer.detection.preprocess import Letterbox, boxes_to_image, check_image, preprocess
+from ocl_infer.errors import ConfigError, DetectionError, ModelError, SetupError
+
+BACKENDS = ("opencl", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected object: box is (x1, y1, x2, y2) in source-image pixels."""
+
+    class_id: int
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    detections: list[Detection]
+    preprocess_ms: float
+    inference_ms: float
+    postprocess_ms: float
+    device: str
+
+    @property
+    def total_ms(self) -> float:
+        return self.preprocess_ms + self.inference_ms + self.postprocess_ms
+
+
+class _Runner(Protocol):
+    label: str
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def submit(self, feed: dict[str, np.ndarray]) -> Future[dict[str, np.ndarray]]: ...
+
+    def close(self) -> None: ...
+
+
+class _OnnxRunner:
+    """The reference path: onnxruntime on the CPU, running model.onnx."""
+
+    def __init__(self, path: Path, outputs: list[str], threads: int | None) -> None:
+        import onnxruntime as ort
+
+        if not path.is_file():
+            raise ModelError(f"{path} is missing: the onnxruntime backend needs the model's ONNX file")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"{path}: onnxruntime cannot load it ({err})") from err
+        known = {o.name for o in self.session.get_outputs()}
+        missing = [n for n in outputs if n not in known]
+        if missing:
+            raise ModelError(
+                f"{path}: outputs {missing} named in model.json are not in the ONNX graph ({sorted(known)})")
+        self.outputs = outputs
+        self.label = "onnxruntime:cpu"
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self.outputs, self.session.run(self.outputs, feed), strict=True))
+
+    def submit(self, feed: dict[str, np.ndarray]) -> Future[dict[str, np.ndarray]]:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocl_infer-ort")
+            return self._pool.submit(self.run, feed)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+class _EngineRunner:
+    """Our OpenCL engine on model.nnef/ (one or many devices)."""
+
+    def __init__(self, path: Path, devices: Any, options: dict[str, Any]) -> None:
+        try:
+            from ocl_infer.engine import Engine
+        except ImportError as err:
+            raise SetupError(f"the OpenCL engine is not available in this build ({err}); use backend='onnxruntime'"
+                             ) from err
+        if not path.exists():
+            raise ModelError(f"{path} is missing: the opencl backend needs the model's NNEF folder")
+        self.engine = Engine(str(path), devices=devices, **options)
+        try:
+            labels = [s.label for s in self.engine.stats()]
+        except Exception:  # stats are informative only; a missing field must not stop detection
+            labels = []
+        self.label = ",".join(labels) if labels else "opencl"
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.engine.run(feed)
+
+    def submit(self, feed: dict[str, np.ndarray]) -> Future[dict[str, np.ndarray]]:
+        if hasattr(self.engine, "submit"):
+            return self.engine.submit(feed)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocl_infer-engine")
+            return self._pool.submit(self.run, feed)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self.engine.close()
+
+
+class Detector:
+    """Detect objects (by default the COCO vehicle classes) in BGR frames.
+
+    ``model``: a prepared model folder (default: ``paths.default_model_dir()``). ``devices``: engine device
+    selectors (opencl backend). ``classes``: names or ids, ``None`` = vehicles. ``backend``: "opencl" (model.nnef/
+    on our engine) or "onnxruntime" (model.onnx, the reference). Extra keyword options go to the Engine.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        devices: Any = None,
+        classes: list[str | int] | tuple[str | int, ...] | None = None,
+        score_threshold: float = 0.25,
+        nms_iou: float = 0.45,
+        backend: str = "opencl",
+        **engine_options: Any,
+    ) -> None:
+        from ocl_infer.paths import default_model_dir
+
+        if not 0.0 <= float(score_threshold) < 1.0:
+            raise ConfigError(f"score_threshold={score_threshold} must be in [0, 1)")
+        if not 0.0 < float(nms_iou) <= 1.0:
+            raise ConfigError(f"nms_iou={nms_iou} must be in (0, 1]")
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend={backend!r} must be one of {', '.join(BACKENDS)}")
+        self.description: ModelDescription = load_description(model if model is not None else default_model_dir())
+        self.class_ids = self.description.class_ids(classes)
+        self.score_threshold = float(score_threshold)
+        self.nms_iou = float(nms_iou)
+        self.backend = backend
+        outputs = self.description.output_names
+        self._runner: _Runner
+        if backend == "onnxruntime":
+            self._runner = _OnnxRunner(self.description.onnx_path, outputs, engine_options.pop("threads", None))
+        else:
+            self._runner = _EngineRunner(self.description.nnef_path, devices, engine_options)
+        self._closed = False
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.description.classes)
+
+    @property
+    def device(self) -> str:
+        return self._runner.label
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._runner.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DetectionError("this Detector is closed")
+
+    def preprocess(self, image_bgr: np.ndarray) -> tuple[dict[str, np.ndarray], Letterbox]:
+        tensor, box = preprocess(image_bgr, self.description.input)
+        return {self.description.input.name: tensor}, box
+
+    def postprocess(self, outputs: dict[str, np.ndarray], box: Letterbox) -> list[Detection]:
+        """Decode, per-class NMS, map to image pixels and clip; best score first."""
+        desc, spec = self.description, self.description.input
+        head = desc.head
+        if isinstance(head, YoloHead):
+            parts = []
+            for out in head.outputs:
+                if out.name not in outputs:
+                    raise DetectionError(f"model output {out.name!r} is missing (got {sorted(outputs)})")
+                parts.append(decode_yolo_output(outputs[out.name], out, spec.width, spec.height, self.class_ids,
+                                                self.score_threshold))
+            cand = Candidates.concat(parts)
+        else:
+            assert isinstance(head, BoxesScoresHead)
+            cand = decode_boxes_scores(outputs, head, spec.width, spec.height, self.class_ids,
+                                       self.score_threshold, len(desc.classes))
+        keep = nms_per_class(cand.boxes, cand.scores, cand.class_ids, self.nms_iou)
+        boxes = boxes_to_image(cand.boxes[keep], box)
+        return [
+            Detection(int(c), desc.classes[int(c)], float(s), (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
+            for b, s, c in zip(boxes, cand.scores[keep], cand.class_ids[keep], strict=True)
+        ]
+
+    def detect_timed(self, image_bgr: np.ndarray) -> DetectionResult:
+        self._check_open()
+        t0 = time.perf_counter()
+        feed, box = self.preprocess(image_bgr)
+        t1 = time.perf_counter()
+        outputs = self._runner.run(feed)
+        t2 = time.perf_counter()
+        dets = self.postprocess(outputs, box)
+        t3 = time.perf_counter()
+        return DetectionResult(dets, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, self._runner.label)
+
+    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+        return self.detect_timed(image_bgr).detections
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """Several frames; the model's batch is 1, so frames are submitted together and run in flight."""
+        for i, img in enumerate(images):
+            check_image(img, f"images[{i}]")
+        futures = [self.submit(img) for img in images]
+        return [f.result().detections for f in futures]
+
+    def submit(self, image_bgr: np.ndarray) -> Future[DetectionResult]:
+        """Start one frame; the Future gives its DetectionResult (inference_ms includes time queued)."""
+        self._check_open()
+        t0 = time.perf_counter()
+        feed, box = self.preprocess(image_bgr)
+        t1 = time.perf_counter()
+        inner = self._runner.submit(feed)
+        result: Future[DetectionResult] = Future()
+
+        def finish(done: Future[dict[str, np.ndarray]]) -> None:
+            t2 = time.perf_counter()
+            try:
+                dets = self.postprocess(done.result(), box)
+            except BaseException as err:  # hand every failure to the caller through the Future
+                result.set_exception(err)
+                return
+            t3 = time.perf_counter()
+            result.set_result(DetectionResult(dets, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
+                                              self._runner.label))
+
+        inner.add_done_callback(finish)
+        return result

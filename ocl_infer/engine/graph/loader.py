@@ -1,0 +1,124 @@
+"""Load an NNEF model (folder, graph.nnef file or archive) into our immutable Graph, validating everything."""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ocl_infer.engine.graph.archive import extract_archive
+from ocl_infer.engine.graph.dat import read_dat
+from ocl_infer.engine.graph.model import Graph, Op, Tensor, freeze
+from ocl_infer.engine.graph.ops import LOWERED_OPS, SUPPORTED_OPS
+from ocl_infer.errors import ModelError
+
+ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar")
+
+
+def model_folder(model: str | Path) -> Path:
+    """The folder holding graph.nnef for a folder, a graph.nnef path or an archive (extracted safely)."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "graph.nnef").is_file():
+            raise ModelError(f"{path}: model folder has no graph.nnef")
+        return path
+    if path.is_file():
+        if path.name.endswith(ARCHIVE_SUFFIXES):
+            return extract_archive(path)
+        if path.name == "graph.nnef":
+            return path.parent
+        raise ModelError(f"{path}: not an NNEF model (expected a folder with graph.nnef or a .tgz archive)")
+    raise ModelError(f"{path}: model not found")
+
+
+def load_graph(model: str | Path) -> Graph:
+    """Parse, infer shapes, read and validate every `.dat`, and convert to our Graph.
+
+    Unsupported ops raise ModelError naming the op, the tensor it produces and the supported ops."""
+    import nnef
+
+    folder = model_folder(model)
+    graph_file = folder / "graph.nnef"
+    try:
+        ng = nnef.load_graph(str(folder), lowered=LOWERED_OPS, load_variables=False)
+        nnef.infer_shapes(ng)
+    except nnef.Error as err:
+        raise ModelError(f"{graph_file}: {err}") from err
+    except (ValueError, TypeError, KeyError, IndexError, AssertionError) as err:  # shape functions raise these
+        raise ModelError(f"{graph_file}: invalid graph ({type(err).__name__}: {err})") from err
+
+    tensors: dict[str, Tensor] = {}
+    for name, t in ng.tensors.items():
+        shape = tuple(int(d) for d in (t.shape or ()))
+        tensors[name] = Tensor(name=name, shape=shape, dtype=str(t.dtype))
+    ops: list[Op] = []
+    for nop in ng.operations:
+        kind = nop.name
+        outs = _flat_names(nop.outputs.values())
+        if kind == "external":
+            continue
+        if kind == "variable":
+            name = outs[0]
+            label = str(nop.attribs["label"]).lstrip("/")
+            dat = (folder / f"{label}.dat").resolve()
+            if folder.resolve() not in dat.parents:
+                raise ModelError(f"{graph_file}: variable {name} label {label!r} points outside the model folder")
+            data = read_dat(dat, tensors[name].shape, f"variable {name!r}")
+            tensors[name] = Tensor(name, tensors[name].shape, tensors[name].dtype, data)
+            continue
+        if kind == "constant":
+            name = outs[0]
+            shape = tuple(int(d) for d in nop.attribs["shape"])
+            value = np.asarray(nop.attribs["value"], dtype=np.float32)
+            data = np.broadcast_to(value, shape) if value.size == 1 else value.reshape(shape)
+            tensors[name] = Tensor(name, shape, tensors[name].dtype, np.ascontiguousarray(data, dtype=np.float32))
+            continue
+        if kind not in SUPPORTED_OPS:
+            raise ModelError(
+                f"{graph_file}: unsupported op '{kind}' producing tensor '{outs[0] if outs else '?'}'; "
+                f"supported ops: {', '.join(sorted(SUPPORTED_OPS))}")
+        inputs: list[str] = []
+        args: list[tuple[str, Any]] = []
+        for param, value in nop.inputs.items():
+            args.append((param, _plain(value)))
+            for i, v in enumerate(value if isinstance(value, list | tuple) else [value]):
+                if isinstance(v, str):
+                    inputs.append(str(v))
+                else:  # a literal: becomes a rank-0 constant so kernels only ever see tensors
+                    lit = f"{outs[0]}:{param}{i if isinstance(value, list | tuple) else ''}"
+                    tensors[lit] = Tensor(lit, (), "scalar", np.asarray(float(v), dtype=np.float32))
+                    inputs.append(lit)
+        ops.append(Op(kind=kind, inputs=tuple(inputs), outputs=outs, attrs=freeze(dict(nop.attribs)),
+                      args=tuple(args), dtype=str(nop.dtype) if nop.dtype else None))
+    g = Graph(name=str(ng.name), inputs=tuple(str(n) for n in ng.inputs),
+              outputs=tuple(str(n) for n in ng.outputs), tensors=tensors, ops=tuple(ops), source=str(folder))
+    _check_types(g, graph_file)
+    return g
+
+
+def _flat_names(values: Any) -> tuple[str, ...]:
+    names: list[str] = []
+    for v in values:
+        names.extend(str(x) for x in (v if isinstance(v, list | tuple) else [v]))
+    return tuple(names)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _check_types(g: Graph, graph_file: Path) -> None:
+    for name in g.inputs:
+        t = g.tensors[name]
+        if t.dtype != "scalar":
+            raise ModelError(f"{graph_file}: input '{name}' has type {t.dtype}; only scalar (float) inputs run")
+        if not t.shape or any(d <= 0 for d in t.shape):
+            raise ModelError(f"{graph_file}: input '{name}' has no fixed shape ({list(t.shape)})")
+    for op in g.ops:
+        for name in op.outputs:
+            if g.tensors[name].dtype != "scalar":
+                raise ModelError(f"{graph_file}: op '{op.kind}' produces {g.tensors[name].dtype} tensor '{name}'; "
+                                 "only scalar (float) tensors are supported")

@@ -1,0 +1,18 @@
+"""The NNEF ops the engine runs, and the compound fragments the parser lowers into them."""
+
+UNARY_OPS = ("relu", "sigmoid", "tanh", "elu", "exp", "log", "sqrt", "rsqrt", "abs", "neg", "sqr", "rcp",
+             "sign", "floor", "ceil", "round", "copy", "softplus", "leaky_relu", "selu", "silu", "gelu")
+BINARY_OPS = ("add", "sub", "mul", "div", "min", "max", "pow", "prelu")
+SUPPORTED_OPS: frozenset[str] = frozenset((
+    *UNARY_OPS, *BINARY_OPS, "clamp",
+    "conv", "deconv", "linear", "matmul", "batch_normalization",
+    "max_pool", "avg_pool", "box", "mean_reduce", "max_reduce", "min_reduce", "sum_reduce", "softmax",
+    "concat", "split", "slice", "reshape", "squeeze", "unsqueeze", "transpose", "pad",
+    "nearest_upsample", "multilinear_upsample", "add_n",
+))
+# Compound fragments of the NNEF standard library that the parser expands into the ops above.
+LOWERED_OPS = ["separable_conv", "separable_deconv", "planewise_conv", "planewise_deconv", "rms_pool",
+               "local_response_normalization", "l2_normalization", "linear_quantize", "logarithmic_quantize",
+               "moments", "area_downsample", "nearest_downsample", "argmax_pool", "sample", "desample",
+               "local_mean_normalization", "local_variance_normalization", "local_contrast_normalization",
+               "min_max_linear_quantize", "zero_point_linear_quantize"]

@@ -1,0 +1,121 @@
+"""The kernel wrapper contract: one class per op variant, owning its source, build options, weight layout,
+work sizes and argument checks. Wrappers are made from a plan Step without a device; `launches` binds them."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ocl_infer.engine.plan.model import DeviceFacts, Step
+from ocl_infer.errors import KernelError, ModelError
+
+MAX_RANK = 8
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One bound kernel launch: arguments already set, so a run only enqueues."""
+
+    kernel: Any  # pyopencl.Kernel
+    global_size: tuple[int, ...]
+    local_size: tuple[int, ...] | None = None
+
+
+@cache
+def read_source(cl_file: str) -> str:
+    return (Path(__file__).with_name(cl_file)).read_text()
+
+
+class Kernel:
+    """Base of every kernel wrapper. Subclasses set `ops`, `variant`, `cl_file` and implement `launches`."""
+
+    ops: ClassVar[tuple[str, ...]] = ()
+    variant: ClassVar[str] = ""
+    priority: ClassVar[int] = 0  # higher wins among wrappers that support a step
+    cl_file: ClassVar[str] = ""
+
+    def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        self.step = step
+        self.shapes = shapes
+
+    @classmethod
+    def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
+        return step.kind in cls.ops
+
+    def relayout(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
+        """Constant input name -> (new name, array in this kernel's device layout). Default: unchanged."""
+        return {}
+
+    def source(self) -> str:
+        return read_source(self.cl_file)
+
+    def build_options(self) -> str:
+        return ""
+
+    def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
+        raise NotImplementedError
+
+    # helpers shared by the families
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.shapes[name])
+
+    def fail(self, what: str) -> ModelError:
+        return ModelError(f"op {self.step.name}: {what}")
+
+    def kernel_error(self, what: str) -> KernelError:
+        return KernelError(f"{self.variant} kernel for op {self.step.name}: {what}")
+
+
+def size_of(shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        strides[i] = strides[i + 1] * shape[i + 1]
+    return tuple(strides)
+
+
+def nnef_broadcast_strides(in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Strides that read `in_shape` broadcast to `out_shape` the NNEF way: missing dims are trailing 1s."""
+    if len(in_shape) > len(out_shape):
+        extra = in_shape[len(out_shape):]
+        if any(d != 1 for d in extra):
+            raise ValueError(f"shape {list(in_shape)} does not broadcast to {list(out_shape)}")
+        in_shape = in_shape[: len(out_shape)]
+    padded = tuple(in_shape) + (1,) * (len(out_shape) - len(in_shape))
+    strides = contiguous_strides(padded)
+    out = []
+    for d_in, d_out, s in zip(padded, out_shape, strides, strict=True):
+        if d_in == d_out:
+            out.append(s)
+        elif d_in == 1:
+            out.append(0)
+        else:
+            raise ValueError(f"shape {list(in_shape)} does not broadcast to {list(out_shape)}")
+    return tuple(out)
+
+
+def int8(values: tuple[int, ...], fill: int) -> np.ndarray:
+    """An OpenCL int8 argument, right-aligned: unused leading components hold `fill`."""
+    import pyopencl.cltypes as clt
+
+    if len(values) > MAX_RANK:
+        raise ValueError(f"rank {len(values)} exceeds {MAX_RANK}")
+    v = (fill,) * (MAX_RANK - len(values)) + tuple(int(x) for x in values)
+    return clt.make_int8(*v)
+
+
+def global_1d(n: int, group: int = 64) -> tuple[int]:
+    return (max(1, -(-n // group) * group),)
+
+
+def new_kernel(program: Any, name: str) -> Any:
+    """A fresh kernel object: each launch binds its own arguments once, so launches never share one."""
+    import pyopencl as cl
+
+    return cl.Kernel(program, name)

@@ -1,0 +1,135 @@
+// Direct convolution, register blocked: a work-item computes OCB output channels x XB (8) pixels of one output
+// row, as float8 accumulators over x. Weights are laid out at load time as [G][NOCB][ICG][KH][KW][OCB] (zero
+// padded in OCB), so each tap needs one weight vector load and one input vector load for OCB*8 FMAs.
+// Compile-time constants: N IC OC G ICG OCG OCB NOCB IH IW OH OW KH KW SH SW DH DW PT PL ACT.
+// ACT: 0 none, 1 relu, 2 leaky_relu(a0), 3 clamp(a0, a1), 4 sigmoid, 5 tanh, 6 elu(a0).
+
+#define XB 8
+
+inline float activate(const float v, const float a0, const float a1) {
+#if ACT == 1
+    return v > 0.0f ? v : 0.0f;
+#elif ACT == 2
+    return v < 0.0f ? a0 * v : v;
+#elif ACT == 3
+    return fmin(fmax(v, a0), a1);
+#elif ACT == 4
+    return 1.0f / (1.0f + exp(-v));
+#elif ACT == 5
+    return tanh(v);
+#elif ACT == 6
+    return v < 0.0f ? a0 * expm1(v) : v;
+#else
+    return v;
+#endif
+}
+
+#define LANE(k) (((ix + (k) * SW) >= 0 && (ix + (k) * SW) < IW) ? row[ix + (k) * SW] : 0.0f)
+
+__kernel void conv2d_blocked(__global const float* restrict x, __global const float* restrict w,
+                             __global const float* restrict bias, __global float* restrict y,
+                             const float a0, const float a1) {
+    const int xb = get_global_id(0);
+    const int oy = get_global_id(1);
+    const int z = get_global_id(2);
+    if (xb * XB >= OW) return;
+    const int ocb = z % NOCB;
+    const int g = (z / NOCB) % G;
+    const int n = z / (NOCB * G);
+    const int ox0 = xb * XB;
+    float8 acc[OCB];
+#pragma unroll
+    for (int j = 0; j < OCB; ++j) acc[j] = (float8)(0.0f);
+    __global const float* xg = x + (size_t)(n * IC + g * ICG) * (IH * IW);
+    __global const float* wb = w + (size_t)((g * NOCB + ocb) * ICG) * (KH * KW * OCB);
+    const int iy0 = oy * SH - PT;
+    const int ix0 = ox0 * SW - PL;
+    for (int ic = 0; ic < ICG; ++ic) {
+        __global const float* xc = xg + ic * (IH * IW);
+        __global const float* wc = wb + ic * (KH * KW * OCB);
+        for (int ky = 0; ky < KH; ++ky) {
+            const int iy = iy0 + ky * DH;
+            if (iy < 0 || iy >= IH) continue;
+            __global const float* row = xc + iy * IW;
+#pragma unroll
+            for (int kx = 0; kx < KW; ++kx) {
+                const int ix = ix0 + kx * DW;
+                float8 v;
+                if (ix >= 0 && ix + (XB - 1) * SW < IW) {
+#if SW == 1
+                    v = vload8(0, row + ix);
+#else
+                    v = (float8)(row[ix], row[ix + SW], row[ix + 2 * SW], row[ix + 3 * SW], row[ix + 4 * SW],
+                                 row[ix + 5 * SW], row[ix + 6 * SW], row[ix + 7 * SW]);
+#endif
+                } else {
+                    v = (float8)(LANE(0), LANE(1), LANE(2), LANE(3), LANE(4), LANE(5), LANE(6), LANE(7));
+                }
+                __global const float* wp = wc + (ky * KW + kx) * OCB;
+#if OCB == 8
+                const float8 wv = vload8(0, wp);
+                acc[0] = fma((float8)(wv.s0), v, acc[0]);
+                acc[1] = fma((float8)(wv.s1), v, acc[1]);
+                acc[2] = fma((float8)(wv.s2), v, acc[2]);
+                acc[3] = fma((float8)(wv.s3), v, acc[3]);
+                acc[4] = fma((float8)(wv.s4), v, acc[4]);
+                acc[5] = fma((float8)(wv.s5), v, acc[5]);
+                acc[6] = fma((float8)(wv.s6), v, acc[6]);
+                acc[7] = fma((float8)(wv.s7), v, acc[7]);
+#else
+#pragma unroll
+                for (int j = 0; j < OCB; ++j) acc[j] = fma((float8)(wp[j]), v, acc[j]);
+#endif
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < OCB; ++j) {
+        const int oc = ocb * OCB + j;
+        if (oc >= OCG) break;
+        const int c = g * OCG + oc;
+        const float b = bias[c];
+        float8 r = acc[j] + (float8)(b);
+        r = (float8)(activate(r.s0, a0, a1), activate(r.s1, a0, a1), activate(r.s2, a0, a1), activate(r.s3, a0, a1),
+                     activate(r.s4, a0, a1), activate(r.s5, a0, a1), activate(r.s6, a0, a1), activate(r.s7, a0, a1));
+        __global float* out = y + ((size_t)(n * OC + c) * OH + oy) * OW + ox0;
+        if (ox0 + XB <= OW) {
+            vstore8(r, 0, out);
+        } else {
+            float rv[XB];
+            vstore8(r, 0, rv);
+            for (int k = 0; k < OW - ox0; ++k) out[k] = rv[k];
+        }
+    }
+}
+
+// Transposed convolution, gather form: each output pixel sums the input taps that reach it.
+// Filter layout as NNEF: [IC][OCG][KH][KW].
+__kernel void deconv2d(__global const float* restrict x, __global const float* restrict w,
+                       __global const float* restrict bias, __global float* restrict y,
+                       const float a0, const float a1) {
+    const int ox = get_global_id(0);
+    const int oy = get_global_id(1);
+    const int z = get_global_id(2);
+    if (ox >= OW || oy >= OH) return;
+    const int oc = z % OC;
+    const int n = z / OC;
+    const int g = oc / OCG;
+    const int ocg = oc % OCG;
+    float acc = 0.0f;
+    for (int icg = 0; icg < ICG; ++icg) {
+        const int ic = g * ICG + icg;
+        __global const float* plane = x + (size_t)(n * IC + ic) * (IH * IW);
+        __global const float* wk = w + (size_t)(ic * OCG + ocg) * (KH * KW);
+        for (int ky = 0; ky < KH; ++ky) {
+            const int ty = oy + PT - ky * DH;
+            if (ty < 0 || ty % SH != 0 || ty / SH >= IH) continue;
+            for (int kx = 0; kx < KW; ++kx) {
+                const int tx = ox + PL - kx * DW;
+                if (tx < 0 || tx % SW != 0 || tx / SW >= IW) continue;
+                acc = fma(plane[(ty / SH) * IW + tx / SW], wk[ky * KW + kx], acc);
+            }
+        }
+    }
+    y[((size_t)(n * OC + oc) * OH + oy) * OW + ox] = activate(acc + bias[oc], a0, a1);
+}

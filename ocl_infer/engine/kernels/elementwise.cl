@@ -1,0 +1,61 @@
+// Elementwise ops: unary (flat), binary and clamp with NNEF broadcasting (rank 8 strides), channel affine.
+// Included after common.h.cl.
+
+#define UNARY(NAME, EXPR) \
+__kernel void NAME(__global const float* restrict xs, __global float* restrict ys, \
+                   const float a0, const float a1, const int n) { \
+    const int i = get_global_id(0); \
+    if (i < n) { const float x = xs[i]; ys[i] = (EXPR); } \
+}
+
+UNARY(u_relu, x > 0.0f ? x : 0.0f)
+UNARY(u_leaky_relu, x < 0.0f ? a0 * x : x)
+UNARY(u_sigmoid, 1.0f / (1.0f + exp(-x)))
+UNARY(u_tanh, tanh(x))
+UNARY(u_elu, x < 0.0f ? a0 * expm1(x) : x)
+UNARY(u_exp, exp(x))
+UNARY(u_log, log(x))
+UNARY(u_sqrt, sqrt(x))
+UNARY(u_rsqrt, rsqrt(x))
+UNARY(u_abs, fabs(x))
+UNARY(u_neg, -x)
+UNARY(u_sqr, x * x)
+UNARY(u_rcp, 1.0f / x)
+UNARY(u_sign, sign(x))
+UNARY(u_floor, floor(x))
+UNARY(u_ceil, ceil(x))
+UNARY(u_round, rint(x))
+UNARY(u_copy, x)
+UNARY(u_softplus, x > 20.0f ? x : log1p(exp(x)))
+UNARY(u_silu, x / (1.0f + exp(-x)))
+UNARY(u_clamp_scalar, fmin(fmax(x, a0), a1))
+
+#define BINARY(NAME, EXPR) \
+__kernel void NAME(__global const float* as, __global const float* bs, __global float* ys, \
+                   const int8 d, const int8 sa, const int8 sb, const int n) { \
+    const int i = get_global_id(0); \
+    if (i < n) { const float a = as[bidx(i, d, sa)]; const float b = bs[bidx(i, d, sb)]; ys[i] = (EXPR); } \
+}
+
+BINARY(b_add, a + b)
+BINARY(b_sub, a - b)
+BINARY(b_mul, a * b)
+BINARY(b_div, a / b)
+BINARY(b_min, fmin(a, b))
+BINARY(b_max, fmax(a, b))
+BINARY(b_pow, pow(a, b))
+BINARY(b_prelu, a < 0.0f ? b * a : a)
+
+__kernel void t_clamp(__global const float* xs, __global const float* as, __global const float* bs,
+                      __global float* ys, const int8 d, const int8 sx, const int8 sa, const int8 sb, const int n) {
+    const int i = get_global_id(0);
+    if (i < n) ys[i] = fmin(fmax(xs[bidx(i, d, sx)], as[bidx(i, d, sa)]), bs[bidx(i, d, sb)]);
+}
+
+// y = x * scale[c] + shift[c] with c the channel (dim 1): batch normalization folded at plan time.
+__kernel void channel_affine(__global const float* restrict xs, __global const float* restrict scale,
+                             __global const float* restrict shift, __global float* restrict ys,
+                             const int channels, const int inner, const int n) {
+    const int i = get_global_id(0);
+    if (i < n) { const int c = (i / inner) % channels; ys[i] = fma(xs[i], scale[c], shift[c]); }
+}

@@ -1,0 +1,126 @@
+"""Elementwise family: unary ops, binary ops and clamp with NNEF broadcasting, batch norm as channel affine."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ocl_infer.engine.graph.ops import BINARY_OPS, UNARY_OPS
+from ocl_infer.engine.kernels.base import (
+    Kernel,
+    Launch,
+    global_1d,
+    int8,
+    new_kernel,
+    nnef_broadcast_strides,
+    read_source,
+    size_of,
+)
+from ocl_infer.engine.kernels.registry import register
+from ocl_infer.engine.plan.model import DeviceFacts, Step
+
+UNARY_KERNELS = tuple(op for op in UNARY_OPS if op not in ("gelu", "selu"))
+
+
+class _Elementwise(Kernel):
+    cl_file = "elementwise.cl"
+
+    def source(self) -> str:
+        return read_source("common.h.cl") + read_source("elementwise.cl")
+
+
+@register
+class Unary(_Elementwise):
+    ops = UNARY_KERNELS
+    variant = "flat"
+
+    def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
+        n = size_of(self.shape(self.step.outputs[0]))
+        k = new_kernel(program, f"u_{self.step.kind}")
+        alpha = float(self.step.attrs.get("alpha", 1.0 if self.step.kind == "elu" else 0.0))
+        k.set_args(ins[0], outs[0], np.float32(alpha), np.float32(0), np.int32(n))
+        return [Launch(k, global_1d(n))]
+
+
+@register
+class Binary(_Elementwise):
+    ops = (*BINARY_OPS, "add_n")
+    variant = "broadcast"
+
+    @classmethod
+    def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
+        return step.kind in cls.ops and len(shapes[step.outputs[0]]) <= 8
+
+    def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
+        out = self.shape(self.step.outputs[0])
+        n = size_of(out)
+        name = "b_add" if self.step.kind == "add_n" else f"b_{self.step.kind}"
+        try:
+            strides = [nnef_broadcast_strides(self.shape(t), out) for t in self.step.inputs]
+        except ValueError as err:
+            raise self.fail(str(err)) from err
+        d = int8(out, 1)
+        result = []
+        if self.step.kind == "add_n":  # accumulate into the output: y = x0 + x1, then y += x2 ...
+            if len(ins) < 2:
+                raise self.fail("add_n needs at least two inputs")
+            own = nnef_broadcast_strides(out, out)
+            for i in range(1, len(ins)):
+                k = new_kernel(program, name)
+                a, sa = (ins[0], strides[0]) if i == 1 else (outs[0], own)
+                k.set_args(a, ins[i], outs[0], d, int8(sa, 0), int8(strides[i], 0), np.int32(n))
+                result.append(Launch(k, global_1d(n)))
+            return result
+        k = new_kernel(program, name)
+        k.set_args(ins[0], ins[1], outs[0], d, int8(strides[0], 0), int8(strides[1], 0), np.int32(n))
+        return [Launch(k, global_1d(n))]
+
+
+@register
+class Clamp(_Elementwise):
+    ops = ("clamp",)
+    variant = "broadcast"
+
+    def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
+        out = self.shape(self.step.outputs[0])
+        n = size_of(out)
+        try:
+            s = [int8(nnef_broadcast_strides(self.shape(t), out), 0) for t in self.step.inputs]
+        except ValueError as err:
+            raise self.fail(str(err)) from err
+        k = new_kernel(program, "t_clamp")
+        k.set_args(ins[0], ins[1], ins[2], outs[0], int8(out, 1), *s, np.int32(n))
+        return [Launch(k, global_1d(n))]
+
+
+@register
+class BatchNorm(_Elementwise):
+    """batch_normalization not folded into a conv: scale and shift per channel computed once at plan time."""
+
+    ops = ("batch_normalization",)
+    variant = "affine"
+
+    @classmethod
+    def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
+        return step.kind in cls.ops and len(shapes[step.inputs[0]]) >= 2
+
+    def relayout(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
+        names = self.step.inputs[1:5]
+        if not all(n in consts for n in names):
+            raise self.fail("batch_normalization needs constant mean, variance, offset and scale")
+        c = self.shape(self.step.inputs[0])[1]
+        mean, var, offset, scale = (np.broadcast_to(consts[n].astype(np.float64).reshape(-1), (c,)) for n in names)
+        k = scale / np.sqrt(var + float(self.step.attrs["epsilon"]))
+        out = self.step.outputs[0]
+        return {names[0]: (f"{out}:bn_scale", k.astype(np.float32)),
+                names[1]: (f"{out}:bn_shift", (offset - mean * k).astype(np.float32)),
+                names[2]: (f"{out}:bn_unused", np.zeros(1, np.float32)),
+                names[3]: (f"{out}:bn_unused", np.zeros(1, np.float32))}
+
+    def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
+        shape = self.shape(self.step.inputs[0])
+        n = size_of(shape)
+        inner = size_of(shape[2:])
+        k = new_kernel(program, "channel_affine")
+        k.set_args(ins[0], ins[1], ins[2], outs[0], np.int32(shape[1]), np.int32(inner), np.int32(n))
+        return [Launch(k, global_1d(n))]

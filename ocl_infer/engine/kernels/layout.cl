@@ -1,0 +1,66 @@
+// Data movement: strided copies (transpose, slice, concat, split, nearest upsample), pad, linear upsample.
+// Included after common.h.cl.
+
+__kernel void strided_copy(__global const float* src, __global float* dst, const int8 d, const int8 ss,
+                           const int8 ds, const int soff, const int doff, const int n) {
+    const int i = get_global_id(0);
+    if (i < n) dst[doff + bidx(i, d, ds)] = src[soff + bidx(i, d, ss)];
+}
+
+inline int pad_index(int j, const int len, const int border) {
+    // border: 0 constant, 1 replicate, 2 reflect, 3 reflect-even; -1 means "use the constant value"
+    if (j >= 0 && j < len) return j;
+    if (border == 0) return -1;
+    if (border == 1) return clamp(j, 0, len - 1);
+    if (border == 2) { if (len == 1) return 0; j = j < 0 ? -j : 2 * len - 2 - j; return clamp(j, 0, len - 1); }
+    j = j < 0 ? -j - 1 : 2 * len - 1 - j;
+    return clamp(j, 0, len - 1);
+}
+
+__kernel void pad_nd(__global const float* src, __global float* dst, const int8 od, const int8 id,
+                     const int8 is, const int8 before, const int border, const float value, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    int odv[8], idv[8], isv[8], bv[8];
+    vstore8(od, 0, odv); vstore8(id, 0, idv); vstore8(is, 0, isv); vstore8(before, 0, bv);
+    int o = i, off = 0;
+    for (int k = 7; k >= 0; --k) {
+        const int q = o % odv[k];
+        o /= odv[k];
+        const int j = pad_index(q - bv[k], idv[k], border);
+        if (j < 0) { dst[i] = value; return; }
+        off += j * isv[k];
+    }
+    dst[i] = src[off];
+}
+
+// method: 0 symmetric (half pixel), 1 asymmetric, 2 aligned (corners); border: 0 constant, 1 replicate
+inline float src_coord(const int o, const int in, const int out, const int method) {
+    if (method == 0) return ((float)o + 0.5f) * ((float)in / (float)out) - 0.5f;
+    if (method == 1) return (float)o * ((float)in / (float)out);
+    return out > 1 ? (float)o * ((float)(in - 1) / (float)(out - 1)) : 0.0f;
+}
+
+inline float tap(__global const float* plane, int y, int x, const int ih, const int iw, const int border) {
+    if (y < 0 || y >= ih || x < 0 || x >= iw) {
+        if (border == 0) return 0.0f;
+        y = clamp(y, 0, ih - 1);
+        x = clamp(x, 0, iw - 1);
+    }
+    return plane[y * iw + x];
+}
+
+__kernel void linear_upsample2d(__global const float* src, __global float* dst, const int ih, const int iw,
+                                const int oh, const int ow, const int method, const int border, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int ox = i % ow, oy = (i / ow) % oh, p = i / (ow * oh);
+    const float sy = src_coord(oy, ih, oh, method), sx = src_coord(ox, iw, ow, method);
+    const float fy0 = floor(sy), fx0 = floor(sx);
+    const float wy = sy - fy0, wx = sx - fx0;
+    const int y0 = (int)fy0, x0 = (int)fx0;
+    __global const float* plane = src + (size_t)p * ih * iw;
+    const float top = (1.0f - wx) * tap(plane, y0, x0, ih, iw, border) + wx * tap(plane, y0, x0 + 1, ih, iw, border);
+    const float bot = (1.0f - wx) * tap(plane, y0 + 1, x0, ih, iw, border) + wx * tap(plane, y0 + 1, x0 + 1, ih, iw, border);
+    dst[i] = (1.0f - wy) * top + wy * bot;
+}

@@ -1,0 +1,151 @@
+"""Data movement family: one strided-copy kernel does transpose, slice, concat, split, copy and nearest
+upsample (as a broadcast view); pad and multilinear upsample have their own kernels."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ocl_infer.engine.kernels.base import (
+    MAX_RANK,
+    Kernel,
+    Launch,
+    contiguous_strides,
+    global_1d,
+    int8,
+    new_kernel,
+    read_source,
+    size_of,
+)
+from ocl_infer.engine.kernels.registry import register
+from ocl_infer.engine.plan.model import DeviceFacts, Step
+
+_BORDERS = {"constant": 0, "replicate": 1, "reflect": 2, "reflect-even": 3}
+_METHODS = {"symmetric": 0, "asymmetric": 1, "aligned": 2}
+
+
+class _Layout(Kernel):
+    cl_file = "layout.cl"
+
+    def source(self) -> str:
+        return read_source("common.h.cl") + read_source("layout.cl")
+
+    def copy_launch(self, program: Any, src: Any, dst: Any, dims: tuple[int, ...], ss: tuple[int, ...],
+                    ds: tuple[int, ...], soff: int = 0, doff: int = 0) -> Launch:
+        if len(dims) > MAX_RANK:
+            raise self.fail(f"rank {len(dims)} exceeds {MAX_RANK}")
+        n = size_of(dims)
+        k = new_kernel(program, "strided_copy")
+        k.set_args(src, dst, int8(dims, 1), int8(ss, 0), int8(ds, 0), np.int32(soff), np.int32(doff), np.int32(n))
+        return Launch(k, global_1d(n))
+
+
+@register
+class StridedCopy(_Layout):
+    ops = ("copy", "reshape", "squeeze", "unsqueeze", "transpose", "slice", "concat", "split", "nearest_upsample")
+    variant = "strided"
+
+    @classmethod
+    def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
+        if step.kind == "nearest_upsample":
+            return step.kind in cls.ops and len(shapes[step.inputs[0]]) <= 4
+        return step.kind in cls.ops
+
+    def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
+        kind, a = self.step.kind, self.step.attrs
+        x, y = self.shape(self.step.inputs[0]), self.shape(self.step.outputs[0])
+        if kind in ("copy", "reshape", "squeeze", "unsqueeze"):
+            n = size_of(y)
+            return [self.copy_launch(program, ins[0], outs[0], (n,), (1,), (1,))]
+        if kind == "transpose":
+            perm = list(a["axes"]) + list(range(len(a["axes"]), len(x)))
+            xs = contiguous_strides(x)
+            return [self.copy_launch(program, ins[0], outs[0], y, tuple(xs[p] for p in perm), contiguous_strides(y))]
+        if kind == "slice":
+            xs = contiguous_strides(x)
+            ss, off = list(xs), 0
+            steps = a.get("stride") or (1,) * len(a["axes"])
+            for axis, begin, end, step in zip(a["axes"], a["begin"], a["end"], steps, strict=True):
+                axis = axis % len(x)
+                b = _slice_begin(begin, end, step, x[axis])
+                off += b * xs[axis]
+                ss[axis] = xs[axis] * step
+            return [self.copy_launch(program, ins[0], outs[0], y, tuple(ss), contiguous_strides(y), soff=off)]
+        if kind == "concat":
+            axis = a["axis"] % len(y)
+            ys, off, res = contiguous_strides(y), 0, []
+            for buf, name in zip(ins, self.step.inputs, strict=True):
+                s = self.shape(name)
+                if size_of(s):
+                    res.append(self.copy_launch(program, buf, outs[0], s, contiguous_strides(s), ys, doff=off))
+                off += s[axis] * ys[axis]
+            return res
+        if kind == "split":
+            axis = a["axis"] % len(x)
+            xs, off, res = contiguous_strides(x), 0, []
+            for buf, name in zip(outs, self.step.outputs, strict=True):
+                s = self.shape(name)
+                if size_of(s):
+                    res.append(self.copy_launch(program, ins[0], buf, s, xs, contiguous_strides(s), soff=off))
+                off += s[axis] * xs[axis]
+            return res
+        if kind == "nearest_upsample":  # view the output as (..., H, fh, W, fw) reading the input with 0 strides
+            f = tuple(a["factor"])
+            lead = x[: len(x) - len(f)]
+            dims, ss = list(lead), list(contiguous_strides(x)[: len(lead)])
+            xs = contiguous_strides(x)
+            for i, fi in enumerate(f):
+                axis = len(lead) + i
+                dims += [x[axis], fi]
+                ss += [xs[axis], 0]
+            return [self.copy_launch(program, ins[0], outs[0], tuple(dims), tuple(ss), contiguous_strides(tuple(dims)))]
+        raise self.fail(f"strided copy cannot run {kind}")
+
+
+def _slice_begin(begin: int, end: int, step: int, length: int) -> int:
+    """The first index a slice reads: negative begins count from the end; clamped into the axis."""
+    b = begin + length if begin < 0 else begin
+    return min(max(b, 0), length - 1)
+
+
+@register
+class Pad(_Layout):
+    ops = ("pad",)
+    variant = "nd"
+
+    @classmethod
+    def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
+        return step.kind in cls.ops and step.attrs.get("border", "constant") in _BORDERS
+
+    def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
+        x, y = self.shape(self.step.inputs[0]), self.shape(self.step.outputs[0])
+        padding = list(self.step.attrs["padding"]) + [(0, 0)] * (len(x) - len(self.step.attrs["padding"]))
+        n = size_of(y)
+        k = new_kernel(program, "pad_nd")
+        k.set_args(ins[0], outs[0], int8(y, 1), int8(x, 1), int8(contiguous_strides(x), 0),
+                   int8(tuple(p[0] for p in padding), 0), np.int32(_BORDERS[self.step.attrs.get("border", "constant")]),
+                   np.float32(self.step.attrs.get("value", 0.0)), np.int32(n))
+        return [Launch(k, global_1d(n))]
+
+
+@register
+class LinearUpsample(_Layout):
+    ops = ("multilinear_upsample",)
+    variant = "2d"
+
+    @classmethod
+    def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
+        a = step.attrs
+        return (step.kind in cls.ops and len(shapes[step.inputs[0]]) == 4 and len(a["factor"]) == 2
+                and a.get("method", "symmetric") in _METHODS
+                and a.get("border", "replicate") in ("constant", "replicate"))
+
+    def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
+        x, y = self.shape(self.step.inputs[0]), self.shape(self.step.outputs[0])
+        n = size_of(y)
+        a = self.step.attrs
+        k = new_kernel(program, "linear_upsample2d")
+        k.set_args(ins[0], outs[0], np.int32(x[2]), np.int32(x[3]), np.int32(y[2]), np.int32(y[3]),
+                   np.int32(_METHODS[a.get("method", "symmetric")]),
+                   np.int32(1 if a.get("border", "replicate") == "replicate" else 0), np.int32(n))
+        return [Launch(k, global_1d(n))]

@@ -1,0 +1,73 @@
+// Pooling over the last two dims, reductions over any axes, softmax over any axes. After common.h.cl.
+
+inline int border_index(int j, const int len, const int border) {
+    // border: 2 replicate, 3 reflect, 4 reflect-even (0 ignore and 1 constant never get here)
+    if (border == 2) return clamp(j, 0, len - 1);
+    if (border == 3) { if (len == 1) return 0; j = j < 0 ? -j : 2 * len - 2 - j; return clamp(j, 0, len - 1); }
+    j = j < 0 ? -j - 1 : 2 * len - 1 - j;
+    return clamp(j, 0, len - 1);
+}
+
+// mode: 0 max, 1 avg, 2 box (sum); border: 0 ignore, 1 constant (zero), 2 replicate, 3 reflect, 4 reflect-even
+__kernel void pool2d(__global const float* src, __global float* dst, const int ih, const int iw, const int oh,
+                     const int ow, const int kh, const int kw, const int sh, const int sw, const int dh,
+                     const int dw, const int pt, const int pl, const int border, const int mode, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int ox = i % ow, oy = (i / ow) % oh, p = i / (ow * oh);
+    __global const float* plane = src + (size_t)p * ih * iw;
+    float acc = mode == 0 ? -INFINITY : 0.0f;
+    int count = 0;
+    for (int ky = 0; ky < kh; ++ky) {
+        int y = oy * sh - pt + ky * dh;
+        const bool yin = y >= 0 && y < ih;
+        for (int kx = 0; kx < kw; ++kx) {
+            int x = ox * sw - pl + kx * dw;
+            float v;
+            if (yin && x >= 0 && x < iw) {
+                v = plane[y * iw + x];
+            } else if (border == 0) {
+                continue;
+            } else if (border == 1) {
+                v = 0.0f;
+            } else {
+                v = plane[border_index(y, ih, border) * iw + border_index(x, iw, border)];
+            }
+            acc = mode == 0 ? fmax(acc, v) : acc + v;
+            ++count;
+        }
+    }
+    if (mode == 1) acc = border == 0 ? acc / (float)max(count, 1) : acc / (float)(kh * kw);
+    dst[i] = acc;
+}
+
+// Output element i is at input offset bidx(i, od, os); the reduced elements are bidx(r, rd, rs) from there.
+// mode: 0 sum, 1 mean, 2 max, 3 min
+__kernel void reduce_axes(__global const float* src, __global float* dst, const int8 od, const int8 os,
+                          const int8 rd, const int8 rs, const int nred, const int mode, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int base = bidx(i, od, os);
+    float acc = mode == 2 ? -INFINITY : (mode == 3 ? INFINITY : 0.0f);
+    for (int r = 0; r < nred; ++r) {
+        const float v = src[base + bidx(r, rd, rs)];
+        acc = mode == 2 ? fmax(acc, v) : (mode == 3 ? fmin(acc, v) : acc + v);
+    }
+    dst[i] = mode == 1 ? acc / (float)nred : acc;
+}
+
+__kernel void softmax_axes(__global const float* src, __global float* dst, const int8 od, const int8 os,
+                           const int8 rd, const int8 rs, const int nred, const int mode, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int base = bidx(i, od, os);
+    float m = -INFINITY;
+    for (int r = 0; r < nred; ++r) m = fmax(m, src[base + bidx(r, rd, rs)]);
+    float s = 0.0f;
+    for (int r = 0; r < nred; ++r) s += exp(src[base + bidx(r, rd, rs)] - m);
+    const float inv = 1.0f / s;
+    for (int r = 0; r < nred; ++r) {
+        const int off = base + bidx(r, rd, rs);
+        dst[off] = exp(src[off] - m) * inv;
+    }
+}

@@ -1,0 +1,92 @@
+"""Pooling and reduction family: max/avg/box pooling (all border modes), mean/max/min/sum reduce, softmax."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ocl_infer.engine.kernels.base import (
+    Kernel,
+    Launch,
+    contiguous_strides,
+    global_1d,
+    int8,
+    new_kernel,
+    read_source,
+    size_of,
+)
+from ocl_infer.engine.kernels.registry import register
+from ocl_infer.engine.plan.model import DeviceFacts, Step
+
+_POOL_BORDERS = {"ignore": 0, "constant": 1, "replicate": 2, "reflect": 3, "reflect-even": 4}
+_POOL_MODES = {"max_pool": 0, "avg_pool": 1, "box": 2}
+_REDUCE_MODES = {"sum_reduce": 0, "mean_reduce": 1, "max_reduce": 2, "min_reduce": 3, "softmax": 0}
+
+
+def auto_padding(size: int, out: int, k: int, stride: int, dil: int) -> tuple[int, int]:
+    """NNEF's padding when the attribute is []: 'same' style, the odd pixel at the back."""
+    total = max(0, (out - 1) * stride + (k - 1) * dil + 1 - size)
+    return total // 2, total - total // 2
+
+
+class _Pool(Kernel):
+    cl_file = "pool.cl"
+
+    def source(self) -> str:
+        return read_source("common.h.cl") + read_source("pool.cl")
+
+
+@register
+class Pool2d(_Pool):
+    ops = ("max_pool", "avg_pool", "box")
+    variant = "2d"
+
+    @classmethod
+    def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
+        if step.kind not in cls.ops or step.attrs.get("border", "constant") not in _POOL_BORDERS:
+            return False
+        rank = len(shapes[step.inputs[0]])
+        size, stride = step.attrs["size"], step.attrs.get("stride") or (1,) * rank
+        pads = step.attrs.get("padding") or ()
+        lead = rank - 2
+        return (rank >= 2 and all(s == 1 for s in size[:lead]) and all(s == 1 for s in stride[:lead])
+                and all(tuple(p) == (0, 0) for p in pads[:lead]))
+
+    def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
+        a = self.step.attrs
+        x, y = self.shape(self.step.inputs[0]), self.shape(self.step.outputs[0])
+        rank = len(x)
+        kh, kw = a["size"][-2:]
+        sh, sw = (a.get("stride") or (1,) * rank)[-2:]
+        dh, dw = (a.get("dilation") or (1,) * rank)[-2:]
+        pads = a.get("padding") or ()
+        if pads:
+            pt, pl = pads[-2][0], pads[-1][0]
+        else:
+            pt = auto_padding(x[-2], y[-2], kh, sh, dh)[0]
+            pl = auto_padding(x[-1], y[-1], kw, sw, dw)[0]
+        n = size_of(y)
+        k = new_kernel(program, "pool2d")
+        k.set_args(ins[0], outs[0], *(np.int32(v) for v in (x[-2], x[-1], y[-2], y[-1], kh, kw, sh, sw, dh, dw,
+                                                            pt, pl, _POOL_BORDERS[a.get("border", "constant")],
+                                                            _POOL_MODES[self.step.kind], n)))
+        return [Launch(k, global_1d(n))]
+
+
+@register
+class ReduceAxes(_Pool):
+    ops = ("sum_reduce", "mean_reduce", "max_reduce", "min_reduce", "softmax")
+    variant = "axes"
+
+    def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
+        x = self.shape(self.step.inputs[0])
+        axes = sorted({ax % len(x) for ax in self.step.attrs.get("axes", (1,))})
+        xs = contiguous_strides(x)
+        keep = [d for d in range(len(x)) if d not in axes]
+        od, os = tuple(x[d] for d in keep), tuple(xs[d] for d in keep)
+        rd, rs = tuple(x[d] for d in axes), tuple(xs[d] for d in axes)
+        n, nred = size_of(od), size_of(rd)
+        k = new_kernel(program, "softmax_axes") if self.step.kind == "softmax" else new_kernel(program, "reduce_axes")
+        k.set_args(ins[0], outs[0], int8(od, 1), int8(os, 0), int8(rd, 1), int8(rs, 0), np.int32(nred),
+                   np.int32(_REDUCE_MODES[self.step.kind]), np.int32(n))
+        return [Launch(k, global_1d(n))]

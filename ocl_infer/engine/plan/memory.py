@@ -1,0 +1,58 @@
+"""Buffer plan by liveness: tensors whose lifetimes do not overlap share a buffer slot."""
+
+from collections.abc import Sequence
+
+from ocl_infer.engine.plan.model import BufferPlan, Step
+
+
+def plan_buffers(steps: Sequence[Step], shapes: dict[str, tuple[int, ...]], inputs: Sequence[str],
+                 outputs: Sequence[str]) -> BufferPlan:
+    """Assign every activation to a storage (aliases share one) and every unpinned storage to a slot.
+
+    Graph inputs and outputs are pinned: the host writes/reads them, so they are never reused. A step's
+    outputs never share a slot with its own inputs (its inputs are released only after it)."""
+    storage_of: dict[str, str] = {n: n for n in inputs}
+    for step in steps:
+        if step.variant == "alias":
+            storage_of[step.outputs[0]] = storage_of.get(step.inputs[0], step.inputs[0])
+        else:
+            for o in step.outputs:
+                storage_of[o] = o
+    pinned = set(inputs) | {storage_of[o] for o in outputs if o in storage_of}
+    nbytes: dict[str, int] = {}
+    for t, root in storage_of.items():
+        n = 4
+        for d in shapes[t]:
+            n *= d
+        nbytes[root] = max(nbytes.get(root, 0), n)
+    last_use: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        for t in (*step.inputs, *step.outputs):
+            if t in storage_of:
+                last_use[storage_of[t]] = i
+    slot_bytes: list[int] = []
+    slot_of: dict[str, int] = {}
+    free: list[int] = []
+    for i, step in enumerate(steps):
+        for o in step.outputs:
+            root = storage_of[o]
+            if root in pinned or root in slot_of or step.variant == "alias":
+                continue
+            need = nbytes[root]
+            fits = [s for s in free if slot_bytes[s] >= need]
+            if fits:
+                slot = min(fits, key=lambda s: slot_bytes[s])
+            elif free:  # grow the biggest free slot rather than open a new one
+                slot = max(free, key=lambda s: slot_bytes[s])
+                slot_bytes[slot] = need
+            else:
+                slot = len(slot_bytes)
+                slot_bytes.append(need)
+            if slot in free:
+                free.remove(slot)
+            slot_of[root] = slot
+        for root, slot in slot_of.items():
+            if last_use.get(root, -1) == i and slot not in free:
+                free.append(slot)
+    return BufferPlan(storage_of=storage_of, slot_of=slot_of, slot_bytes=tuple(slot_bytes),
+                      pinned_bytes={r: nbytes[r] for r in sorted(pinned)})

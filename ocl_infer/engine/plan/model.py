@@ -1,0 +1,68 @@
+"""What the planner produces: steps with a chosen kernel, constants to upload, and a buffer plan."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What kernel choice may depend on; plain data so plans are made and tested without a device."""
+
+    type: str = "cpu"
+    compute_units: int = 1
+    local_mem_bytes: int = 32768
+    max_work_group_size: int = 4096
+    fp16: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kernel launch group. `variant` keys the kernel registry; "alias" steps launch nothing."""
+
+    kind: str
+    variant: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: Mapping[str, Any]
+    name: str  # the NNEF op(s) it came from, for messages
+
+
+@dataclass(frozen=True)
+class BufferPlan:
+    """Activations share `slots` by liveness; graph inputs/outputs are `pinned` (own buffer each).
+
+    `storage_of` maps every activation tensor to the tensor whose buffer it uses (itself unless aliased)."""
+
+    storage_of: Mapping[str, str]
+    slot_of: Mapping[str, int]
+    slot_bytes: tuple[int, ...]
+    pinned_bytes: Mapping[str, int]
+
+    @property
+    def activation_bytes(self) -> int:
+        return sum(self.slot_bytes) + sum(self.pinned_bytes.values())
+
+
+@dataclass(frozen=True)
+class Plan:
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    shapes: Mapping[str, tuple[int, ...]]
+    steps: tuple[Step, ...]
+    constants: Mapping[str, np.ndarray] = field(repr=False)  # device layout, uploaded once per device
+    buffers: BufferPlan = field(repr=False)
+
+    @property
+    def weights_bytes(self) -> int:
+        return sum(int(a.nbytes) for a in self.constants.values())
+
+    @property
+    def peak_bytes(self) -> int:
+        """Planned device memory: weights plus activations at their peak."""
+        return self.weights_bytes + self.buffers.activation_bytes
+
+    def size(self, name: str) -> int:
+        return int(np.prod(self.shapes[name], dtype=np.int64))

@@ -1,0 +1,161 @@
+"""Graph -> Plan: constant folding, batch-norm folding, conv/linear + activation fusion, aliases, kernel choice,
+weight re-layout and the buffer plan. Pure Python and numpy; no device needed."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from ocl_infer.engine.graph.model import Graph
+from ocl_infer.engine.plan.memory import plan_buffers
+from ocl_infer.engine.plan.model import DeviceFacts, Plan, Step
+from ocl_infer.errors import ModelError
+
+# Activations a conv/linear kernel applies at its store; the codes are the kernels' ACT_* constants.
+FUSABLE_ACTIVATIONS = ("relu", "leaky_relu", "clamp", "sigmoid", "tanh", "elu")
+ALIAS_OPS = ("reshape", "squeeze", "unsqueeze", "copy")
+
+
+@dataclass
+class _Draft:
+    kind: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any]
+    name: str
+    variant: str = ""
+    fused: list[str] = field(default_factory=list)
+
+
+def _scalar_const(consts: dict[str, np.ndarray], name: str) -> float | None:
+    a = consts.get(name)
+    return float(a.reshape(-1)[0]) if a is not None and a.size == 1 else None
+
+
+def _fold_constant(d: _Draft, consts: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]) -> bool:
+    """Evaluate shape-only ops on constants at plan time (e.g. unsqueeze of a PReLU slope)."""
+    if d.kind not in ("reshape", "squeeze", "unsqueeze", "copy", "transpose") or d.inputs[0] not in consts:
+        return False
+    x = consts[d.inputs[0]]
+    out = np.transpose(x, d.attrs["axes"]) if d.kind == "transpose" else x.reshape(shapes[d.outputs[0]])
+    consts[d.outputs[0]] = np.ascontiguousarray(out, dtype=np.float32)
+    return True
+
+
+def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
+              choose: Callable[[Step, dict[str, tuple[int, ...]], DeviceFacts], Any] | None = None) -> Plan:
+    """Make the execution plan of `graph` for a device described by `facts`.
+
+    `choose(step, shapes, facts)` returns the kernel class for a step (default: the kernel registry)."""
+    from ocl_infer.engine.kernels.registry import choose_kernel
+
+    facts = facts or DeviceFacts()
+    choose = choose or choose_kernel
+    shapes = {n: t.shape for n, t in graph.tensors.items()}
+    consts = {n: t.data for n, t in graph.tensors.items() if t.data is not None}
+    outputs = set(graph.outputs)
+    drafts: list[_Draft] = []
+    for op in graph.ops:
+        d = _Draft(op.kind, list(op.inputs), list(op.outputs), dict(op.attrs), op.name)
+        if not _fold_constant(d, consts, shapes):
+            drafts.append(d)
+    if fuse:
+        drafts = _fold_batch_norm(drafts, consts, shapes, outputs)
+        drafts = _fuse_activations(drafts, consts, outputs)
+    _mark_aliases(drafts)
+    steps: list[Step] = []
+    device_consts: dict[str, np.ndarray] = {}
+    for d in drafts:
+        missing = [n for n in d.inputs if n not in shapes]
+        if missing:
+            raise ModelError(f"{graph.source}: op {d.name} reads unknown tensor(s) {missing}")
+        step = Step(d.kind, d.variant, tuple(d.inputs), tuple(d.outputs), MappingProxyType(dict(d.attrs)),
+                    " + ".join([d.name, *d.fused]))
+        if d.variant != "alias":
+            cls = choose(step, shapes, facts)
+            kernel = cls(step, shapes)
+            renamed = kernel.relayout({n: consts[n] for n in step.inputs if n in consts})
+            new_inputs = list(step.inputs)
+            for i, n in enumerate(step.inputs):
+                if n in renamed:
+                    key, arr = renamed[n]
+                    device_consts[key] = np.ascontiguousarray(arr, dtype=np.float32)
+                    shapes[key] = tuple(arr.shape)
+                    new_inputs[i] = key
+                elif n in consts:
+                    device_consts[n] = np.ascontiguousarray(consts[n], dtype=np.float32)
+            step = Step(step.kind, cls.variant, tuple(new_inputs), step.outputs, step.attrs, step.name)
+        steps.append(step)
+    for name in graph.outputs:
+        if name in consts or name in graph.inputs:
+            raise ModelError(f"{graph.source}: output '{name}' is a constant or an input; nothing to compute")
+    buffers = plan_buffers(steps, shapes, graph.inputs, graph.outputs)
+    return Plan(inputs=graph.inputs, outputs=graph.outputs, shapes=MappingProxyType(shapes),
+                steps=tuple(steps), constants=MappingProxyType(device_consts), buffers=buffers)
+
+
+def _single_consumer(drafts: list[_Draft], name: str, outputs: set[str]) -> _Draft | None:
+    users = [d for d in drafts if name in d.inputs]
+    return users[0] if len(users) == 1 and name not in outputs else None
+
+
+def _fold_batch_norm(drafts: list[_Draft], consts: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
+                     outputs: set[str]) -> list[_Draft]:
+    """conv -> batch_normalization becomes one conv with scaled weights and shifted bias (float64 math)."""
+    out: list[_Draft] = []
+    removed: set[int] = set()
+    for d in drafts:
+        if id(d) in removed:
+            continue
+        if d.kind == "conv" and all(n in consts for n in d.inputs[1:]):
+            bn = _single_consumer(drafts, d.outputs[0], outputs)
+            if bn is not None and bn.kind == "batch_normalization" and all(n in consts for n in bn.inputs[1:]):
+                mean, var, offset, scale = (consts[n].astype(np.float64).reshape(-1) for n in bn.inputs[1:5])
+                oc = shapes[d.inputs[1]][0]
+                k = np.broadcast_to(scale / np.sqrt(var + float(bn.attrs["epsilon"])), (oc,))
+                w = consts[d.inputs[1]].astype(np.float64) * k.reshape(-1, *([1] * (len(shapes[d.inputs[1]]) - 1)))
+                b = consts[d.inputs[2]].astype(np.float64).reshape(-1) if len(d.inputs) > 2 else np.zeros(1)
+                b = np.broadcast_to((np.broadcast_to(b, (oc,)) - mean) * k + offset, (oc,))
+                wn, bn_name = f"{bn.outputs[0]}:filter", f"{bn.outputs[0]}:bias"
+                consts[wn], consts[bn_name] = w.astype(np.float32), b.reshape(1, oc).astype(np.float32)
+                shapes[wn], shapes[bn_name] = consts[wn].shape, (1, oc)
+                d = _Draft("conv", [d.inputs[0], wn, bn_name], [bn.outputs[0]], d.attrs, d.name, fused=[bn.name])
+                removed.add(id(bn))
+        out.append(d)
+    return out
+
+
+def _fuse_activations(drafts: list[_Draft], consts: dict[str, np.ndarray], outputs: set[str]) -> list[_Draft]:
+    out: list[_Draft] = []
+    removed: set[int] = set()
+    for d in drafts:
+        if id(d) in removed:
+            continue
+        if d.kind in ("conv", "linear") and "activation" not in d.attrs:
+            act = _single_consumer(drafts, d.outputs[0], outputs)
+            params = _activation_params(act, consts) if act is not None else None
+            if act is not None and params is not None:
+                d = _Draft(d.kind, d.inputs, [act.outputs[0]], {**d.attrs, "activation": params}, d.name,
+                           fused=[*d.fused, act.name])
+                removed.add(id(act))
+        out.append(d)
+    return out
+
+
+def _activation_params(act: _Draft, consts: dict[str, np.ndarray]) -> tuple[str, float, float] | None:
+    if act.kind not in FUSABLE_ACTIVATIONS:
+        return None
+    if act.kind == "clamp":
+        lo, hi = _scalar_const(consts, act.inputs[1]), _scalar_const(consts, act.inputs[2])
+        return None if lo is None or hi is None else ("clamp", lo, hi)
+    return (act.kind, float(act.attrs.get("alpha", 0.0)), 0.0)
+
+
+def _mark_aliases(drafts: list[_Draft]) -> None:
+    """Reshape-like ops share their input's buffer (no launch). A group holding a graph input or output is
+    pinned as a whole by the buffer plan, so the host still reads the right bytes."""
+    for d in drafts:
+        if d.kind in ALIAS_OPS:
+            d.variant = "alias"

@@ -1,0 +1,137 @@
+"""One device's runtime: context, in-order queue, weights uploaded once, activation buffers from the plan,
+kernel arguments bound once. `run` enqueues the whole plan and reads the outputs once."""
+
+import contextlib
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pyopencl as cl
+
+from ocl_infer.engine.kernels.base import Launch
+from ocl_infer.engine.kernels.registry import kernel_for
+from ocl_infer.engine.plan.model import Plan
+from ocl_infer.engine.runtime.program_cache import ProgramCache
+from ocl_infer.errors import DeviceError, KernelError, OclInferError
+
+MF = cl.mem_flags
+
+
+class InjectedFault(DeviceError):
+    """Raised by the fault hook (tests and drills): behaves like an OpenCL failure of this device."""
+
+
+class DeviceRuntime:
+    """Runs a Plan on one OpenCL device. Not re-entrant: one frame at a time (the dispatcher ensures it)."""
+
+    def __init__(self, plan: Plan, device: cl.Device, label: str, poison: bool = False,
+                 disk_cache: bool = True) -> None:
+        self.plan = plan
+        self.device = device
+        self.label = label
+        self.poison = poison
+        self._lock = threading.Lock()
+        # Test hook: called with the frame number before each run; may raise or sleep to fake a fault/hang.
+        self.fault_hook: Any = None
+        self.frames = 0
+        try:
+            self.context = cl.Context([device])
+            self.queue = cl.CommandQueue(self.context)
+        except cl.Error as err:
+            raise DeviceError(f"{label}: cannot create an OpenCL context/queue: {err}") from err
+        self.programs = ProgramCache(self.context, device, disk=disk_cache)
+        try:
+            self._allocate()
+            self.launches = self._bind()
+        except cl.Error as err:
+            raise DeviceError(f"{label}: cannot allocate or bind buffers ({err})") from err
+
+    def _allocate(self) -> None:
+        p = self.plan
+        self.const_bufs = {
+            name: cl.Buffer(self.context, MF.READ_ONLY | MF.COPY_HOST_PTR,
+                            hostbuf=arr if arr.size else np.zeros(1, np.float32))
+            for name, arr in p.constants.items()
+        }
+        self.slot_bufs = [cl.Buffer(self.context, MF.READ_WRITE, max(n, 4)) for n in p.buffers.slot_bytes]
+        self.pinned_bufs = {root: cl.Buffer(self.context, MF.READ_WRITE, max(n, 4))
+                            for root, n in p.buffers.pinned_bytes.items()}
+
+    def buffer(self, tensor: str) -> cl.Buffer:
+        if tensor in self.const_bufs:
+            return self.const_bufs[tensor]
+        root = self.plan.buffers.storage_of[tensor]
+        if root in self.pinned_bufs:
+            return self.pinned_bufs[root]
+        return self.slot_bufs[self.plan.buffers.slot_of[root]]
+
+    def _bind(self) -> list[Launch]:
+        launches: list[Launch] = []
+        for step in self.plan.steps:
+            if step.variant == "alias":
+                continue
+            kernel = kernel_for(step)(step, self.plan.shapes)
+            prg = self.programs.get(kernel.source(), kernel.build_options(), f"{kernel.variant} kernel for {step.name}")
+            try:
+                launches += kernel.launches(prg, [self.buffer(t) for t in step.inputs],
+                                            [self.buffer(t) for t in step.outputs])
+            except cl.Error as err:
+                raise KernelError(f"{kernel.variant} kernel for op {step.name}: cannot bind arguments: {err}") from err
+        return launches
+
+    def activation_buffers(self) -> list[cl.Buffer]:
+        return [*self.slot_bufs, *(b for r, b in self.pinned_bufs.items() if r not in self.plan.inputs)]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One frame: write inputs, enqueue every launch, read outputs; blocks until done."""
+        with self._lock:
+            self.frames += 1
+            if self.fault_hook is not None:
+                self.fault_hook(self.frames)
+            try:
+                return self._run(feeds)
+            except cl.Error as err:
+                raise DeviceError(f"{self.label}: OpenCL error while running: {err}") from err
+
+    def _run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        q = self.queue
+        if self.poison:  # NaN everywhere a kernel should write, so an unwritten element cannot pass a test
+            nan = np.full(1, np.nan, np.float32)
+            for buf in self.activation_buffers():
+                cl.enqueue_fill_buffer(q, buf, nan, 0, buf.size)
+        keep = []
+        for name in self.plan.inputs:
+            arr = np.ascontiguousarray(feeds[name], dtype=np.float32)
+            keep.append(arr)
+            cl.enqueue_copy(q, self.buffer(name), arr, is_blocking=False)
+        for launch in self.launches:
+            cl.enqueue_nd_range_kernel(q, launch.kernel, launch.global_size, launch.local_size)
+        outs: dict[str, np.ndarray] = {}
+        events = []
+        for name in self.plan.outputs:
+            out = np.empty(self.plan.shapes[name], np.float32)
+            if out.size:
+                events.append(cl.enqueue_copy(q, out, self.buffer(name), is_blocking=False))
+            outs[name] = out
+        for ev in events:
+            ev.wait()
+        q.finish()
+        del keep
+        return outs
+
+    def close(self) -> None:
+        for buf in (*self.const_bufs.values(), *self.slot_bufs, *self.pinned_bufs.values()):
+            with contextlib.suppress(cl.Error):
+                buf.release()
+        self.const_bufs, self.slot_bufs, self.pinned_bufs = {}, [], {}
+
+
+def timed_run(rt: DeviceRuntime, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
+    t0 = time.perf_counter()
+    out = rt.run(feeds)
+    return out, time.perf_counter() - t0
+
+
+__all__ = ["DeviceRuntime", "InjectedFault", "OclInferError", "timed_run"]

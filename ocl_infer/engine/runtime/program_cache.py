@@ -1,0 +1,89 @@
+"""Compiled OpenCL programs, cached in memory per context and on disk across processes.
+
+Disk key = source + build options + device + driver + platform version (as pyopencl's own cache), so a second
+start loads binaries instead of compiling. A binary that fails to load or lacks kernels is rebuilt from source."""
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import pyopencl as cl
+
+from ocl_infer.errors import KernelError
+from ocl_infer.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+
+def program_cache_dir() -> Path:
+    return cache_dir() / "kernels"
+
+
+class ProgramCache:
+    """Programs of one context and device. `get` never compiles the same source + options twice."""
+
+    def __init__(self, context: cl.Context, device: cl.Device, disk: bool = True) -> None:
+        self.context = context
+        self.device = device
+        self.disk = disk
+        self._programs: dict[str, cl.Program] = {}
+        self.hits = 0
+        self.compiles = 0
+
+    def key(self, source: str, options: str) -> str:
+        d = self.device
+        h = hashlib.sha256()
+        for part in (source, options, d.name, d.vendor, d.driver_version, d.version, d.platform.version,
+                     cl.VERSION_TEXT):
+            h.update(part.encode())
+            h.update(b"\0")
+        return h.hexdigest()[:32]
+
+    def get(self, source: str, options: str, what: str) -> cl.Program:
+        """The built program; `what` names the kernel for error messages."""
+        key = self.key(source, options)
+        prg = self._programs.get(key)
+        if prg is not None:
+            return prg
+        path = program_cache_dir() / f"{key}.bin"
+        if self.disk and path.is_file():
+            prg = self._from_binary(path, options)
+            if prg is not None:
+                self.hits += 1
+                self._programs[key] = prg
+                return prg
+        try:
+            prg = cl.Program(self.context, source).build(options=options.split(), devices=[self.device])
+        except cl.RuntimeError as err:  # build failure: carry the compiler's log
+            raise KernelError(f"{what}: OpenCL build failed with options '{options}': {err}") from err
+        self.compiles += 1
+        if self.disk:
+            self._save(path, prg)
+        self._programs[key] = prg
+        return prg
+
+    def _from_binary(self, path: Path, options: str) -> cl.Program | None:
+        try:
+            prg = cl.Program(self.context, [self.device], [path.read_bytes()]).build(options=options.split())
+            if not prg.get_info(cl.program_info.KERNEL_NAMES):
+                raise ValueError("program binary has no kernels")
+            return prg
+        except (cl.Error, ValueError, OSError) as err:
+            log.warning("program cache entry %s unusable (%s); rebuilding", path.name, err)
+            path.unlink(missing_ok=True)
+            return None
+
+    def _save(self, path: Path, prg: cl.Program) -> None:
+        try:
+            binaries = prg.get_info(cl.program_info.BINARIES)
+            if not binaries or not binaries[0]:
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(binaries[0])
+            Path(tmp).replace(path)
+        except (cl.Error, OSError) as err:  # a read-only cache only costs start time
+            log.debug("could not save program binary %s: %s", path, err)

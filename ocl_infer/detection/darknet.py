@@ -68,6 +68,7 @@ class DarknetModel:
     channels: int
     heads: list[YoloHead]
     layers: int
+    weights_count: int  # float32 values the cfg consumes from a .weights file (after the header)
 
 
 def parse_cfg(path: str | Path) -> list[Section]:
@@ -156,6 +157,7 @@ class _Weights:
     def take(self, n: int, what: str, kind: str = "weight") -> np.ndarray:
         if self.path is None:
             assert self.rng is not None
+            self.pos += n
             # Random but well-conditioned values so structure tests see finite outputs.
             if kind == "var":
                 return self.rng.uniform(0.5, 1.5, n).astype(np.float32)
@@ -371,7 +373,7 @@ def import_darknet(
                               producer_name="ocl_infer.detection.darknet")
     model.ir_version = 8
     onnx.checker.check_model(model)
-    return DarknetModel(model, width, height, channels, heads, len(outs))
+    return DarknetModel(model, width, height, channels, heads, len(outs), reader.pos)
 
 
 def _rename_tensor(nodes: list[Any], outs: list[tuple[str, tuple[int, int, int]]], old: str, new: str) -> None:
@@ -407,6 +409,12 @@ def _append_activation(nodes: list[Any], act: str, src: str, out: str) -> None:
         nodes.append(helper.make_node("Softplus", [src], [f"{out}_sp"], name=f"{out}_sp"))
         nodes.append(helper.make_node("Tanh", [f"{out}_sp"], [f"{out}_th"], name=f"{out}_th"))
         nodes.append(helper.make_node("Mul", [src, f"{out}_th"], [out], name=f"{out}_act"))
+
+
+def write_weights(path: str | Path, values: np.ndarray) -> None:
+    """A Darknet .weights file (v0.2 header, seen = 0) holding ``values`` as float32."""
+    header = np.array([0, 2, 0], "<i4").tobytes() + np.zeros(1, "<i8").tobytes()
+    Path(path).write_bytes(header + np.asarray(values, "<f4").tobytes())
 
 
 def head_descriptions(model: DarknetModel) -> list[dict[str, Any]]:

@@ -125,7 +125,8 @@ class ModelDescription:
         return [n for n in names if n]
 
     def class_ids(self, classes: list[str | int] | tuple[str | int, ...] | None) -> list[int]:
-        """Resolve names or ids; ``None`` → the vehicle classes this model knows. Unknown → DetectionError."""
+        """Resolve names or ids; ``None`` → the vehicle classes this model knows; ``["all"]`` → every class.
+        Unknown names → DetectionError listing the valid ones."""
         if classes is None:
             wanted: list[str | int] = [c for c in VEHICLE_CLASSES if self._index(c) is not None]
             if not wanted:
@@ -133,6 +134,8 @@ class ModelDescription:
                     f"model {self.folder} knows none of the default vehicle classes {list(VEHICLE_CLASSES)}: "
                     "pass classes explicitly"
                 )
+        elif [str(c).lower() for c in classes] == ["all"] and self._index("all") is None:
+            wanted = list(range(len(self.classes)))
         else:
             wanted = list(classes)
         ids: list[int] = []

@@ -70,10 +70,10 @@ def declare_options(node: Node) -> NodeOptions:
     for spec in PARAMETERS:
         descriptor = _descriptor(spec)
         if spec.string_list:
-            node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, descriptor)
+            param = node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, descriptor)
         else:
-            node.declare_parameter(spec.name, spec.default, descriptor)
-        value = node.get_parameter(spec.name).value
+            param = node.declare_parameter(spec.name, spec.default, descriptor)
+        value = param.value
         if value is not None:
             values[spec.name] = list(value) if spec.string_list else value
     return NodeOptions.from_mapping(values)
@@ -125,6 +125,11 @@ class VehicleDetectorNode(Node):
     """See the module docstring. `detector` may be passed in (shared across nodes in one process)."""
 
     def __init__(self, node_name: str = "vehicle_detector", *, detector: Any = None, **kwargs: Any) -> None:
+        self._stopping = threading.Event()
+        self._workers: list[threading.Thread] = []
+        self._owns_detector = False
+        self.detector: Any = None
+        self.slots: LatestSlots[Pending] = LatestSlots()
         super().__init__(node_name, **kwargs)
         self.options = declare_options(self)
         opts = self.options
@@ -145,10 +150,8 @@ class VehicleDetectorNode(Node):
         self.detector = detector
         start = self._now_s()
         self.devices = DeviceStats(start, opts.diagnostics_window_s)
-        self.slots: LatestSlots[Pending] = LatestSlots()
         self._last_levels: dict[str, int] = {}
         self._diag_lock = threading.Lock()
-        self._stopping = threading.Event()
 
         self.cameras: dict[str, Camera] = {}
         namespaces: dict[str, str] = {}
@@ -381,12 +384,14 @@ class VehicleDetectorNode(Node):
 
     # -------------------------------------------------------------------------------------------- teardown
     def destroy_node(self) -> None:
+        """Stop the workers, close the detector if this node made it; safe to call twice."""
         self._stopping.set()
         self.slots.close()
         for worker in self._workers:
             worker.join(timeout=5.0)
-        if self._owns_detector:
+        if self._owns_detector and self.detector is not None:
             self.detector.close()
+            self.detector = None
         super().destroy_node()
 
 

@@ -142,6 +142,7 @@ def run_replay(
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
+    from rclpy.signals import SignalHandlerOptions
 
     from ocl_infer.ros.replay.detector_processes import DetectorProcesses, node_commands
     from ocl_infer.ros.replay.player import BagPlayer, SimClock
@@ -172,7 +173,9 @@ def run_replay(
         procs = DetectorProcesses(commands, node_log)
     bar = _Progress(total, progress)
     context = Context()
-    rclpy.init(context=context)
+    # Our own SIGINT handling (KeyboardInterrupt): rclpy's handler would shut the context down under us
+    # before the output bag is closed.
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     node = executor = spin = recorder = player = None
     interrupted = False
     try:

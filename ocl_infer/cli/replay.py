@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_replay(opts, log=log, progress=sys.stderr.isatty() or bool(os.environ.get("OCL_INFER_PROGRESS")))
     report = result.report
+    if result.interrupted:
+        print(f"interrupted after {len(result.sent)} frames sent; the report covers those")
     if "frames" in report:
         print(format_summary(report))
     if args.report is not None:

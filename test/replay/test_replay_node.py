@@ -20,6 +20,8 @@ from ocl_infer.bag.writer import ImageBagOptions, write_image_bag
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 OCL_INFER = [sys.executable, "-m", "ocl_infer.cli"]
 STORE = build_typestore()
+# The replay is under test, not the engine: the reference backend keeps these runs short and deterministic.
+BACKEND = os.environ.get("OCL_INFER_TEST_BACKEND", "onnxruntime")
 
 
 def _params(tmp_path, **values) -> str:
@@ -46,7 +48,7 @@ def _stamp(msg) -> int:
 def test_replay_records_one_detection_array_per_processed_frame(data_dir, tmp_path):
     bag = write_image_bag([data_dir / "vtest.avi"], tmp_path / "in",
                           ImageBagOptions(rate_hz=4.0, max_frames=12, frame_id="street")).path
-    params = _params(tmp_path, deadline_ms=5000.0, expected_rate_hz=4.0)
+    params = _params(tmp_path, deadline_ms=5000.0, expected_rate_hz=4.0, backend=BACKEND)
     out_bag, report_path, plot = tmp_path / "out", tmp_path / "report.json", tmp_path / "latency.png"
     run = _replay(str(bag), "-o", str(out_bag), "--report", str(report_path), "--plot", str(plot),
                   "--params", params)
@@ -80,7 +82,7 @@ def test_max_speed_against_an_impossible_budget_shows_misses_and_drops(data_dir,
     bag = write_image_bag([data_dir / "vtest.avi"], tmp_path / "in",
                           ImageBagOptions(rate_hz=30.0, max_frames=20, compressed=True, storage="mcap",
                                           topic="/camera/image_raw/compressed")).path
-    params = _params(tmp_path, deadline_ms=1.0, expected_rate_hz=30.0)
+    params = _params(tmp_path, deadline_ms=1.0, expected_rate_hz=30.0, backend=BACKEND)
     report_path = tmp_path / "report.json"
     run = _replay(str(bag), "--max-speed", "--report", str(report_path), "--params", params)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -95,7 +97,9 @@ def test_ctrl_c_closes_the_output_bag_and_stops_the_node(data_dir, tmp_path):
     bag = write_image_bag([data_dir / "vtest.avi"], tmp_path / "in",
                           ImageBagOptions(rate_hz=10.0, max_frames=100)).path
     out_bag = tmp_path / "out"
-    proc = subprocess.Popen([*OCL_INFER, "replay", str(bag), "-o", str(out_bag)], stdout=subprocess.PIPE,
+    params = _params(tmp_path, backend=BACKEND)
+    proc = subprocess.Popen([*OCL_INFER, "replay", str(bag), "-o", str(out_bag), "--params", params],
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     node_pid = None
     try:

@@ -40,9 +40,9 @@ class Covec:
     """Vector over output channels; NV x 16 channels x NP columns per work-item."""
 
     def __init__(self, ctx: cl.Context, layer: ConvLayer, np_: int, nv: int, ry: int,
-                 local: tuple[int, ...] | None) -> None:
+                 local: tuple[int, ...] | None, fuse_pool: bool = True) -> None:
         nv = min(nv, -(-layer.cout // 16))  # no more channel vectors than the layer has
-        self.fuses_pool = layer.pool_after == 2 and np_ % 2 == 0
+        self.fuses_pool = fuse_pool and layer.pool_after == 2 and np_ % 2 == 0
         self.ry = 2 if self.fuses_pool else ry
         self.layer, self.np_, self.nv, self.local = layer, np_, nv, local
         self.cov = 16 * nv

@@ -21,11 +21,11 @@ from conv_lab import Covec, measure
 from layers import ConvLayer, yolov3_tiny_convs
 
 POOL_CANDIDATES = ((8, 1, 2), (4, 2, 2), (2, 4, 2), (6, 2, 2))
-PLAIN_CANDIDATES = ((7, 2, 1), (4, 4, 1), (2, 4, 2), (13, 2, 1), (8, 1, 2))
+PLAIN_CANDIDATES = ((7, 2, 1), (4, 4, 1), (2, 4, 2), (13, 2, 1), (8, 1, 2), (8, 1, 1))
 
 
-def candidates(layer: ConvLayer) -> tuple[tuple[int, int, int], ...]:
-    return POOL_CANDIDATES if layer.pool_after == 2 else PLAIN_CANDIDATES
+def candidates(layer: ConvLayer, fuse_pool: bool) -> tuple[tuple[int, int, int], ...]:
+    return POOL_CANDIDATES if fuse_pool and layer.pool_after == 2 else PLAIN_CANDIDATES
 
 
 def main() -> int:
@@ -34,6 +34,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=4)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--no-fuse-pool", action="store_true", help="as the engine's planner today: pool separate")
     args = ap.parse_args()
     platform = next(p for p in cl.get_platforms() if "Portable" in p.name)
     ctx = cl.Context([platform.get_devices()[0]])
@@ -43,7 +44,8 @@ def main() -> int:
     rows = []
     t_start = time.perf_counter()
     for ly in yolov3_tiny_convs(args.size):
-        variants = {c: Covec(ctx, ly, c[0], c[1], c[2], (1, 1, 1)) for c in candidates(ly)}
+        fuse = not args.no_fuse_pool
+        variants = {c: Covec(ctx, ly, c[0], c[1], c[2], (1, 1, 1), fuse) for c in candidates(ly, fuse)}
         best: dict[tuple[int, int, int], float] = dict.fromkeys(variants, float("inf"))
         errs: dict[tuple[int, int, int], float] = {}
         for rnd in range(args.rounds):
@@ -64,7 +66,7 @@ def main() -> int:
         })
     total_ms = sum(r["ms"] for r in rows)
     total_flops = sum(ly.flops for ly in yolov3_tiny_convs(args.size))
-    print(f"size {args.size}, load {min(loads):.2f}-{max(loads):.2f}, {time.perf_counter() - t_start:.0f} s\n")
+    print(f"size {args.size}, pool {'fused' if not args.no_fuse_pool else 'separate'}, load {min(loads):.2f}-{max(loads):.2f}, {time.perf_counter() - t_start:.0f} s\n")
     print("| layer | NP | NV | RY | pool fused | ms (min) | GFLOP/s | rel err |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

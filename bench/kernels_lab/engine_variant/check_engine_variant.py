@@ -1,0 +1,97 @@
+"""Run YOLOv3-tiny through the engine's planner + DeviceRuntime with and without the covec conv variant;
+compare both with onnxruntime and time them (one after the other, same process).
+
+    .venv/bin/python bench/kernels_lab/engine_variant/check_engine_variant.py [--size 416] [--frames 20]
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=416)
+    ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--blocked", action="store_true", help="also time the engine's own conv (ConvBlocked)")
+    ap.add_argument("--profile", action="store_true", help="per-launch device time (OpenCL events)")
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(HERE))
+    import cv2
+    import onnxruntime as ort
+    import pyopencl as cl
+
+    from ocl_infer.engine.kernels import registry
+
+    registry._load_families()  # before ours: the registry loads its families only while it is empty
+    import conv_covec  # registers the variant
+    from ocl_infer.detection.description import load_description
+    from ocl_infer.detection.preprocess import preprocess
+    from ocl_infer.engine.graph.loader import load_graph
+    from ocl_infer.engine.kernels.registry import choose_kernel
+    from ocl_infer.engine.plan.planner import make_plan
+    from ocl_infer.engine.runtime.executor import DeviceRuntime
+
+    folder = ROOT / ".cache" / "models" / ("yolov3-tiny" if args.size == 416 else f"yolov3-tiny-{args.size}")
+    desc = load_description(folder)
+    x, _ = preprocess(cv2.imread(str(ROOT / ".cache" / "data" / "dog.jpg")), desc.input)
+    feeds = {desc.input.name: x}
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = os.cpu_count() or 1
+    sess = ort.InferenceSession(str(desc.onnx_path), so, providers=["CPUExecutionProvider"])
+    ref = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds), strict=True))
+    graph = load_graph(desc.nnef_path)
+    device = next(p for p in cl.get_platforms() if "Portable" in p.name).get_devices()[0]
+
+    def without_covec(step, shapes, facts):
+        from ocl_infer.engine.kernels.registry import KERNELS
+        cands = [c for (op, v), c in KERNELS.items() if op == step.kind and v != "covec"
+                 and c.supports(step, shapes, facts)]
+        return max(cands, key=lambda c: c.priority)
+
+    results = {}
+    runs = [("covec", choose_kernel)] + ([("blocked (engine today)", without_covec)] if args.blocked else [])
+    for label, choose in runs:
+        plan = make_plan(graph, choose=choose)
+        variants = sorted({s.variant for s in plan.steps if s.kind == "conv"})
+        t0 = time.perf_counter()
+        rt = DeviceRuntime(plan, device, "cl:0", disk_cache=False)
+        out = rt.run(feeds)
+        first = time.perf_counter() - t0
+        diff = max(float(np.abs(out[k] - ref[k]).max()) for k in ref)
+        times = []
+        for _ in range(args.frames):
+            t = time.perf_counter()
+            rt.run(feeds)
+            times.append(time.perf_counter() - t)
+        if args.profile:
+            q = cl.CommandQueue(rt.context, properties=cl.command_queue_properties.PROFILING_ENABLE)
+            evs = [cl.enqueue_nd_range_kernel(q, ln.kernel, ln.global_size, ln.local_size) for ln in rt.launches]
+            q.finish()
+            for ln, ev in zip(rt.launches, evs, strict=True):
+                print(f"  {ln.kernel.function_name:24s} {str(ln.global_size):18s} "
+                      f"{(ev.profile.end - ev.profile.start) * 1e-6:7.3f} ms")
+        rt.close()
+        results[label] = float(np.median(times)) * 1e3
+        print(f"{label:24s} conv variants {variants}: max abs diff vs onnxruntime {diff:.2e}, "
+              f"build+first {first:.2f} s, median {results[label]:.2f} ms, p99 {np.percentile(times, 99) * 1e3:.2f} ms")
+    times = []
+    for _ in range(args.frames):
+        t = time.perf_counter()
+        sess.run(None, feeds)
+        times.append(time.perf_counter() - t)
+    print(f"{'onnxruntime':24s} median {np.median(times) * 1e3:.2f} ms; load {os.getloadavg()[0]:.2f}")
+    _ = conv_covec
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

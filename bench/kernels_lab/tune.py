@@ -66,7 +66,9 @@ def main() -> int:
         })
     total_ms = sum(r["ms"] for r in rows)
     total_flops = sum(ly.flops for ly in yolov3_tiny_convs(args.size))
-    print(f"size {args.size}, pool {'fused' if not args.no_fuse_pool else 'separate'}, load {min(loads):.2f}-{max(loads):.2f}, {time.perf_counter() - t_start:.0f} s\n")
+    pool = "fused" if not args.no_fuse_pool else "separate"
+    print(f"size {args.size}, pool {pool}, load {min(loads):.2f}-{max(loads):.2f}, "
+          f"{time.perf_counter() - t_start:.0f} s\n")
     print("| layer | NP | NV | RY | pool fused | ms (min) | GFLOP/s | rel err |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

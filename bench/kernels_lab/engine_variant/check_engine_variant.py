@@ -33,6 +33,7 @@ def main() -> int:
 
     registry._load_families()  # before ours: the registry loads its families only while it is empty
     import conv_covec  # registers the variant
+
     from ocl_infer.detection.description import load_description
     from ocl_infer.detection.preprocess import preprocess
     from ocl_infer.engine.graph.loader import load_graph
@@ -77,7 +78,7 @@ def main() -> int:
             evs = [cl.enqueue_nd_range_kernel(q, ln.kernel, ln.global_size, ln.local_size) for ln in rt.launches]
             q.finish()
             for ln, ev in zip(rt.launches, evs, strict=True):
-                print(f"  {ln.kernel.function_name:24s} {str(ln.global_size):18s} "
+                print(f"  {ln.kernel.function_name:24s} {ln.global_size!s:18s} "
                       f"{(ev.profile.end - ev.profile.start) * 1e-6:7.3f} ms")
         rt.close()
         results[label] = float(np.median(times)) * 1e3

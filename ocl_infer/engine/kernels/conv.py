@@ -105,7 +105,18 @@ class ConvBlocked(_ConvBase):
         k = new_kernel(program, "conv2d_blocked")
         bias = ins[2] if len(ins) > 2 else ins[1]  # no bias: NNEF writes 0.0, which arrives as a constant
         k.set_args(ins[0], ins[1], bias, outs[0], np.float32(self.a0), np.float32(self.a1))
-        return [Launch(k, (-(-self.ow // XB), self.oh, self.n * self.g * self.nocb))]
+        gx, gz = -(-self.ow // XB), self.n * self.g * self.nocb
+        lx, lz = self.local_size(gx, gz)
+        # explicit small work-groups: PoCL's automatic choice can be huge and its per-work-group
+        # context of float8 accumulators then overflows the worker stack
+        return [Launch(k, (-(-gx // lx) * lx, self.oh, -(-gz // lz) * lz), (lx, 1, lz))]
+
+    @staticmethod
+    def local_size(gx: int, gz: int) -> tuple[int, int]:
+        import os
+        lx = int(os.environ.get("OCL_LX", "0")) or min(gx, 4)
+        lz = int(os.environ.get("OCL_LZ", "0")) or min(gz, 2)
+        return lx, lz
 
 
 @register

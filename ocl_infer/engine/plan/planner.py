@@ -82,7 +82,7 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
                 if n in renamed:
                     key, arr = renamed[n]
                     device_consts[key] = np.ascontiguousarray(arr, dtype=np.float32)
-                    shapes[key] = tuple(arr.shape)
+                    shapes[key] = shapes[n]  # the logical shape: kernels derive geometry from it
                     new_inputs[i] = key
                 elif n in consts:
                     device_consts[n] = np.ascontiguousarray(consts[n], dtype=np.float32)

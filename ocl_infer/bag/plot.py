@@ -22,7 +22,7 @@ def draw_latency_plot(
     per_frame: Sequence[dict[str, object]], deadline_ms: float | None, size: tuple[int, int] = (1000, 440)
 ) -> np.ndarray:
     """HxWx3 BGR image: one dot per processed frame (green on time, red miss), drops as grey ticks on the
-    axis, frames never answered (lost) in blue, and the budget as a red line."""
+    axis, frames that never reached the node (undelivered) in blue, and the budget as a red line."""
     w, h = size
     left, right, top, bottom = 70, 20, 40, 50
     img = np.full((h, w, 3), 255, np.uint8)
@@ -57,9 +57,9 @@ def draw_latency_plot(
             colour = RED if outcome == "miss" else GREEN
             cv2.circle(img, (x(i), y(float(f["latency_ms"]))), 3, colour, -1, cv2.LINE_AA)  # type: ignore[arg-type]
         else:
-            colour = BLUE if outcome == "lost" else GREY
+            colour = BLUE if outcome == "undelivered" else GREY
             cv2.line(img, (x(i), h - bottom), (x(i), h - bottom - 10), colour, 2)
-    legend = [("on time", GREEN), ("miss", RED), ("dropped", GREY), ("lost", BLUE)]
+    legend = [("on time", GREEN), ("miss", RED), ("dropped", GREY), ("undelivered", BLUE)]
     lx = left + 120
     for text, colour in legend:
         cv2.circle(img, (lx, 20), 5, colour, -1, cv2.LINE_AA)

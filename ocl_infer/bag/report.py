@@ -2,10 +2,11 @@
 
 Inputs are what a replay sent (camera topic, header stamp) and what it recorded (FrameTiming and
 Detection2DArray, as rosbags message objects). Every sent frame gets exactly one outcome:
-published (on time), miss (processed late), stale_drop, overload_drop, decode_error, inference_error, or lost
-(no FrameTiming came back: DDS never delivered it, or the node died). So
+published (on time), miss (processed late), stale_drop, overload_drop, decode_error, inference_error, or
+undelivered (no FrameTiming came back: the frame never reached the node, e.g. overwritten in a depth-1 DDS reader
+history at --max-speed, or the node died). So
 ``sent == processed + dropped + errors`` with ``processed = published + miss`` and
-``dropped = stale_drop + overload_drop + lost``.
+``dropped = stale_drop + overload_drop + undelivered``.
 """
 
 from collections import Counter
@@ -22,7 +23,7 @@ from ocl_infer.bag.typestore import build_typestore
 # FrameTiming.outcome values (msgs/ocl_infer_msgs/msg/FrameTiming.msg) → report names.
 OUTCOMES = {0: "published", 1: "stale_drop", 2: "overload_drop", 3: "miss", 4: "decode_error", 5: "inference_error"}
 PROCESSED = ("published", "miss")
-DROPPED = ("stale_drop", "overload_drop", "lost")
+DROPPED = ("stale_drop", "overload_drop", "undelivered")
 ERRORS = ("decode_error", "inference_error")
 TIMING_TYPE = "ocl_infer_msgs/msg/FrameTiming"
 DETECTIONS_TYPE = "vision_msgs/msg/Detection2DArray"
@@ -71,7 +72,7 @@ def frame_outcomes(sent: Sequence[tuple[str, int]], timings: Iterable[object]) -
     """One outcome per sent frame, in send order, matched by (camera topic, header stamp).
 
     A FrameTiming whose camera_topic matches no sent topic (an external node with other remappings) is matched
-    by stamp alone. Frames with no FrameTiming are `lost`.
+    by stamp alone. Frames with no FrameTiming are `undelivered`.
     """
     sent_topics = {t for t, _ in sent}
     by_key: dict[tuple[str, int], object] = {}
@@ -87,7 +88,7 @@ def frame_outcomes(sent: Sequence[tuple[str, int]], timings: Iterable[object]) -
     for topic, stamp in sent:
         msg = by_key.pop((topic, stamp), None) or by_stamp.pop(stamp, None)
         if msg is None:
-            result.append(FrameOutcome(topic, stamp, "lost"))
+            result.append(FrameOutcome(topic, stamp, "undelivered"))
             continue
         m = msg  # rosbags FrameTiming
         outcome = OUTCOMES.get(int(m.outcome), f"outcome_{int(m.outcome)}")  # type: ignore[attr-defined]
@@ -190,7 +191,8 @@ def format_summary(report: dict[str, object]) -> str:
     budget = report.get("deadline_ms")
     lines = [
         f"frames    sent {f['sent']}  processed {f['processed']}  dropped {f['dropped']} "
-        f"(stale {f['stale_drop']}, overload {f['overload_drop']}, lost {f['lost']})  errors {f['errors']}",
+        f"(stale {f['stale_drop']}, overload {f['overload_drop']}, undelivered {f['undelivered']})  "
+        f"errors {f['errors']}",
         f"deadline  {_ms(budget)} ms: {f['published']} on time, {f['deadline_misses']} missed",
         f"latency   p50 {_ms(lat['p50'])}  p95 {_ms(lat['p95'])}  p99 {_ms(lat['p99'])}  max {_ms(lat['max'])} ms",
     ]

@@ -70,7 +70,7 @@ def test_replay_records_one_detection_array_per_processed_frame(data_dir, tmp_pa
     assert sorted(_stamp(m) for _, m in arrays) == sorted(processed)
     assert set(processed) <= set(sent_stamps)
     assert all(topic == "/detections" and m.header.frame_id == "street" for topic, m in arrays)
-    assert len(timings) == f["sent"] - f["lost"]
+    assert len(timings) == f["sent"] - f["undelivered"]
     assert sum(report["devices"].values()) == f["processed"]
     assert sum(report["detections"]["per_class"].values()) == sum(len(m.detections) for _, m in arrays)
     assert report["latency_ms"]["max"] <= 5000.0 and f["deadline_misses"] == 0
@@ -89,7 +89,7 @@ def test_max_speed_against_an_impossible_budget_shows_misses_and_drops(data_dir,
     f = json.loads(report_path.read_text())["frames"]
     assert f["sent"] == 20 == f["processed"] + f["dropped"] + f["errors"]
     assert f["published"] == 0  # nothing can be on time with a 1 ms budget
-    assert f["deadline_misses"] + f["stale_drop"] + f["overload_drop"] == f["sent"] - f["lost"] - f["errors"]
+    assert f["deadline_misses"] + f["stale_drop"] + f["overload_drop"] == f["sent"] - f["undelivered"] - f["errors"]
     assert f["stale_drop"] + f["overload_drop"] > 0  # the latest-slot dropped frames instead of queueing them
 
 

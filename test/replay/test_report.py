@@ -57,7 +57,7 @@ def _scenario():
     cam = "/camera/image_raw"
     stamps = [10**18 + i * 100_000_000 for i in range(12)]
     sent = [(cam, s) for s in stamps]
-    # on time ×6, miss ×2, stale ×1, overload ×1, decode error ×1, and one frame never answered (lost)
+    # on time ×6, miss ×2, stale ×1, overload ×1, decode error ×1, and one frame never answered (undelivered)
     outcomes = [0, 0, 3, 0, 1, 0, 2, 0, 3, 0, 4]
     latencies = [40.0, 55.0, 130.0, 61.0, 0.0, 47.0, 0.0, 52.0, 180.0, 66.0, 0.0]
     devices = ["cl:0 a", "cl:1 b"]
@@ -77,12 +77,12 @@ def test_counts_add_up_and_every_frame_has_one_outcome():
     report = build_report(sent, outputs, {"bag": "x"})
     f = report["frames"]
     assert f["sent"] == 12
-    assert (f["published"], f["miss"], f["stale_drop"], f["overload_drop"], f["lost"], f["decode_error"]) == (
+    assert (f["published"], f["miss"], f["stale_drop"], f["overload_drop"], f["undelivered"], f["decode_error"]) == (
         6, 2, 1, 1, 1, 1)
     assert f["processed"] == 8 and f["dropped"] == 3 and f["errors"] == 1
     assert f["sent"] == f["processed"] + f["dropped"] + f["errors"]
     assert f["deadline_misses"] == 2
-    assert [p["outcome"] for p in report["per_frame"]][-1] == "lost"
+    assert [p["outcome"] for p in report["per_frame"]][-1] == "undelivered"
     assert report["deadline_ms"] == 100.0 and report["bag"] == "x" and report["diagnostics_messages"] == 4
 
 
@@ -103,7 +103,7 @@ def test_detections_per_class_and_frames_per_device():
     assert det["arrays"] == 8 and det["total"] == 13 and det["frames_with_detections"] == 8
     assert report["devices"] == {"cl:1 b": 5, "cl:0 a": 3}  # odd i on cl:1
     text = format_summary(report)
-    assert "sent 12  processed 8  dropped 3 (stale 1, overload 1, lost 1)  errors 1" in text
+    assert "sent 12  processed 8  dropped 3 (stale 1, overload 1, undelivered 1)  errors 1" in text
     assert "car 8, truck 5" in text and "2 missed" in text
 
 

@@ -179,6 +179,7 @@ def bench_onnxruntime(onnx_path: Path, feed: dict[str, Any], threads: int, frame
     outputs = dict(zip(names, sess.run(names, feed), strict=True))
     load0 = os.getloadavg()[0]
     times = time_frames(lambda: sess.run(names, feed), frames, warmup)
+    time.sleep(0.2)  # its pool threads spin a while after a run; the session itself goes when we return
     return _timing("onnxruntime", size, times, load0), outputs
 
 
@@ -207,19 +208,13 @@ def _timing(backend: str, size: int, times: list[float], load0: float) -> Timing
                   (load0, os.getloadavg()[0]))
 
 
-def open_engine(nnef_dir: Path, devices: str | None, profile: bool = False) -> Any:
-    """Engine(model, devices), or a string saying why it cannot run here (not built yet, no device, ...)."""
+def open_engine(nnef_dir: Path, devices: str | None) -> Any:
+    """Engine(model, devices), or a string saying why it cannot run here (not built yet, ...)."""
     try:
         from ocl_infer.engine import Engine
     except ImportError as err:
         return f"engine not available: {err}"
-    kwargs: dict[str, Any] = {"profile": True} if profile else {}
-    try:
-        return Engine(nnef_dir, devices=devices, **kwargs)
-    except TypeError as err:
-        if profile:  # an engine without the profiling option still gets timed
-            return open_engine(nnef_dir, devices, profile=False)
-        return f"engine failed to start: {err}"
+    return Engine(nnef_dir, devices=devices)
 
 
 def bench_ours(nnef_dir: Path, feed: dict[str, Any], reference: dict[str, Any] | None, devices: str | None,
@@ -229,7 +224,7 @@ def bench_ours(nnef_dir: Path, feed: dict[str, Any], reference: dict[str, Any] |
     from ocl_infer.errors import OclInferError
 
     try:
-        engine = open_engine(nnef_dir, devices, profile)
+        engine = open_engine(nnef_dir, devices)
     except OclInferError as err:
         return Timing("ours (OpenCL)", size, error=f"engine failed: {err}")
     if isinstance(engine, str):
@@ -267,7 +262,7 @@ def first_frame_times(nnef_dir: Path, devices: str | None, threads: int) -> dict
             **os.environ,
             "POCL_CACHE_DIR": str(Path(tmp) / "pocl"),
             "XDG_CACHE_HOME": str(Path(tmp) / "xdg"),  # pyopencl's binary cache
-            "OCL_INFER_KERNEL_CACHE": str(Path(tmp) / "ocl_infer"),
+            "OCL_INFER_CACHE": str(Path(tmp) / "ocl_infer"),  # the engine's program cache lives under it
             "POCL_MAX_PTHREAD_COUNT": str(threads),
         }
         cmd = [sys.executable, "-m", "ocl_infer.cli", "bench", CHILD_FLAG, str(nnef_dir)]

@@ -47,7 +47,7 @@ def test_quick_bench_prints_every_backend_and_writes_the_section(model_dir: Path
     cells = [c.strip() for c in lines[second + 2].strip("|").split("|")]
     assert cells[0] == "416" and abs(float(cells[1]) - 5.56) < 0.01 and float(cells[2]) > 0
     if ours[2] != "n/a":  # the engine ran: its outputs were compared with onnxruntime's on the same frame
-        assert float(cells[6]) < 1e-3 and float(cells[5]) > 0
+        assert float(cells[6]) < 5e-3 and float(cells[5]) > 0
 
     text = doc.read_text()
     assert text.startswith("# Performance\n\nHand-written intro stays.\n")

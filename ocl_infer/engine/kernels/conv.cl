@@ -1,7 +1,7 @@
 // Direct convolution, register blocked: a work-item computes OCB output channels x XB (8) pixels of one output
 // row, as float8 accumulators over x. Weights are laid out at load time as [G][NOCB][ICG][KH][KW][OCB] (zero
 // padded in OCB), so each tap needs one weight vector load and one input vector load for OCB*8 FMAs.
-// Compile-time constants: N IC OC G ICG OCG OCB NOCB IH IW OH OW KH KW SH SW DH DW PT PL ACT.
+// Compile-time constants: N IC OC G ICG OCG OCB NOCB YB IH IW OH OW KH KW SH SW DH DW PT PL ACT.
 // ACT: 0 none, 1 relu, 2 leaky_relu(a0), 3 clamp(a0, a1), 4 sigmoid, 5 tanh, 6 elu(a0).
 
 #define XB 8
@@ -26,79 +26,93 @@ inline float activate(const float v, const float a0, const float a1) {
 
 #define LANE(k) (((ix + (k) * SW) >= 0 && (ix + (k) * SW) < IW) ? row[ix + (k) * SW] : 0.0f)
 
+// YB output rows per work-item reuse each weight vector YB times (the big 13x13 layers are weight-bound).
 __kernel void conv2d_blocked(__global const float* restrict x, __global const float* restrict w,
                              __global const float* restrict bias, __global float* restrict y,
                              const float a0, const float a1) {
     const int xb = get_global_id(0);
-    const int oy = get_global_id(1);
+    const int oy0 = get_global_id(1) * YB;
     const int z = get_global_id(2);
-    if (xb * XB >= OW) return;
+    if (xb * XB >= OW || oy0 >= OH) return;
     const int ocb = z % NOCB;
     const int g = (z / NOCB) % G;
     const int n = z / (NOCB * G);
     const int ox0 = xb * XB;
-    float8 acc[OCB];
+    float8 acc[YB][OCB];
 #pragma unroll
-    for (int j = 0; j < OCB; ++j) acc[j] = (float8)(0.0f);
+    for (int r = 0; r < YB; ++r)
+#pragma unroll
+        for (int j = 0; j < OCB; ++j) acc[r][j] = (float8)(0.0f);
     __global const float* xg = x + (size_t)(n * IC + g * ICG) * (IH * IW);
     __global const float* wb = w + (size_t)((g * NOCB + ocb) * ICG) * (KH * KW * OCB);
-    const int iy0 = oy * SH - PT;
     const int ix0 = ox0 * SW - PL;
     for (int ic = 0; ic < ICG; ++ic) {
         __global const float* xc = xg + ic * (IH * IW);
         __global const float* wc = wb + ic * (KH * KW * OCB);
         for (int ky = 0; ky < KH; ++ky) {
-            const int iy = iy0 + ky * DH;
-            if (iy < 0 || iy >= IH) continue;
-            __global const float* row = xc + iy * IW;
 #pragma unroll
             for (int kx = 0; kx < KW; ++kx) {
                 const int ix = ix0 + kx * DW;
-                float8 v;
-                if (ix >= 0 && ix + (XB - 1) * SW < IW) {
-#if SW == 1
-                    v = vload8(0, row + ix);
-#else
-                    v = (float8)(row[ix], row[ix + SW], row[ix + 2 * SW], row[ix + 3 * SW], row[ix + 4 * SW],
-                                 row[ix + 5 * SW], row[ix + 6 * SW], row[ix + 7 * SW]);
-#endif
-                } else {
-                    v = (float8)(LANE(0), LANE(1), LANE(2), LANE(3), LANE(4), LANE(5), LANE(6), LANE(7));
-                }
+                const bool inner = ix >= 0 && ix + (XB - 1) * SW < IW;
                 __global const float* wp = wc + (ky * KW + kx) * OCB;
 #if OCB == 8
                 const float8 wv = vload8(0, wp);
-                acc[0] = fma((float8)(wv.s0), v, acc[0]);
-                acc[1] = fma((float8)(wv.s1), v, acc[1]);
-                acc[2] = fma((float8)(wv.s2), v, acc[2]);
-                acc[3] = fma((float8)(wv.s3), v, acc[3]);
-                acc[4] = fma((float8)(wv.s4), v, acc[4]);
-                acc[5] = fma((float8)(wv.s5), v, acc[5]);
-                acc[6] = fma((float8)(wv.s6), v, acc[6]);
-                acc[7] = fma((float8)(wv.s7), v, acc[7]);
+#endif
+#pragma unroll
+                for (int r = 0; r < YB; ++r) {
+                    const int iy = (oy0 + r) * SH - PT + ky * DH;
+                    if (iy < 0 || iy >= IH) continue;
+                    __global const float* row = xc + iy * IW;
+                    float8 v;
+                    if (inner) {
+#if SW == 1
+                        v = vload8(0, row + ix);
+#else
+                        v = (float8)(row[ix], row[ix + SW], row[ix + 2 * SW], row[ix + 3 * SW], row[ix + 4 * SW],
+                                     row[ix + 5 * SW], row[ix + 6 * SW], row[ix + 7 * SW]);
+#endif
+                    } else {
+                        v = (float8)(LANE(0), LANE(1), LANE(2), LANE(3), LANE(4), LANE(5), LANE(6), LANE(7));
+                    }
+#if OCB == 8
+                    acc[r][0] = fma((float8)(wv.s0), v, acc[r][0]);
+                    acc[r][1] = fma((float8)(wv.s1), v, acc[r][1]);
+                    acc[r][2] = fma((float8)(wv.s2), v, acc[r][2]);
+                    acc[r][3] = fma((float8)(wv.s3), v, acc[r][3]);
+                    acc[r][4] = fma((float8)(wv.s4), v, acc[r][4]);
+                    acc[r][5] = fma((float8)(wv.s5), v, acc[r][5]);
+                    acc[r][6] = fma((float8)(wv.s6), v, acc[r][6]);
+                    acc[r][7] = fma((float8)(wv.s7), v, acc[r][7]);
 #else
 #pragma unroll
-                for (int j = 0; j < OCB; ++j) acc[j] = fma((float8)(wp[j]), v, acc[j]);
+                    for (int j = 0; j < OCB; ++j) acc[r][j] = fma((float8)(wp[j]), v, acc[r][j]);
 #endif
+                }
             }
         }
     }
 #pragma unroll
-    for (int j = 0; j < OCB; ++j) {
-        const int oc = ocb * OCB + j;
-        if (oc >= OCG) break;
-        const int c = g * OCG + oc;
-        const float b = bias[c];
-        float8 r = acc[j] + (float8)(b);
-        r = (float8)(activate(r.s0, a0, a1), activate(r.s1, a0, a1), activate(r.s2, a0, a1), activate(r.s3, a0, a1),
-                     activate(r.s4, a0, a1), activate(r.s5, a0, a1), activate(r.s6, a0, a1), activate(r.s7, a0, a1));
-        __global float* out = y + ((size_t)(n * OC + c) * OH + oy) * OW + ox0;
-        if (ox0 + XB <= OW) {
-            vstore8(r, 0, out);
-        } else {
-            float rv[XB];
-            vstore8(r, 0, rv);
-            for (int k = 0; k < OW - ox0; ++k) out[k] = rv[k];
+    for (int r = 0; r < YB; ++r) {
+        const int oy = oy0 + r;
+        if (oy >= OH) break;
+#pragma unroll
+        for (int j = 0; j < OCB; ++j) {
+            const int oc = ocb * OCB + j;
+            if (oc >= OCG) break;
+            const int c = g * OCG + oc;
+            const float b = bias[c];
+            float8 t = acc[r][j] + (float8)(b);
+            t = (float8)(activate(t.s0, a0, a1), activate(t.s1, a0, a1), activate(t.s2, a0, a1),
+                         activate(t.s3, a0, a1), activate(t.s4, a0, a1), activate(t.s5, a0, a1),
+                         activate(t.s6, a0, a1), activate(t.s7, a0, a1));
+            __global float* out = y + ((size_t)(n * OC + c) * OH + oy) * OW + ox0;
+            if (ox0 + XB <= OW) {
+                vstore8(t, 0, out);
+            } else {
+                float tv[XB];
+                vstore8(t, 0, tv);
+                for (int k = 0; k < OW - ox0; ++k) out[k] = tv[k];
+            }
         }
     }
 }

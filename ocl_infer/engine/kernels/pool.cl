@@ -9,18 +9,34 @@ inline int border_index(int j, const int len, const int border) {
 }
 
 // mode: 0 max, 1 avg, 2 box (sum); border: 0 ignore, 1 constant (zero), 2 replicate, 3 reflect, 4 reflect-even
-__kernel void pool2d(__global const float* src, __global float* dst, const int ih, const int iw, const int oh,
-                     const int ow, const int kh, const int kw, const int sh, const int sw, const int dh,
-                     const int dw, const int pt, const int pl, const int border, const int mode, const int n) {
+// Geometry comes as compile-time constants (P_IH ... P_MODE) so the tap loops unroll.
+#ifdef P_KH
+#define ih P_IH
+#define iw P_IW
+#define oh P_OH
+#define ow P_OW
+#define kh P_KH
+#define kw P_KW
+#define sh P_SH
+#define sw P_SW
+#define dh P_DH
+#define dw P_DW
+#define pt P_PT
+#define pl P_PL
+#define border P_BORDER
+#define mode P_MODE
+__kernel void pool2d(__global const float* src, __global float* dst, const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
     const int ox = i % ow, oy = (i / ow) % oh, p = i / (ow * oh);
     __global const float* plane = src + (size_t)p * ih * iw;
     float acc = mode == 0 ? -INFINITY : 0.0f;
     int count = 0;
+#pragma unroll
     for (int ky = 0; ky < kh; ++ky) {
         int y = oy * sh - pt + ky * dh;
         const bool yin = y >= 0 && y < ih;
+#pragma unroll
         for (int kx = 0; kx < kw; ++kx) {
             int x = ox * sw - pl + kx * dw;
             float v;
@@ -40,6 +56,21 @@ __kernel void pool2d(__global const float* src, __global float* dst, const int i
     if (mode == 1) acc = border == 0 ? acc / (float)max(count, 1) : acc / (float)(kh * kw);
     dst[i] = acc;
 }
+#undef ih
+#undef iw
+#undef oh
+#undef ow
+#undef kh
+#undef kw
+#undef sh
+#undef sw
+#undef dh
+#undef dw
+#undef pt
+#undef pl
+#undef border
+#undef mode
+#endif
 
 // Output element i is at input offset bidx(i, od, os); the reduced elements are bidx(r, rd, rs) from there.
 // mode: 0 sum, 1 mean, 2 max, 3 min

@@ -52,7 +52,7 @@ class Pool2d(_Pool):
         return (rank >= 2 and all(s == 1 for s in size[:lead]) and all(s == 1 for s in stride[:lead])
                 and all(tuple(p) == (0, 0) for p in pads[:lead]))
 
-    def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
+    def geometry(self) -> dict[str, int]:
         a = self.step.attrs
         x, y = self.shape(self.step.inputs[0]), self.shape(self.step.outputs[0])
         rank = len(x)
@@ -65,11 +65,16 @@ class Pool2d(_Pool):
         else:
             pt = auto_padding(x[-2], y[-2], kh, sh, dh)[0]
             pl = auto_padding(x[-1], y[-1], kw, sw, dw)[0]
-        n = size_of(y)
+        return dict(IH=x[-2], IW=x[-1], OH=y[-2], OW=y[-1], KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw, PT=pt, PL=pl,
+                    BORDER=_POOL_BORDERS[a.get("border", "constant")], MODE=_POOL_MODES[self.step.kind])
+
+    def build_options(self) -> str:
+        return " ".join(f"-DP_{k}={v}" for k, v in self.geometry().items())
+
+    def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
+        n = size_of(self.shape(self.step.outputs[0]))
         k = new_kernel(program, "pool2d")
-        k.set_args(ins[0], outs[0], *(np.int32(v) for v in (x[-2], x[-1], y[-2], y[-1], kh, kw, sh, sw, dh, dw,
-                                                            pt, pl, _POOL_BORDERS[a.get("border", "constant")],
-                                                            _POOL_MODES[self.step.kind], n)))
+        k.set_args(ins[0], outs[0], np.int32(n))
         return [Launch(k, global_1d(n))]
 
 

@@ -33,8 +33,10 @@ def covec_config(cin: int, cout: int, h: int, w: int, ks: int, fused_pool: bool)
 
 
 class Net:
-    def __init__(self, ctx: cl.Context, queue: cl.CommandQueue, nnef_dir: Path, fuse_pool: bool) -> None:
+    def __init__(self, ctx: cl.Context, queue: cl.CommandQueue, nnef_dir: Path, fuse_pool: bool,
+                 winograd_min_cin: int = 0) -> None:
         self.ctx, self.queue = ctx, queue
+        self.winograd_min_cin = winograd_min_cin
         g = nnef.load_graph(str(nnef_dir))
         nnef.infer_shapes(g)
         self.graph = g
@@ -116,6 +118,10 @@ class Net:
         nxt = users.get(out, [])
         fused = (fuse_pool and len(nxt) == 1 and nxt[0].name == "max_pool"
                  and nxt[0].attribs["stride"] == [1, 1, 2, 2] and h % 2 == 0 and wd % 2 == 0)
+        if (self.winograd_min_cin and ks == 3 and cin >= self.winograd_min_cin and not fused
+                and op.attribs["padding"] == [(1, 1), (1, 1)]):
+            self._winograd(x, w, b, out, leaky, alpha)
+            return
         np_, nv, ry = covec_config(cin, cout, h, wd, ks, fused)
         if fused:
             self.skip.add(next(i for i, o in enumerate(ops) if o is nxt[0]))
@@ -138,6 +144,30 @@ class Net:
         self.flops += 2 * cout * cin * ks * ks * h * wd
         label = f"conv {cin}->{cout} {ks}x{ks} @{h}{' +pool' if fused else ''} np{np_}/nv{nv}/ry{ry}"
         self.launches.append((label, (k, gs, self.buffer(x), wb, bb, self.buffer(out)), (1, 1, 1)))
+
+    def _winograd(self, x: str, w: np.ndarray, b: np.ndarray, out: str, leaky: bool, alpha: float) -> None:
+        from wino_lab import winograd_weights
+
+        cout, cin = w.shape[:2]
+        _, _, h, wd = self.shape[x]
+        t = ((wd + 1) // 2) * ((h + 1) // 2)
+        nt, nv = (7, 3) if t % 7 == 0 else (4, 4)
+        cov = 16 * nv
+        ncb = -(-cout // cov)
+        tp = -(-t // nt) * nt
+        opts = (f"{BUILD_OPTIONS} -DCIN={cin} -DCOUT={cout} -DH={h} -DW={wd} -DNT={nt} -DNV={nv} -DNCB={ncb}"
+                f" -DTP={tp} -DLEAKY={int(leaky)} -DALPHA={alpha}f")
+        prog = cl.Program(self.ctx, (HERE / "wino.cl").read_text()).build(opts)
+        mf = cl.mem_flags
+        ub = cl.Buffer(self.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=winograd_weights(w, cov))
+        bb = cl.Buffer(self.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=b)
+        vb = cl.Buffer(self.ctx, mf.READ_WRITE, 16 * cin * tp * 4)
+        mb = cl.Buffer(self.ctx, mf.READ_WRITE, 16 * tp * ncb * cov * 4)
+        self.flops += 2 * cout * cin * 9 * h * wd
+        tag = f"wino {cin}->{cout} @{h} nt{nt}/nv{nv}"
+        self.launches.append((f"{tag} input", (prog.wino_input, (tp, cin), self.buffer(x), vb)))
+        self.launches.append((f"{tag} gemm", (prog.wino_gemm, (tp // nt, ncb, 16), vb, ub, mb), (1, 1, 1)))
+        self.launches.append((f"{tag} output", (prog.wino_output, (cout, t), mb, bb, self.buffer(out))))
 
     def _pool(self, op: nnef.Operation) -> None:
         src, dst = op.inputs["input"], op.outputs["output"]
@@ -178,9 +208,12 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=416)
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--no-fuse-pool", action="store_true")
+    ap.add_argument("--winograd", type=int, default=0, metavar="MIN_CIN",
+                    help="Winograd F(2x2,3x3) for 3x3 convs with at least MIN_CIN input channels (0: never)")
     ap.add_argument("--profile", action="store_true", help="per-launch device time (OpenCL events)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(HERE))
     from ocl_infer.detection.description import load_description
     from ocl_infer.detection.preprocess import preprocess
 
@@ -193,7 +226,7 @@ def main() -> int:
     ctx = cl.Context([platform.get_devices()[0]])
     queue = cl.CommandQueue(ctx, properties=cl.command_queue_properties.PROFILING_ENABLE)
     t0 = time.perf_counter()
-    net = Net(ctx, queue, desc.nnef_path, not args.no_fuse_pool)
+    net = Net(ctx, queue, desc.nnef_path, not args.no_fuse_pool, args.winograd)
     outs = net.run(x)
     print(f"build + first frame {time.perf_counter() - t0:.2f} s, {len(net.launches)} launches")
 

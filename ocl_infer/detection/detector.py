@@ -108,6 +108,7 @@ class _EngineRunner:
             labels = [s.label for s in self.engine.stats()]
         except Exception:  # stats are informative only; a missing field must not stop detection
             labels = []
+        self.labels = labels
         self.label = ",".join(labels) if labels else "opencl"
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -219,6 +220,8 @@ class Detector:
         ]
 
     def detect_timed(self, image_bgr: np.ndarray) -> DetectionResult:
+        if isinstance(self._runner, _EngineRunner) and len(self._runner.labels) > 1:
+            return self.submit(image_bgr).result()  # so the result names the device that ran it
         self._check_open()
         t0 = time.perf_counter()
         feed, box = self.preprocess(image_bgr)
@@ -256,8 +259,9 @@ class Detector:
                 result.set_exception(err)
                 return
             t3 = time.perf_counter()
-            result.set_result(DetectionResult(dets, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
-                                              self._runner.label))
+            # The engine's dispatcher tags each future with the device that ran it.
+            device = str(getattr(done, "device", self._runner.label))
+            result.set_result(DetectionResult(dets, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, device))
 
         inner.add_done_callback(finish)
         return result

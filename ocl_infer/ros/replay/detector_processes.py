@@ -43,6 +43,7 @@ def _one_node(
     compressed: bool,
     name: str | None,
     parameters: Sequence[tuple[str, str]] = (),
+    remap: bool = True,
 ) -> list[str]:
     cmd = [exe, "--ros-args"]
     if name is not None:
@@ -52,7 +53,7 @@ def _one_node(
     cmd += ["-p", "use_sim_time:=true", "-p", f"input_type:={'compressed' if compressed else 'raw'}"]
     for key, value in parameters:
         cmd += ["-p", f"{key}:={value}"]
-    if len(topics) == 1:
+    if remap:
         cmd += ["-r", f"{'image/compressed' if compressed else 'image'}:={topics[0]}"]
     else:
         bases = [t.removesuffix(COMPRESSED_SUFFIX) if compressed else t for t in topics]
@@ -68,24 +69,27 @@ def node_commands(
 ) -> list[list[str]]:
     """Commands for nodes serving `topics` ({topic: msgtype}) with use_sim_time on.
 
-    One node per input type (a node takes either raw or compressed images): a single camera by remapping
-    `image` (or `image/compressed`), several through `image_topics` (compressed topics by their base name, so
-    they must end in /compressed; any that do not get a node of their own).
+    One camera: `image` (or `image/compressed`) remapped to it; outputs on detections, timing. Several: one node
+    per input type (a node takes either raw or compressed images) with `image_topics`, so each camera's outputs
+    go under its own namespace (/front/detections, ...); compressed topics are given by their base name, so a
+    compressed topic not ending in /compressed gets a node of its own, remapped.
     """
     exe = executable or find_node_executable()
     raw = [t for t, m in topics.items() if m == IMAGE]
     compressed = [t for t, m in topics.items() if m == COMPRESSED_IMAGE]
-    groups: list[tuple[list[str], bool]] = []
+    single = len(raw) + len(compressed) == 1
+    groups: list[tuple[list[str], bool, bool]] = []  # topics, compressed, remap
     if raw:
-        groups.append((raw, False))
+        groups.append((raw, False, single))
     conventional = [t for t in compressed if t.endswith(COMPRESSED_SUFFIX)]
     if conventional:
-        groups.append((conventional, True))
-    groups += [([t], True) for t in compressed if not t.endswith(COMPRESSED_SUFFIX)]
+        groups.append((conventional, True, single))
+    groups += [([t], True, True) for t in compressed if not t.endswith(COMPRESSED_SUFFIX)]
     # The first node keeps the default name, so a params file written for `vehicle_detector` applies to it.
     return [
-        _one_node(exe, params_file, group, is_compressed, None if i == 0 else f"vehicle_detector_{i}", parameters)
-        for i, (group, is_compressed) in enumerate(groups)
+        _one_node(exe, params_file, group, is_compressed, None if i == 0 else f"vehicle_detector_{i}", parameters,
+                  remap)
+        for i, (group, is_compressed, remap) in enumerate(groups)
     ]
 
 

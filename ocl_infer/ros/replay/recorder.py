@@ -103,6 +103,13 @@ class OutputRecorder:
     def topics(self, msgtype: str) -> list[str]:
         return [t for t, m in self._connections.items() if m == msgtype]
 
+    def matched(self, msgtype: str) -> list[str]:
+        """Topics of `msgtype` whose subscription has matched at least one publisher (ready to record)."""
+        return [
+            t for t in self.topics(msgtype)
+            if t in self._subscriptions and self._subscriptions[t].get_publisher_count() > 0  # type: ignore[attr-defined]
+        ]
+
     def _qos_for(self, topic: str) -> QoSProfile:
         # Match the publishers' reliability and durability (a reliable reader would not match a best-effort
         # writer); a deep history so a burst of outputs is not lost while the writer is busy.

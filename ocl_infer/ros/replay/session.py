@@ -15,12 +15,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ocl_infer.bag.reader import BagInfo, header_stamp_ns, inspect_bag, iter_raw_messages, open_bag
 from ocl_infer.bag.reader import select_camera_topics as choose_topics
 from ocl_infer.bag.report import OUTCOMES, build_report, read_outputs
 from ocl_infer.errors import BagError, ConfigError, SetupError
 from ocl_infer.ros.replay.player import PlayItem, set_header_stamp
+
+if TYPE_CHECKING:
+    from ocl_infer.ros.replay.detector_processes import DetectorProcesses
+    from ocl_infer.ros.replay.player import BagPlayer
+    from ocl_infer.ros.replay.recorder import OutputRecorder
 
 
 @dataclass(frozen=True)
@@ -196,7 +202,9 @@ def run_replay(
         player = BagPlayer(node, {t: types[t] for t in topics}, clock, opts.clock_hz)
         recorder = OutputRecorder(node, out_bag, clock, storage, on_timing=bar.on_timing)
         player.start_clock()
-        _wait_ready(player, recorder, procs, opts.ready_timeout_s, log)
+        # A node serving one camera publishes detections/timing once; several cameras: once per camera.
+        outputs = 1 if opts.external or len(topics) == 1 else len(topics)
+        _wait_ready(player, recorder, procs, outputs, opts.ready_timeout_s, log)
         node.create_timer(0.5, recorder.discover)  # outputs that appear later (/diagnostics, more cameras)
         start = time.monotonic()
         player.play(_items(opts.bag, topics, info, opts.loop), opts.rate, bar.on_sent)
@@ -254,21 +262,24 @@ def run_replay(
     return ReplayResult(report, opts.output_bag, interrupted, node_log if procs else None, sent)
 
 
-def _wait_ready(player: object, recorder: object, procs: object, timeout_s: float, log: Callable[[str], None]) -> None:
-    """Until every camera topic has a subscriber and a FrameTiming output is recorded (or timeout → error)."""
+def _wait_ready(
+    player: "BagPlayer", recorder: "OutputRecorder", procs: "DetectorProcesses | None", outputs: int,
+    timeout_s: float, log: Callable[[str], None],
+) -> None:
+    """Until every camera topic has a subscriber (the node subscribes once its detector is warm) and the
+    recorder's readers have matched `outputs` timing and detections publishers; else a SetupError that says why."""
     from ocl_infer.ros.replay.recorder import DETECTIONS, TIMING
 
     deadline = time.monotonic() + timeout_s
     while True:
-        recorder.discover()  # type: ignore[attr-defined]
-        if procs is not None and (why := procs.failed()):  # type: ignore[attr-defined]
+        recorder.discover()
+        if procs is not None and (why := procs.failed()):
             raise SetupError(f"vehicle_detector did not start: {why}")
-        subs = player.subscriber_counts()  # type: ignore[attr-defined]
-        timing = recorder.topics(TIMING)  # type: ignore[attr-defined]
-        if all(subs.values()) and timing and recorder.topics(DETECTIONS):  # type: ignore[attr-defined]
-            # Discovery is two-way: give the recorder's readers a moment to match the node's writers.
-            time.sleep(1.0)
-            log(f"node ready: subscribed to {', '.join(subs)}; recording {', '.join(recorder.counts)}")  # type: ignore[attr-defined]
+        subs = player.subscriber_counts()
+        timing, detections = recorder.matched(TIMING), recorder.matched(DETECTIONS)
+        if all(subs.values()) and len(timing) >= outputs and len(detections) >= outputs:
+            time.sleep(0.3)  # matching is seen from the reader side first; let the writers see it too
+            log(f"node ready: subscribed to {', '.join(subs)}; recording {', '.join(recorder.counts)}")
             return
         if time.monotonic() > deadline:
             missing = [t for t, n in subs.items() if not n]
@@ -280,12 +291,12 @@ def _wait_ready(player: object, recorder: object, procs: object, timeout_s: floa
         time.sleep(0.1)
 
 
-def _drain(bar: _Progress, sent: int, procs: object, idle_s: float) -> None:
+def _drain(bar: _Progress, sent: int, procs: "DetectorProcesses | None", idle_s: float) -> None:
     """Wait until every sent frame has its FrameTiming, or no output came for `idle_s`, or the node died."""
     while bar.accounted < sent:
         if time.monotonic() - bar.last_output > idle_s:
             return
-        if procs is not None and procs.failed():  # type: ignore[attr-defined]
+        if procs is not None and procs.failed():
             return
         time.sleep(0.05)
         bar.draw()

@@ -32,7 +32,8 @@ def main() -> int:
     from ocl_infer.engine.kernels import registry
 
     registry._load_families()  # before ours: the registry loads its families only while it is empty
-    import conv_covec  # registers the variant
+    import conv_covec  # registers the variants
+    import conv_winograd
 
     from ocl_infer.detection.description import load_description
     from ocl_infer.detection.preprocess import preprocess
@@ -52,14 +53,18 @@ def main() -> int:
     graph = load_graph(desc.nnef_path)
     device = next(p for p in cl.get_platforms() if "Portable" in p.name).get_devices()[0]
 
-    def without_covec(step, shapes, facts):
-        from ocl_infer.engine.kernels.registry import KERNELS
-        cands = [c for (op, v), c in KERNELS.items() if op == step.kind and v != "covec"
-                 and c.supports(step, shapes, facts)]
-        return max(cands, key=lambda c: c.priority)
+    def excluding(*names: str):
+        def choose(step, shapes, facts):
+            from ocl_infer.engine.kernels.registry import KERNELS
+            cands = [c for (op, v), c in KERNELS.items() if op == step.kind and v not in names
+                     and c.supports(step, shapes, facts)]
+            return max(cands, key=lambda c: c.priority)
+        return choose
 
     results = {}
-    runs = [("covec", choose_kernel)] + ([("blocked (engine today)", without_covec)] if args.blocked else [])
+    runs = [("winograd+covec", choose_kernel), ("covec only", excluding("winograd"))]
+    if args.blocked:
+        runs.append(("blocked (engine today)", excluding("winograd", "covec")))
     for label, choose in runs:
         plan = make_plan(graph, choose=choose)
         variants = sorted({s.variant for s in plan.steps if s.kind == "conv"})
@@ -90,7 +95,7 @@ def main() -> int:
         sess.run(None, feeds)
         times.append(time.perf_counter() - t)
     print(f"{'onnxruntime':24s} median {np.median(times) * 1e3:.2f} ms; load {os.getloadavg()[0]:.2f}")
-    _ = conv_covec
+    _ = conv_covec, conv_winograd
     return 0
 
 

@@ -14,6 +14,22 @@ from ocl_infer.engine.kernels.conv import _ConvBase
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
+TAG = "#covec"
+
+
+def logical_shapes(step: Step, shapes: Mapping[str, tuple[int, ...]], tag: str) -> Mapping[str, tuple[int, ...]]:
+    """`shapes` with the filter back in NNEF order [OC, IC, KH, KW] when it is already in our layout.
+
+    The runtime re-creates wrappers from the plan, whose filter shape is the re-laid-out one; _ConvBase reads
+    KH, KW from the filter's dims 2 and 3, so it gets the logical shape instead (stored in the constant's name:
+    `<filter><tag><co_v>:<KH>x<KW>`)."""
+    fname = step.inputs[1]
+    if tag not in fname:
+        return shapes
+    kh, kw = (int(v) for v in fname.rsplit(":", 1)[1].split("x"))
+    x, y = shapes[step.inputs[0]], shapes[step.outputs[0]]
+    return {**shapes, fname: (y[1], x[1], kh, kw)}
+
 
 def covec_blocking(oc: int, ow: int, kh: int, kw: int) -> tuple[int, int, int]:
     """(NP columns, NV channel vectors, RY rows) per work-item, from the tuning runs on the YOLOv3-tiny shapes.
@@ -41,7 +57,7 @@ class ConvCovec(_ConvBase):
     cl_file = "conv_covec.cl"
 
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
-        super().__init__(step, shapes)
+        super().__init__(step, logical_shapes(step, shapes, TAG))
         self.np_, self.nv, self.ry = covec_blocking(self.oc, self.ow, self.kh, self.kw)
         self.ncb = -(-self.oc // (16 * self.nv))
 
@@ -72,20 +88,19 @@ class ConvCovec(_ConvBase):
         f = np.zeros((cpad, self.ic, self.kh, self.kw), np.float32)
         f[: self.oc] = consts[fname].reshape(self.oc, self.ic, self.kh, self.kw)
         wl = f.reshape(self.ncb, cov, self.ic, self.kh, self.kw).transpose(0, 3, 4, 2, 1)  # [NCB][KH][KW][IC][CO_V]
-        # Stored as [NCB][1][KH][KW][IC*CO_V] (same bytes): the runtime re-creates this wrapper from the plan's
-        # shapes, and _ConvBase reads KH, KW from dims 2 and 3 of the filter.
-        wl = np.ascontiguousarray(wl).reshape(self.ncb, 1, self.kh, self.kw, self.ic * cov)
-        out = {fname: (f"{fname}#covec{cov}", wl)}
+        out = {fname: (f"{fname}{TAG}{cov}:{self.kh}x{self.kw}", np.ascontiguousarray(wl))}
         bname = self.step.inputs[2]
         if bname not in consts:
             raise self.fail("bias must be a constant")
         b = np.zeros(cpad, np.float32)
         b[: self.oc] = np.broadcast_to(consts[bname].astype(np.float32).reshape(-1), (self.oc,))
-        out[bname] = (f"{bname}#covec{cpad}", b)
+        out[bname] = (f"{bname}{TAG}{cpad}", b)
         return out
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
-        k = program.conv2d_covec
+        import pyopencl as cl
+
+        k = cl.Kernel(program, "conv2d_covec")  # a fresh kernel per layer: layers may share a program
         k.set_args(ins[0], ins[1], ins[2], outs[0], np.float32(self.a0), np.float32(self.a1))
         gs = (-(-self.ow // self.np_), -(-self.oh // self.ry), self.n * self.ncb)
         return [Launch(k, gs, (1, 1, 1))]

@@ -33,7 +33,7 @@ __kernel void conv2d_blocked(__global const float* restrict x, __global const fl
     const int xb = get_global_id(0);
     const int oy0 = get_global_id(1) * YB;
     const int z = get_global_id(2);
-    if (xb * XB >= OW || oy0 >= OH) return;
+    if (xb * XB >= OW || oy0 >= OH || z >= N * G * NOCB) return;  // padded work-groups
     const int ocb = z % NOCB;
     const int g = (z / NOCB) % G;
     const int n = z / (NOCB * G);

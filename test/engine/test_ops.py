@@ -1,0 +1,234 @@
+"""Every supported op against onnxruntime on the same ONNX model: random inputs and parameters, odd sizes,
+channels not multiples of 4/8, max relative error <= 1e-4, NaN never passes (buffers are NaN-poisoned)."""
+
+import numpy as np
+import pytest
+from onnx import helper
+
+rng = np.random.default_rng(1234)
+
+
+def rand(*shape: int, positive: bool = False) -> np.ndarray:
+    a = rng.standard_normal(shape).astype(np.float32)
+    return np.abs(a) + 0.1 if positive else a
+
+
+CONV_CASES = [
+    # (input shape, out channels, kernel, strides, dilations, pads (t, l, b, r), groups, bias)
+    ((1, 3, 17, 19), 5, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1, True),
+    ((2, 6, 11, 13), 10, (3, 3), (2, 2), (1, 1), (0, 1, 2, 1), 2, True),
+    ((1, 7, 9, 10), 7, (3, 3), (1, 1), (2, 2), (2, 2, 2, 2), 7, True),  # depthwise, dilated
+    ((1, 16, 8, 9), 12, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1, False),  # 1x1, no bias
+    ((1, 5, 12, 15), 9, (3, 5), (1, 3), (2, 1), (2, 1, 0, 2), 1, True),
+    ((1, 12, 6, 7), 20, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 4, True),  # groups with 3 and 5 channels each
+]
+
+
+@pytest.mark.parametrize("shape,oc,k,s,d,pads,groups,bias", CONV_CASES)
+def test_conv(check_against_onnx, shape, oc, k, s, d, pads, groups, bias):
+    w = rand(oc, shape[1] // groups, *k)
+    inits = {"w": w, **({"b": rand(oc)} if bias else {})}
+    node = helper.make_node("Conv", ["x", "w", *(["b"] if bias else [])], ["y"], kernel_shape=list(k),
+                            strides=list(s), dilations=list(d), pads=[pads[0], pads[1], pads[2], pads[3]],
+                            group=groups)
+    check_against_onnx([node], {"x": rand(*shape)}, ["y"], inits)
+
+
+def test_conv1d(check_against_onnx):
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3], pads=[1, 2], strides=[2])
+    check_against_onnx([node], {"x": rand(2, 4, 21)}, ["y"], {"w": rand(6, 4, 3), "b": rand(6)})
+
+
+@pytest.mark.parametrize("act", ["Relu", "LeakyRelu", "Sigmoid", "Tanh", "Elu", "Clip"])
+def test_conv_fused_activation(check_against_onnx, act):
+    extra = {"alpha": 0.1} if act == "LeakyRelu" else {}
+    inputs = ["c", "lo", "hi"] if act == "Clip" else ["c"]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node(act, inputs, ["y"], **extra)]
+    inits = {"w": rand(11, 3, 3, 3), "b": rand(11), "lo": np.array(0, np.float32), "hi": np.array(0.6, np.float32)}
+    check_against_onnx(nodes, {"x": rand(1, 3, 10, 9)}, ["y"], inits)
+
+
+def test_conv_batchnorm_relu_folded(check_against_onnx):
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("BatchNormalization", ["c", "g", "bb", "m", "v"], ["n"], epsilon=1e-3),
+             helper.make_node("Relu", ["n"], ["y"])]
+    inits = {"w": rand(13, 5, 3, 3), "g": rand(13), "bb": rand(13), "m": rand(13), "v": rand(13, positive=True)}
+    check_against_onnx(nodes, {"x": rand(1, 5, 15, 14)}, ["y"], inits)
+
+
+def test_batchnorm_standalone(check_against_onnx):
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("BatchNormalization", ["r", "g", "bb", "m", "v"], ["y"])]
+    inits = {"g": rand(7), "bb": rand(7), "m": rand(7), "v": rand(7, positive=True)}
+    check_against_onnx(nodes, {"x": rand(2, 7, 5, 3)}, ["y"], inits)
+
+
+@pytest.mark.parametrize("shape,oc,k,s,pads,groups", [
+    ((1, 4, 5, 6), 3, (3, 3), (2, 2), (1, 1, 1, 1), 1),
+    ((2, 6, 4, 3), 4, (2, 3), (1, 2), (0, 1, 0, 1), 2),
+])
+def test_deconv(check_against_onnx, shape, oc, k, s, pads, groups):
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], kernel_shape=list(k), strides=list(s),
+                            pads=list(pads), group=groups)
+    check_against_onnx([node], {"x": rand(*shape)}, ["y"], {"w": rand(shape[1], oc // groups, *k), "b": rand(oc)})
+
+
+def test_gemm_linear(check_against_onnx):
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["g"], transB=1),
+             helper.make_node("Relu", ["g"], ["y"])]
+    check_against_onnx(nodes, {"x": rand(3, 37)}, ["y"], {"w": rand(13, 37), "b": rand(13)})
+
+
+@pytest.mark.parametrize("a,b", [((5, 7), (7, 3)), ((2, 5, 9), (9, 6)), ((3, 4, 5), (3, 5, 2))])
+def test_matmul(check_against_onnx, a, b):
+    node = helper.make_node("MatMul", ["a", "b"], ["y"])
+    check_against_onnx([node], {"a": rand(*a), "b": rand(*b)}, ["y"])
+
+
+UNARY = ["Relu", "Sigmoid", "Tanh", "Elu", "Exp", "Abs", "Neg", "Identity", "Floor", "Ceil", "Softplus"]
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 7, 5), (2, 9)])
+def test_unary_ops(check_against_onnx, shape):
+    nodes = [helper.make_node(op, ["x"], [f"y_{op}"]) for op in UNARY]
+    nodes.append(helper.make_node("LeakyRelu", ["x"], ["y_leaky"], alpha=0.2))
+    nodes.append(helper.make_node("Clip", ["x", "lo", "hi"], ["y_clip"]))
+    nodes += [helper.make_node("Abs", ["x"], ["ax"]), helper.make_node("Log", ["ax"], ["y_log"]),
+              helper.make_node("Sqrt", ["ax"], ["y_sqrt"])]
+    outs = [f"y_{op}" for op in UNARY] + ["y_leaky", "y_clip", "y_log", "y_sqrt"]
+    inits = {"lo": np.array(0, np.float32), "hi": np.array(6, np.float32)}
+    x = rand(*shape) * 3
+    x[np.abs(x) < 1e-3] = 0.5  # keep log/sqrt away from 0
+    check_against_onnx(nodes, {"x": x}, outs, inits)
+
+
+def test_prelu(check_against_onnx):
+    node = helper.make_node("PRelu", ["x", "slope"], ["y"])
+    check_against_onnx([node], {"x": rand(1, 5, 4, 3)}, ["y"], {"slope": rand(5, 1, 1)})
+
+
+BINARY = ["Add", "Sub", "Mul", "Div", "Min", "Max"]
+
+
+@pytest.mark.parametrize("a,b", [
+    ((2, 3, 4, 5), (2, 3, 4, 5)),
+    ((1, 5, 7, 9), (5, 1, 1)),
+    ((1, 5, 7, 9), (9,)),
+    ((1, 3, 1, 7), (2, 1, 5, 1)),
+])
+def test_binary_broadcast(check_against_onnx, a, b):
+    nodes = [helper.make_node(op, ["a", "b"], [f"y_{op}"]) for op in BINARY]
+    bv = rand(*b)
+    bv[np.abs(bv) < 0.1] = 0.5  # no division blow-ups
+    check_against_onnx(nodes, {"a": rand(*a), "b": bv}, [f"y_{op}" for op in BINARY])
+
+
+def test_binary_with_constant_and_pow(check_against_onnx):
+    nodes = [helper.make_node("Mul", ["x", "c"], ["m"]), helper.make_node("Add", ["m", "k"], ["y_add"]),
+             helper.make_node("Abs", ["x"], ["ax"]), helper.make_node("Pow", ["ax", "e"], ["y_pow"])]
+    inits = {"c": rand(1, 6, 1, 1), "k": np.array(0.25, np.float32), "e": rand(6, 1, 1, positive=True)}
+    x = rand(1, 6, 5, 4)
+    check_against_onnx(nodes, {"x": x}, ["y_add", "y_pow"], inits)
+
+
+@pytest.mark.parametrize("kind,attrs", [
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ("MaxPool", {"kernel_shape": [2, 2], "strides": [1, 1], "pads": [0, 0, 1, 1]}),  # YOLOv3-tiny's
+    ("MaxPool", {"kernel_shape": [2, 3], "strides": [2, 1], "dilations": [2, 1]}),
+    ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "count_include_pad": 0}),
+    ("AveragePool", {"kernel_shape": [3, 2], "strides": [1, 2], "pads": [1, 0, 1, 1], "count_include_pad": 1}),
+])
+def test_pool(check_against_onnx, kind, attrs):
+    node = helper.make_node(kind, ["x"], ["y"], **attrs)
+    check_against_onnx([node], {"x": rand(2, 5, 11, 13)}, ["y"])
+
+
+def test_global_pool_and_reduce(check_against_onnx):
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["y_gap"]),
+             helper.make_node("GlobalMaxPool", ["x"], ["y_gmp"]),
+             helper.make_node("ReduceMean", ["x"], ["y_mean"], axes=[2, 3], keepdims=1),
+             helper.make_node("ReduceMax", ["x"], ["y_max"], axes=[1], keepdims=1),
+             helper.make_node("ReduceMin", ["x"], ["y_min"], axes=[1, 3], keepdims=0),
+             helper.make_node("ReduceSum", ["x"], ["y_sum"], axes=[3], keepdims=1)]
+    check_against_onnx(nodes, {"x": rand(2, 5, 6, 7)}, ["y_gap", "y_gmp", "y_mean", "y_max", "y_min", "y_sum"],
+                       opset=11)
+
+
+@pytest.mark.parametrize("axis", [1, -1])
+def test_softmax(check_against_onnx, axis):
+    node = helper.make_node("Softmax", ["x"], ["y"], axis=axis)
+    check_against_onnx([node], {"x": rand(2, 7, 3, 5) * 4}, ["y"])
+
+
+def test_concat_split_slice(check_against_onnx):
+    nodes = [helper.make_node("Concat", ["a", "b", "c"], ["cat"], axis=1),
+             helper.make_node("Split", ["cat", "parts"], ["s1", "s2", "s3"], axis=1),
+             helper.make_node("Slice", ["cat", "st", "en", "ax", "sp"], ["y_slice"]),
+             helper.make_node("Relu", ["s2"], ["y_s2"]),
+             helper.make_node("Neg", ["s3"], ["y_s3"]),
+             helper.make_node("Abs", ["s1"], ["y_s1"]),
+             helper.make_node("Exp", ["cat"], ["y_cat"])]
+    inits = {"parts": np.array([2, 5, 4]), "st": np.array([1, 2]), "en": np.array([10, 100]),
+             "ax": np.array([1, 3]), "sp": np.array([3, 2])}
+    check_against_onnx(nodes, {"a": rand(1, 3, 4, 9), "b": rand(1, 5, 4, 9), "c": rand(1, 3, 4, 9)},
+                       ["y_slice", "y_s1", "y_s2", "y_s3", "y_cat"], inits)
+
+
+def test_reshape_transpose_squeeze(check_against_onnx):
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["t", "shape"], ["r"]),
+             helper.make_node("Relu", ["r"], ["y_r"]),
+             helper.make_node("Flatten", ["x"], ["y_flat"], axis=1),
+             helper.make_node("Unsqueeze", ["x", "uax"], ["u"]),
+             helper.make_node("Sigmoid", ["u"], ["y_u"]),
+             helper.make_node("Squeeze", ["u", "uax"], ["y_sq"])]
+    inits = {"shape": np.array([1, 35, 3]), "uax": np.array([2])}
+    check_against_onnx(nodes, {"x": rand(1, 3, 5, 7)}, ["y_r", "y_flat", "y_u", "y_sq"], inits)
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
+def test_pad(check_against_onnx, mode):
+    node = helper.make_node("Pad", ["x", "pads", "val"], ["y"], mode=mode)
+    inits = {"pads": np.array([0, 0, 1, 2, 0, 0, 2, 1]), "val": np.array(0.5, np.float32)}
+    check_against_onnx([node], {"x": rand(1, 3, 5, 6)}, ["y"], inits)
+
+
+@pytest.mark.parametrize("mode,transform", [
+    ("nearest", "asymmetric"),
+    ("linear", "half_pixel"),
+    ("linear", "align_corners"),
+    ("linear", "asymmetric"),
+])
+def test_resize(check_against_onnx, mode, transform):
+    extra = {"nearest_mode": "floor"} if mode == "nearest" else {}
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode=mode,
+                            coordinate_transformation_mode=transform, **extra)
+    check_against_onnx([node], {"x": rand(1, 3, 5, 7)}, ["y"], {"scales": np.array([1, 1, 2, 2], np.float32)})
+
+
+def test_elu_alpha_and_clamp_tensors_from_nnef_text(tmp_path):
+    """nnef-tools drops Elu's alpha, so this graph is written as NNEF text and checked against float64 numpy."""
+    from ocl_infer.engine import Engine
+    from ocl_infer.engine.graph.dat import write_dat
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "graph.nnef").write_text("""version 1.0;
+graph g( x ) -> ( e, c, s )
+{
+    x = external<scalar>(shape = [2, 3, 4]);
+    lo = variable<scalar>(shape = [1, 3], label = 'lo');
+    e = elu(x, alpha = 0.7);
+    c = clamp(x, lo, 0.5);
+    s = selu_like(x);
+}
+""".replace("    s = selu_like(x);\n", "    s = sub(mul(x, 2.0), 1.5);\n"))
+    lo = -rand(1, 3, positive=True)
+    write_dat(tmp_path / "m" / "lo.dat", lo)
+    x = rand(2, 3, 4)
+    with Engine(tmp_path / "m", poison=True) as engine:
+        out = engine.run({"x": x})
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(out["e"], np.where(x64 < 0, 0.7 * np.expm1(x64), x64), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["c"], np.minimum(np.maximum(x64, lo[..., None]), 0.5), rtol=1e-6)
+    np.testing.assert_allclose(out["s"], x64 * 2 - 1.5, rtol=1e-6, atol=1e-6)

@@ -10,7 +10,8 @@ ignored so later versions can add some)::
       "files": {"nnef": "model.nnef", "onnx": "model.onnx"},    # relative to the folder (these defaults)
       "input": {
         "name": "image",                        # the network's input tensor
-        "shape": [1, 3, 416, 416],              # N, C, H, W (layout NCHW only)
+        "shape": [1, 3, 416, 416],              # N, C, H, W
+        "layout": "NCHW",                       # the only layout supported
         "color": "RGB",                         # channel order the network wants: "RGB" or "BGR"
         "scale": 0.00392156862745098,           # pixel value (0..255) × scale ...
         "mean": [0.0, 0.0, 0.0],                # ... − mean (per channel, after scale)
@@ -195,6 +196,8 @@ def parse_description(doc: Any, folder: Path, where: str = "model.json") -> Mode
         shape = tuple(int(v) for v in _need(inp, "shape", f"{where} input"))
         if len(shape) != 4 or shape[1] != 3 or min(shape) <= 0:
             raise DetectionError(f"{where}: input.shape {list(shape)} must be [N, 3, H, W]")
+        if str(inp.get("layout", "NCHW")).upper() != "NCHW":
+            raise DetectionError(f"{where}: input.layout {inp.get('layout')!r} is not supported (only NCHW)")
         color = str(inp.get("color", "RGB")).upper()
         if color not in ("RGB", "BGR"):
             raise DetectionError(f"{where}: input.color {color!r} must be RGB or BGR")

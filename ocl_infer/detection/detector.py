@@ -95,7 +95,8 @@ class _OnnxRunner:
 class _EngineRunner:
     """Our OpenCL engine on model.nnef/ (one or many devices)."""
 
-    def __init__(self, path: Path, devices: Any, options: dict[str, Any]) -> None:
+    def __init__(self, path: Path, devices: Any, options: dict[str, Any], input_name: str,
+                 outputs: list[str]) -> None:
         try:
             from ocl_infer.engine import Engine
         except ImportError as err:
@@ -104,6 +105,15 @@ class _EngineRunner:
         if not path.exists():
             raise ModelError(f"{path} is missing: the opencl backend needs the model's NNEF folder")
         self.engine = Engine(str(path), devices=devices, **options)
+        missing = [n for n in outputs if n not in self.engine.outputs]
+        if missing:
+            self.engine.close()
+            raise ModelError(f"{path}: outputs {missing} named in model.json are not in the NNEF graph "
+                             f"({sorted(self.engine.outputs)})")
+        if input_name not in self.engine.inputs:
+            self.engine.close()
+            raise ModelError(f"{path}: input {input_name!r} named in model.json is not in the NNEF graph "
+                             f"({sorted(self.engine.inputs)})")
         try:
             labels = [s.label for s in self.engine.stats()]
         except Exception:  # stats are informative only; a missing field must not stop detection
@@ -166,7 +176,8 @@ class Detector:
         if backend == "onnxruntime":
             self._runner = _OnnxRunner(self.description.onnx_path, outputs, engine_options.pop("threads", None))
         else:
-            self._runner = _EngineRunner(self.description.nnef_path, devices, engine_options)
+            self._runner = _EngineRunner(self.description.nnef_path, devices, engine_options,
+                                         self.description.input.name, outputs)
         self._closed = False
 
     @property

@@ -50,6 +50,7 @@ def test_folder_without_model_json_is_named(tmp_path: Path) -> None:
         (lambda d: d["head"]["outputs"][0].update(classes=80), "80 classes"),
         (lambda d: d.update(head={"type": "boxes_scores", "boxes": "b"}), "needs 'boxes' and 'scores'"),
         (lambda d: d.update(format=7), "format 7"),
+        (lambda d: d["input"].update(layout="NHWC"), "input.layout 'NHWC'"),
     ],
 )
 def test_schema_errors_name_the_key(tmp_path: Path, change, needle: str) -> None:
@@ -81,3 +82,15 @@ def test_class_selection_by_name_id_alias_and_all(tmp_path: Path) -> None:
     no_vehicles = parse_description(dict(GOOD, classes=["cat", "dog"]), tmp_path)
     with pytest.raises(DetectionError, match="none of the default vehicle classes"):
         no_vehicles.class_ids(None)
+
+
+def test_output_names_must_exist_in_the_network(tmp_path: Path, model_dir: Path) -> None:
+    from ocl_infer.detection import Detector
+    from ocl_infer.errors import ModelError
+
+    doc = json.loads((model_dir / "model.json").read_text())
+    doc["files"] = {"onnx": str(model_dir / "model.onnx"), "nnef": str(model_dir / "model.nnef")}
+    doc["head"]["outputs"][0]["name"] = "nope"
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match=r"outputs \['nope'\] named in model\.json are not in the ONNX graph"):
+        Detector(tmp_path, backend="onnxruntime")

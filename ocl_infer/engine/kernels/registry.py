@@ -17,15 +17,21 @@ def register(cls: type[Kernel]) -> type[Kernel]:
     return cls
 
 
+_loaded = False
+
+
 def _load_families() -> None:
-    # Imported for their `register` side effect; the order does not matter.
-    from ocl_infer.engine.kernels import conv, elementwise, layout, matmul, pool  # noqa: F401
+    """Import the built-in families once (for their `register` side effect), whatever was imported before."""
+    global _loaded
+    if not _loaded:
+        from ocl_infer.engine.kernels import conv, elementwise, layout, matmul, pool  # noqa: F401
+
+        _loaded = True
 
 
 def choose_kernel(step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> type[Kernel]:
     """The highest-priority registered wrapper that supports `step` on a device with `facts`."""
-    if not KERNELS:
-        _load_families()
+    _load_families()
     candidates = [cls for (op, _), cls in KERNELS.items() if op == step.kind and cls.supports(step, shapes, facts)]
     if not candidates:
         known = sorted({op for op, _ in KERNELS})
@@ -36,8 +42,7 @@ def choose_kernel(step: Step, shapes: Mapping[str, tuple[int, ...]], facts: Devi
 
 def kernel_for(step: Step) -> type[Kernel]:
     """The wrapper class a plan chose for `step`."""
-    if not KERNELS:
-        _load_families()
+    _load_families()
     try:
         return KERNELS[(step.kind, step.variant)]
     except KeyError as err:

@@ -1,0 +1,145 @@
+"""The planner without any device: fusion, batch-norm folding, aliases, buffer reuse and peak bytes, kernel
+choice through the registry (including a replacement kernel with a higher priority)."""
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ocl_infer.engine.graph import load_graph
+from ocl_infer.engine.graph.dat import write_dat
+from ocl_infer.engine.kernels import KERNELS, choose_kernel, register
+from ocl_infer.engine.kernels.conv import ConvBlocked
+from ocl_infer.engine.plan import DeviceFacts, Step, make_plan, plan_buffers
+
+NET = """version 1.0;
+
+graph net( input ) -> ( output )
+{
+    input = external<scalar>(shape = [1, 3, 16, 16]);
+    f1 = variable<scalar>(shape = [8, 3, 3, 3], label = 'f1');
+    b1 = variable<scalar>(shape = [1, 8], label = 'b1');
+    mean = variable<scalar>(shape = [1, 8], label = 'mean');
+    var = variable<scalar>(shape = [1, 8], label = 'var');
+    off = variable<scalar>(shape = [1, 8], label = 'off');
+    sc = variable<scalar>(shape = [1, 8], label = 'sc');
+    f2 = variable<scalar>(shape = [4, 8, 1, 1], label = 'f2');
+    c1 = conv(input, f1, b1, padding = [(1, 1), (1, 1)]);
+    n1 = batch_normalization(c1, mean, var, off, sc, epsilon = 0.001);
+    a1 = leaky_relu(n1, alpha = 0.1);
+    p1 = max_pool(a1, size = [1, 1, 2, 2], stride = [1, 1, 2, 2], border = 'ignore');
+    c2 = conv(p1, f2, 0.0);
+    a2 = clamp(c2, 0.0, 6.0);
+    r = reshape(a2, shape = [1, 256]);
+    output = sigmoid(r);
+}
+"""
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Path:
+    folder = tmp_path / "net"
+    folder.mkdir()
+    (folder / "graph.nnef").write_text(NET)
+    rng = np.random.default_rng(3)
+    for name, shape in [("f1", (8, 3, 3, 3)), ("b1", (1, 8)), ("mean", (1, 8)), ("off", (1, 8)), ("sc", (1, 8)),
+                        ("f2", (4, 8, 1, 1))]:
+        write_dat(folder / f"{name}.dat", rng.standard_normal(shape).astype(np.float32))
+    write_dat(folder / "var.dat", rng.random((1, 8)).astype(np.float32) + 0.5)
+    return folder
+
+
+def test_fusion_folds_batchnorm_and_activations(net):
+    plan = make_plan(load_graph(net))
+    kinds = [(s.kind, s.variant) for s in plan.steps]
+    assert kinds == [("conv", "blocked"), ("max_pool", "2d"), ("conv", "blocked"), ("reshape", "alias"),
+                     ("sigmoid", "flat")]
+    assert plan.steps[0].attrs["activation"] == ("leaky_relu", pytest.approx(0.1), 0.0)
+    assert plan.steps[2].attrs["activation"] == ("clamp", 0.0, 6.0)
+    assert "batch_normalization" in plan.steps[0].name
+
+
+def test_batchnorm_folding_is_exact_in_float64(net):
+    g = load_graph(net)
+    plan = make_plan(g, fuse=True)
+    t = {n: g.tensors[n].data.astype(np.float64).reshape(-1) for n in ("b1", "mean", "var", "off", "sc")}
+    k = t["sc"] / np.sqrt(t["var"] + 0.001)
+    bias_key = plan.steps[0].inputs[2]
+    np.testing.assert_allclose(plan.constants[bias_key], (t["b1"] - t["mean"]) * k + t["off"], rtol=1e-6)
+
+
+def test_no_fusion_keeps_every_op(net):
+    plan = make_plan(load_graph(net), fuse=False)
+    assert [s.kind for s in plan.steps] == ["conv", "batch_normalization", "leaky_relu", "max_pool", "conv",
+                                            "clamp", "reshape", "sigmoid"]
+
+
+def test_buffer_plan_reuses_and_knows_peak(net):
+    plan = make_plan(load_graph(net), fuse=False)
+    b = plan.buffers
+    sizes = {n: int(np.prod(plan.shapes[n])) * 4 for n in b.storage_of}
+    naive = sum(sizes.values())
+    assert b.activation_bytes < naive
+    # reshape aliases its input: same storage, no launch
+    assert b.storage_of["r"] == "a2"
+    # the graph output's whole alias group is pinned (host reads it), so it is not in a shared slot
+    assert b.storage_of["output"] == "output" and "output" in b.pinned_bytes and "input" in b.pinned_bytes
+    # no step writes into a slot one of its inputs lives in
+    for s in plan.steps:
+        if s.variant == "alias":
+            continue
+        in_slots = {b.slot_of.get(b.storage_of.get(t, t)) for t in s.inputs} - {None}
+        out_slots = {b.slot_of.get(b.storage_of[t]) for t in s.outputs} - {None}
+        assert not in_slots & out_slots, s.name
+    assert plan.peak_bytes == plan.weights_bytes + b.activation_bytes
+
+
+def _step(name: str, inputs: tuple[str, ...], variant: str = "flat") -> Step:
+    return Step("relu", variant, inputs, (name,), {}, name)
+
+
+def test_plan_buffers_chain_uses_two_slots():
+    steps = [_step("a", ("x",)), _step("b", ("a",)), _step("c", ("b",)), _step("d", ("c",)), _step("y", ("d",))]
+    shapes = {n: (10,) for n in "xabcdy"}
+    b = plan_buffers(steps, shapes, ["x"], ["y"])
+    assert len(b.slot_bytes) == 2 and b.slot_of["a"] == b.slot_of["c"] and b.slot_of["b"] == b.slot_of["d"]
+    assert b.activation_bytes == 2 * 40 + 2 * 40
+
+
+def test_plan_buffers_grows_slot_for_bigger_tensor():
+    steps = [_step("a", ("x",)), _step("b", ("a",)), _step("c", ("b",)), _step("y", ("c",))]
+    shapes = {"x": (4,), "a": (4,), "b": (4,), "c": (100,), "y": (4,)}
+    b = plan_buffers(steps, shapes, ["x"], ["y"])
+    assert sorted(b.slot_bytes) == [16, 400]
+
+
+def test_registry_picks_highest_priority_supporting_kernel(net):
+    class FastConv(ConvBlocked):
+        variant = "test_fast"
+        priority = 10
+
+        @classmethod
+        def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
+            return super().supports(step, shapes, facts) and facts.type == "gpu"
+
+    register(FastConv)
+    try:
+        g = load_graph(net)
+        cpu = make_plan(g, DeviceFacts(type="cpu"))
+        gpu = make_plan(g, DeviceFacts(type="gpu"))
+        assert cpu.steps[0].variant == "blocked"
+        assert gpu.steps[0].variant == "test_fast"
+        assert choose_kernel(gpu.steps[0], gpu.shapes, DeviceFacts(type="gpu")) is FastConv
+    finally:
+        KERNELS.pop(("conv", "test_fast"))
+
+
+def test_conv_weights_relaid_out_blocked(net):
+    g = load_graph(net)
+    plan = make_plan(g, fuse=False)
+    key = plan.steps[0].inputs[1]
+    w = plan.constants[key]  # [G][NOCB][ICG][KH][KW][OCB]
+    f1 = g.tensors["f1"].data
+    assert w.size == 8 * 3 * 3 * 3
+    assert w.reshape(1, 1, 3, 3, 3, 8)[0, 0, 2, 1, 0, 5] == f1[5, 2, 1, 0]

@@ -11,7 +11,7 @@ history at --max-speed, or the node died). So
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,11 +43,20 @@ class FrameOutcome:
     detections_published: bool = False
 
 
+LEVELS = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
+
+
 @dataclass
 class RecordedOutputs:
     timings: list[tuple[str, object]]  # (topic, FrameTiming)
     detections: list[tuple[str, object]]  # (topic, Detection2DArray)
     diagnostics: int
+    # status name → (worst level seen, the message it came with)
+    worst_status: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+def _level(raw: object) -> int:
+    return raw[0] if isinstance(raw, bytes | bytearray) else int(raw)  # type: ignore[call-overload]
 
 
 def read_outputs(bag: str | Path) -> RecordedOutputs:
@@ -63,6 +72,10 @@ def read_outputs(bag: str | Path) -> RecordedOutputs:
                 out.detections.append((conn.topic, store.deserialize_cdr(raw, conn.msgtype)))
             elif conn.topic == "/diagnostics":
                 out.diagnostics += 1
+                for status in store.deserialize_cdr(raw, conn.msgtype).status:  # type: ignore[attr-defined]
+                    level = _level(status.level)
+                    if level >= out.worst_status.get(status.name, (-1, ""))[0]:
+                        out.worst_status[status.name] = (level, str(status.message))
     finally:
         reader.close()
     return out
@@ -175,6 +188,10 @@ def build_report(
         "devices": dict(Counter(o.device for o in processed if o.device).most_common()),
         "cameras": cameras,
         "diagnostics_messages": outputs.diagnostics,
+        "diagnostics_worst": {
+            name: {"level": LEVELS.get(level, str(level)), "message": message}
+            for name, (level, message) in sorted(outputs.worst_status.items())
+        },
         "per_frame": [asdict(o) for o in outcomes],
     }
 
@@ -200,6 +217,13 @@ def format_summary(report: dict[str, object]) -> str:
     lines.append(f"detected  {det['total']} objects in {det['frames_with_detections']} frames: {classes}")
     devices = report.get("devices") or {}
     lines.append("devices   " + (", ".join(f"{k}: {v} frames" for k, v in devices.items()) or "none"))  # type: ignore[union-attr]
+    worst: dict = report.get("diagnostics_worst") or {}  # type: ignore[assignment]
+    bad = {k: v for k, v in worst.items() if v["level"] != "OK"}
+    if worst:
+        lines.append(
+            "diagnose  " + ("all OK" if not bad else "; ".join(f"{v['level']} {k}: {v['message']}" for k, v in
+                                                               list(bad.items())[:3]))
+        )
     cams: dict = report.get("cameras") or {}  # type: ignore[assignment]
     if len(cams) > 1:
         for cam, c in cams.items():

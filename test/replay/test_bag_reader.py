@@ -62,6 +62,19 @@ def test_bad_paths_and_unknown_formats_are_clear_errors(tmp_path):
         inspect_bag(corrupt)
 
 
+@pytest.mark.parametrize("version", [8, 9])
+@pytest.mark.parametrize("storage", [StoragePlugin.SQLITE3, StoragePlugin.MCAP])
+def test_bags_in_the_formats_ros2_bag_record_writes_are_read(tmp_path, data_dir, version, storage):
+    # rosbag2 in Iron/Jazzy writes metadata version 8, Kilted 9; both storages, as `ros2 bag record -s`.
+    path = tmp_path / "rec"
+    frame = cv2.imread(str(data_dir / "dog.jpg"))
+    with Writer(path, version=version, storage_plugin=storage) as w:
+        c = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        w.write(c, 42, STORE.serialize_cdr(image_message(STORE, frame, 41, "cam"), "sensor_msgs/msg/Image"))
+    info = inspect_bag(path)
+    assert info.storage == storage.name.lower() and select_camera_topics(info) == (["/cam/image_raw"], [])
+
+
 def test_a_single_storage_file_is_readable_too(tmp_path, data_dir):
     bag = write_image_bag([data_dir / "dog.jpg"], tmp_path / "b", ImageBagOptions(storage="mcap")).path
     info = inspect_bag(bag / "b.mcap")

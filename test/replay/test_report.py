@@ -129,3 +129,11 @@ def test_plot_shows_the_budget_line_and_misses(tmp_path):
     assert red.sum() > 200 and green.sum() > 50  # budget line + 2 misses; 6 on-time dots
     path = write_latency_plot(report, tmp_path / "latency.png")
     assert cv2.imread(str(path)).shape == img.shape
+
+
+def test_worst_diagnostic_level_per_status_is_reported():
+    sent, outputs, _ = _scenario()
+    outputs.worst_status = {"/vd: camera /c": (1, "2 misses in the last 5 s"), "/vd: device cl:0": (0, "fine")}
+    report = build_report(sent, outputs)
+    assert report["diagnostics_worst"]["/vd: camera /c"] == {"level": "WARN", "message": "2 misses in the last 5 s"}
+    assert "diagnose  WARN /vd: camera /c: 2 misses in the last 5 s" in format_summary(report)

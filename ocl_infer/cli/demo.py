@@ -141,6 +141,11 @@ def run(args: argparse.Namespace) -> int:
             f"verdict   p95 latency {lat['p95']:.0f} ms vs budget {budget:g} ms: {verdict} budget "
             f"({f['published']}/{f['sent']} frames on time)"
         )
+    if f["overload_drop"] or f["stale_drop"]:
+        _say(
+            "          the node keeps only the newest frame per camera: when inference is slower than the camera,\n"
+            "          older frames are dropped (overload/stale) instead of queueing, so latency stays bounded"
+        )
     _say()
     _say("Outputs")
     _say("-" * 78)

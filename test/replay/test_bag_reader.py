@@ -122,3 +122,22 @@ def test_raw_images_decode_through_step_and_encoding(data_dir):
         decode_raw_image(_raw("bgr8", h, w, 100, np.zeros(100 * h)), "/cam")
     with pytest.raises(ImageError, match="not a camera image type"):
         decode_image(None, "std_msgs/msg/String", "/x")
+
+
+def test_header_stamps_far_from_record_time_are_warned_about(tmp_path, data_dir):
+    from ocl_infer.ros.replay.session import _warn_about_stamps
+
+    path = tmp_path / "zero_stamps"
+    frame = cv2.imread(str(data_dir / "dog.jpg"))
+    with Writer(path, version=9) as w:
+        c = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        for i in range(2):  # a driver that leaves header.stamp at zero
+            w.write(c, 1_700_000_000_000_000_000 + i, STORE.serialize_cdr(image_message(STORE, frame, 0, "c"),
+                                                                         "sensor_msgs/msg/Image"))
+    lines: list[str] = []
+    _warn_about_stamps(path, ["/cam/image_raw"], lines.append)
+    assert len(lines) == 1 and "/cam/image_raw: header stamps are 1700000000.0 s from the record time" in lines[0]
+    good = write_image_bag([data_dir / "dog.jpg"], tmp_path / "good").path
+    lines.clear()
+    _warn_about_stamps(good, ["/camera/image_raw"], lines.append)
+    assert lines == []

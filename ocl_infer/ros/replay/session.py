@@ -129,6 +129,25 @@ def _items(bag: Path, topics: list[str], info: BagInfo, loops: int) -> Iterator[
             reader.close()
 
 
+def _warn_about_stamps(bag: Path, topics: list[str], log: Callable[[str], None]) -> None:
+    """The node measures age and latency from header stamps: say so when they are far from the record time."""
+    reader = open_bag(bag)
+    try:
+        seen: set[str] = set()
+        for topic, _, t, raw in iter_raw_messages(reader, topics):
+            if topic in seen:
+                continue
+            seen.add(topic)
+            offset_s = (t - header_stamp_ns(raw)) / 1e9
+            if abs(offset_s) > 1.0:
+                log(f"  warning  {topic}: header stamps are {offset_s:.1f} s from the record time; the node "
+                    "measures latency from header stamps, so expect stale drops")
+            if len(seen) == len(topics):
+                break
+    finally:
+        reader.close()
+
+
 def ensure_local_ros_env() -> None:
     """DDS discovery on loopback only and the shared-memory profile for big images, unless already set."""
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") or "LOCALHOST"
@@ -165,6 +184,7 @@ def run_replay(
         log(f"  playing  {t}  {types[t]}  {counts[t]} msgs")
     for t in ignored:
         log(f"  ignored  {t}  {types[t]}  (not a camera image topic)")
+    _warn_about_stamps(opts.bag, topics, log)
 
     tmp = None
     out_bag = opts.output_bag

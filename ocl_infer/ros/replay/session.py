@@ -192,7 +192,9 @@ def run_replay(
         tmp = tempfile.TemporaryDirectory(prefix="ocl_infer_replay_")
         out_bag = Path(tmp.name) / "outputs"
     storage = info.storage if info.storage in ("sqlite3", "mcap") else "sqlite3"
-    node_log = out_bag.parent / f"{out_bag.name}.nodes.log"
+    # Beside the output bag; with no output bag, in the temp folder's parent, so it survives the clean-up.
+    node_log = out_bag.parent / f"{out_bag.name}.nodes.log" if tmp is None else Path(
+        tempfile.gettempdir()) / f"ocl_infer_replay_{os.getpid()}.nodes.log"
     total = sum(counts[t] for t in topics) * opts.loop
 
     procs = None

@@ -23,8 +23,9 @@ def convert_model(src: Path, out: Path, input_shapes: dict[str, tuple[int, ...]]
     if not src.is_file():
         raise ModelError(f"{src}: model file not found")
     out = Path(out)
-    written = out.with_name(out.name + ".tgz") if compress and not out.name.endswith(".tgz") else out
-    target = written if not compress else out
+    # nnef-tools appends ".tgz" to the path it is given when compressing
+    target = out.with_name(out.name[: -len(".tgz")]) if compress and out.name.endswith(".tgz") else out
+    written = target.with_name(target.name + ".tgz") if compress else target
     for p in {target, written}:
         if p.is_dir():
             shutil.rmtree(p)
@@ -45,7 +46,6 @@ def convert_model(src: Path, out: Path, input_shapes: dict[str, tuple[int, ...]]
         raise ModelError(f"{src}: conversion to NNEF failed: {type(err).__name__}: {err}") from err
     if rc != 0:
         raise ModelError(f"{src}: conversion to NNEF failed: {log.getvalue().strip() or f'exit code {rc}'}")
-    for candidate in (written, target, Path(str(target) + ".tgz")):
-        if candidate.exists():
-            return candidate
+    if written.exists():
+        return written
     raise ModelError(f"{src}: converter reported success but wrote nothing at {target}")

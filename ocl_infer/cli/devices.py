@@ -7,6 +7,8 @@ import json
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("devices", help="list OpenCL platforms and devices")
     p.add_argument("--json", action="store_true", help="one JSON object per device")
+    p.add_argument("--select", nargs="+", default=None, metavar="SEL",
+                   help="only the devices these selectors match ('all', '0', 'cl:1', 'P:D', name part, gpu/cpu)")
     p.set_defaults(func=run)
 
 
@@ -20,6 +22,10 @@ def run(args: argparse.Namespace) -> int:
     from ocl_infer.engine.devices import list_devices
 
     devices = list_devices()  # DeviceError with install help when there is none
+    if getattr(args, "select", None):
+        from ocl_infer.engine.devices import select_devices
+
+        devices = select_devices(args.select, devices)  # DeviceError naming a selector that matches nothing
     if args.json:
         for d in devices:
             print(json.dumps(asdict(d)))

@@ -91,7 +91,9 @@ def test_max_speed_against_an_impossible_budget_shows_misses_and_drops(data_dir,
     assert f["sent"] == 20 == f["processed"] + f["dropped"] + f["errors"]
     assert f["published"] == 0  # nothing can be on time with a 1 ms budget
     assert f["deadline_misses"] + f["stale_drop"] + f["overload_drop"] == f["sent"] - f["undelivered"] - f["errors"]
-    assert f["stale_drop"] + f["overload_drop"] > 0  # the latest-slot dropped frames instead of queueing them
+    # Frames are dropped (in the node's latest-slot, or already in its depth-1 DDS reader history) instead of
+    # queueing up; whatever reached the worker was stale or late.
+    assert f["dropped"] > 0 and f["stale_drop"] + f["deadline_misses"] >= 1
 
 
 def test_ctrl_c_closes_the_output_bag_and_stops_the_node(data_dir, tmp_path):

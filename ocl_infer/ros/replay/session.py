@@ -76,6 +76,7 @@ class _Progress:
         self.last_output = time.monotonic()
         self._drawn = 0.0
         self._state = (-1, -1)
+        self._width = 0
 
     def on_sent(self, _item: PlayItem) -> None:
         self.sent += 1
@@ -109,7 +110,9 @@ class _Progress:
             f"\r[{'#' * done}{'.' * (width - done)}] sent {self.sent}/{self.total}  processed {processed}  "
             f"missed {o.get('miss', 0)}  dropped {dropped}"
         )
-        print(line + ("\n" if final else ""), end="", file=sys.stderr, flush=True)
+        pad = max(0, self._width - len(line))  # wipe what a longer previous line left behind
+        self._width = len(line)
+        print(line + " " * pad + ("\n" if final else ""), end="", file=sys.stderr, flush=True)
 
 
 def _items(bag: Path, topics: list[str], info: BagInfo, loops: int) -> Iterator[PlayItem]:

@@ -20,7 +20,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("bag", type=Path, help="rosbag2 folder, or a .db3 / .mcap file")
     p.add_argument("-o", "--output", type=Path, default=None, metavar="OUT_BAG", help="bag to record outputs into")
     speed = p.add_mutually_exclusive_group()
-    speed.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default: %(default)s)")
+    speed.add_argument(
+        "--rate", type=float, default=1.0,
+        help="playback speed factor; sim time runs at it, so latency is in bag time (default: %(default)s)",
+    )
     speed.add_argument("--max-speed", action="store_true", help="publish frames back to back")
     p.add_argument("--topics", nargs="+", default=None, metavar="TOPIC", help="camera topics to play")
     p.add_argument("--report", type=Path, default=None, metavar="JSON", help="write the report here")

@@ -78,7 +78,7 @@ class OutputRecorder:
                     conns[topic] = writer.add_connection(topic, msgtype, typestore=self.store)
                 if raw:
                     writer.write(conns[topic], t, raw)  # type: ignore[arg-type]
-        except (WriterError, OSError) as err:
+        except Exception as err:  # storage plugins raise their own (sqlite3, mcap) errors; report, never hide
             self._error = err
         finally:
             writer.close()

@@ -52,6 +52,15 @@ def facts_of(info: DeviceInfo) -> DeviceFacts:
                        max_work_group_size=info.max_work_group_size, fp16=info.fp16)
 
 
+def _check_fits(plan: Plan, info: DeviceInfo, model: Path) -> None:
+    """Refuse a plan the device cannot hold before allocating anything (a shape in the file can ask for TBs)."""
+    largest = max([*plan.buffers.slot_bytes, *plan.buffers.pinned_bytes.values(),
+                   *(int(a.nbytes) for a in plan.constants.values()), 0])
+    if plan.peak_bytes > info.global_mem_bytes or largest > info.max_alloc_bytes:
+        raise ModelError(f"{model}: needs {plan.peak_bytes} bytes of device memory (largest buffer {largest}); "
+                         f"{info.label} has {info.global_mem_bytes} (largest allocation {info.max_alloc_bytes})")
+
+
 class Engine:
     """Run an NNEF model on one or several OpenCL devices. See docs/architecture.md for the contract."""
 
@@ -72,6 +81,7 @@ class Engine:
         try:
             for info in self.devices:
                 plan = make_plan(self.graph, facts_of(info), fuse=self.options.fuse)
+                _check_fits(plan, info, self.model_path)
                 self.plans.append(plan)
                 self.runtimes.append(DeviceRuntime(plan, cl_device(info), info.label, poison=self.options.poison,
                                                    disk_cache=self.options.disk_cache))

@@ -21,6 +21,9 @@ CONV_CASES = [
     ((1, 16, 8, 9), 12, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1, False),  # 1x1, no bias
     ((1, 5, 12, 15), 9, (3, 5), (1, 3), (2, 1), (2, 1, 0, 2), 1, True),
     ((1, 12, 6, 7), 20, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 4, True),  # groups with 3 and 5 channels each
+    ((1, 10, 9, 11), 33, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1, True),  # >= 16 channels: the covec kernel
+    ((2, 24, 13, 13), 40, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1, True),  # covec 1x1 on a 13x13 map
+    ((1, 8, 30, 29), 17, (3, 3), (1, 1), (1, 1), (0, 1, 2, 0), 1, True),  # covec, asymmetric padding
 ]
 
 
@@ -39,13 +42,14 @@ def test_conv1d(check_against_onnx):
     check_against_onnx([node], {"x": rand(2, 4, 21)}, ["y"], {"w": rand(6, 4, 3), "b": rand(6)})
 
 
+@pytest.mark.parametrize("oc", [11, 19])
 @pytest.mark.parametrize("act", ["Relu", "LeakyRelu", "Sigmoid", "Tanh", "Elu", "Clip"])
-def test_conv_fused_activation(check_against_onnx, act):
+def test_conv_fused_activation(check_against_onnx, act, oc):
     extra = {"alpha": 0.1} if act == "LeakyRelu" else {}
     inputs = ["c", "lo", "hi"] if act == "Clip" else ["c"]
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
              helper.make_node(act, inputs, ["y"], **extra)]
-    inits = {"w": rand(11, 3, 3, 3), "b": rand(11), "lo": np.array(0, np.float32), "hi": np.array(0.6, np.float32)}
+    inits = {"w": rand(oc, 3, 3, 3), "b": rand(oc), "lo": np.array(0, np.float32), "hi": np.array(0.6, np.float32)}
     check_against_onnx(nodes, {"x": rand(1, 3, 10, 9)}, ["y"], inits)
 
 

@@ -143,3 +143,18 @@ def test_conv_weights_relaid_out_blocked(net):
     f1 = g.tensors["f1"].data
     assert w.size == 8 * 3 * 3 * 3
     assert w.reshape(1, 1, 3, 3, 3, 8)[0, 0, 2, 1, 0, 5] == f1[5, 2, 1, 0]
+
+
+def test_conv_variant_chosen_by_shape_and_device():
+    from ocl_infer.engine.plan.model import Step
+
+    def conv_step(oc: int, stride: int) -> tuple[Step, dict]:
+        shapes = {"x": (1, 8, 20, 20), "f": (oc, 8, 3, 3), "b": (1, oc), "y": (1, oc, 20 // stride, 20 // stride)}
+        attrs = {"stride": (stride, stride), "padding": ((1, 1), (1, 1)), "groups": 1, "border": "constant"}
+        return Step("conv", "", ("x", "f", "b"), ("y",), attrs, "conv -> y"), shapes
+
+    cpu, gpu = DeviceFacts(type="cpu"), DeviceFacts(type="gpu")
+    assert choose_kernel(*conv_step(33, 1), cpu).variant == "covec"  # channel-vectorised, >= 16 channels
+    assert choose_kernel(*conv_step(33, 2), cpu).variant == "blocked"  # strided: the general kernel
+    assert choose_kernel(*conv_step(8, 1), cpu).variant == "blocked"  # too few channels for 16-wide vectors
+    assert choose_kernel(*conv_step(33, 1), gpu).variant == "blocked"  # tuned for CPUs only

@@ -1,9 +1,11 @@
 """Safe extraction of `.tgz` / `.nnef.tgz` NNEF archives into a cache folder keyed by the archive's hash."""
 
 import hashlib
+import lzma
 import shutil
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from ocl_infer.errors import ModelError
@@ -67,6 +69,14 @@ def extract_archive(archive: Path, max_total_bytes: int = MAX_TOTAL_BYTES) -> Pa
 
 
 def _extract_into(archive: Path, tmp: Path, max_total_bytes: int) -> None:
+    # Truncated or corrupt streams fail mid-read, and a file member can sit where a later one needs a folder.
+    try:
+        _extract_members(archive, tmp, max_total_bytes)
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as err:
+        raise ModelError(f"{archive}: cannot extract ({type(err).__name__}: {err})") from err
+
+
+def _extract_members(archive: Path, tmp: Path, max_total_bytes: int) -> None:
     try:
         tar = tarfile.open(archive, "r:*")  # noqa: SIM115 - closed by the `with tar` below
     except (tarfile.TarError, OSError) as err:

@@ -1,5 +1,6 @@
 """NNEF tensor files (`.dat`): a 128-byte header then little-endian data. Validated before any allocation."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def read_dat(path: Path, expected_shape: tuple[int, ...], what: str) -> np.ndarr
             raise ModelError(f"{path}: unsupported item type (code {code}, {bits} bits) for {what}")
         if shape != tuple(expected_shape):
             raise ModelError(f"{path}: shape {list(shape)} does not match {list(expected_shape)} in graph for {what}")
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)  # Python ints: an int64 product can wrap to 0 and pass the size check
         need = count * (bits // 8)
         if data_len != need:
             raise ModelError(f"{path}: header says {data_len} data bytes but shape {list(shape)} of "

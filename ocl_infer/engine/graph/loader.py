@@ -1,5 +1,7 @@
 """Load an NNEF model (folder, graph.nnef file or archive) into our immutable Graph, validating everything."""
 
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,13 @@ from ocl_infer.engine.graph.ops import LOWERED_OPS, SUPPORTED_OPS
 from ocl_infer.errors import ModelError
 
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar")
+# Limits checked before the C++ parser or numpy sees the text: deep nesting overflows the parser's stack (a
+# crash, not an error), integers past int32 wrap silently, and kernels index tensors with 32-bit ints.
+MAX_GRAPH_BYTES = 64 * 2**20
+MAX_NESTING = 256
+MAX_TENSOR_ELEMENTS = 2**31 - 1
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_INTEGER = re.compile(r"(?<![\w.])\d+(?![\w.])")
 
 
 def model_folder(model: str | Path) -> Path:
@@ -38,6 +47,7 @@ def load_graph(model: str | Path) -> Graph:
 
     folder = model_folder(model)
     graph_file = folder / "graph.nnef"
+    _check_text(graph_file)
     try:
         ng = nnef.load_graph(str(folder), lowered=LOWERED_OPS, load_variables=False)
         _check_ops(ng, graph_file)  # before shape inference, which fails without naming the tensor
@@ -50,6 +60,7 @@ def load_graph(model: str | Path) -> Graph:
     tensors: dict[str, Tensor] = {}
     for name, t in ng.tensors.items():
         shape = tuple(int(d) for d in (t.shape or ()))
+        _check_shape(shape, f"tensor '{name}'", graph_file)
         tensors[name] = Tensor(name=name, shape=shape, dtype=str(t.dtype))
     ops: list[Op] = []
     for nop in ng.operations:
@@ -69,7 +80,13 @@ def load_graph(model: str | Path) -> Graph:
         if kind == "constant":
             name = outs[0]
             shape = tuple(int(d) for d in nop.attribs["shape"])
+            _check_shape(shape, f"constant '{name}'", graph_file)
             value = np.asarray(nop.attribs["value"], dtype=np.float32)
+            if value.size not in (1, math.prod(shape)):
+                raise ModelError(f"{graph_file}: constant '{name}' has {value.size} values for shape {list(shape)}; "
+                                 f"expected 1 or {math.prod(shape)}")
+            if not np.all(np.isfinite(value)):
+                raise ModelError(f"{graph_file}: constant '{name}' holds NaN or infinite values")
             data = np.broadcast_to(value, shape) if value.size == 1 else value.reshape(shape)
             tensors[name] = Tensor(name, shape, tensors[name].dtype, np.ascontiguousarray(data, dtype=np.float32))
             continue
@@ -90,6 +107,38 @@ def load_graph(model: str | Path) -> Graph:
               outputs=tuple(str(n) for n in ng.outputs), tensors=tensors, ops=tuple(ops), source=str(folder))
     _check_types(g, graph_file)
     return g
+
+
+def _check_text(graph_file: Path) -> None:
+    """Refuse what would crash or silently mislead the C++ parser: huge files, deep nesting, int32 overflow."""
+    try:
+        size = graph_file.stat().st_size
+        if size > MAX_GRAPH_BYTES:
+            raise ModelError(f"{graph_file}: {size} bytes; graph files over {MAX_GRAPH_BYTES} bytes are refused")
+        text = _QUOTED.sub("''", graph_file.read_bytes().decode("utf-8", errors="replace"))
+    except OSError as err:
+        raise ModelError(f"{graph_file}: cannot read ({err})") from err
+    depth = deepest = 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    if deepest > MAX_NESTING:
+        raise ModelError(f"{graph_file}: expressions nested {deepest} deep; at most {MAX_NESTING} are accepted")
+    for m in _INTEGER.finditer(text):
+        if int(m.group()) > 2**31 - 1:
+            line = text.count("\n", 0, m.start()) + 1
+            raise ModelError(f"{graph_file}: line {line}: integer {m.group()} does not fit 32 bits")
+
+
+def _check_shape(shape: tuple[int, ...], what: str, graph_file: Path) -> None:
+    if any(d < 0 for d in shape):
+        raise ModelError(f"{graph_file}: {what} has a negative dimension {list(shape)}")
+    if math.prod(shape) > MAX_TENSOR_ELEMENTS:
+        raise ModelError(f"{graph_file}: {what} of shape {list(shape)} has {math.prod(shape)} elements; "
+                         f"the engine's kernels index at most {MAX_TENSOR_ELEMENTS}")
 
 
 def _check_ops(ng: Any, graph_file: Path) -> None:

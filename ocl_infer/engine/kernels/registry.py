@@ -24,7 +24,7 @@ def _load_families() -> None:
     """Import the built-in families once (for their `register` side effect), whatever was imported before."""
     global _loaded
     if not _loaded:
-        from ocl_infer.engine.kernels import conv, elementwise, layout, matmul, pool  # noqa: F401
+        from ocl_infer.engine.kernels import conv, conv_covec, elementwise, layout, matmul, pool  # noqa: F401
 
         _loaded = True
 

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import pyopencl as cl
@@ -55,7 +56,9 @@ class ProgramCache:
                 self._programs[key] = prg
                 return prg
         try:
-            prg = cl.Program(self.context, source).build(options=options.split(), devices=[self.device])
+            with warnings.catch_warnings():  # compiler remarks are not actionable for users; failures raise
+                warnings.simplefilter("ignore", cl.CompilerWarning)
+                prg = cl.Program(self.context, source).build(options=options.split(), devices=[self.device])
         except cl.RuntimeError as err:  # build failure: carry the compiler's log
             raise KernelError(f"{what}: OpenCL build failed with options '{options}': {err}") from err
         self.compiles += 1

@@ -1,0 +1,114 @@
+// Direct convolution vectorised over OUTPUT channels ("covec"): a work-item keeps NV float16 vectors
+// (16*NV output channels) x RY output rows x NP output columns of accumulators in registers; each input value
+// is loaded once per tap and broadcast against NV weight vectors. Stride 1, dilation 1, groups 1; any KH x KW
+// and zero padding PT/PL (bottom/right follow from OH, OW); fused bias + activation (ACT as conv.cl).
+// Layouts: x [N][IC][IH][IW]; w [NCB][KH][KW][IC][CO_V] (CO_V = 16*NV, OC zero-padded to NCB*CO_V);
+// bias [NCB*CO_V]; y [N][OC][OH][OW].  Launch: global (ceil(OW/NP), ceil(OH/RY), N*NCB), local (1,1,1).
+// Compile-time: N IC OC IH IW OH OW KH KW PT PL NP NV RY NCB ACT.
+#define CO_V (16 * NV)
+
+inline float16 activate16(const float16 v, const float a0, const float a1) {
+#if ACT == 1
+    return fmax(v, (float16)(0.0f));
+#elif ACT == 2
+    return select(v, v * a0, v < (float16)(0.0f));
+#elif ACT == 3
+    return fmin(fmax(v, (float16)(a0)), (float16)(a1));
+#elif ACT == 4
+    return 1.0f / (1.0f + exp(-v));
+#elif ACT == 5
+    return tanh(v);
+#elif ACT == 6
+    return select(v, a0 * expm1(v), v < (float16)(0.0f));
+#else
+    return v;
+#endif
+}
+
+__kernel void conv2d_covec(__global const float* restrict x, __global const float16* restrict w,
+                           __global const float16* restrict bias, __global float* restrict y,
+                           const float a0, const float a1) {
+    const int x0 = get_global_id(0) * NP;
+    const int y0 = get_global_id(1) * RY;
+    const int cb = get_global_id(2) % NCB;
+    const int n = get_global_id(2) / NCB;
+    __global const float* xn = x + (size_t)n * IC * IH * IW;
+    float16 acc[NV][RY][NP];
+#pragma unroll
+    for (int v = 0; v < NV; v++) {
+        const float16 b = bias[cb * NV + v];
+#pragma unroll
+        for (int r = 0; r < RY; r++)
+#pragma unroll
+            for (int p = 0; p < NP; p++) acc[v][r][p] = b;
+    }
+    for (int ky = 0; ky < KH; ky++) {
+        const int iy0 = y0 + ky - PT;
+        if (iy0 + RY <= 0 || iy0 >= IH) continue;  // every row of the block reads padding
+        for (int kx = 0; kx < KW; kx++) {
+            const int ix0 = x0 + kx - PL;
+            __global const float16* wk = w + ((size_t)(cb * KH + ky) * KW + kx) * IC * NV;
+            if (ix0 >= 0 && ix0 + NP <= IW && iy0 >= 0 && iy0 + RY <= IH) {
+                // Interior block: no bounds checks in the hot loop.
+                __global const float* ip = xn + iy0 * IW + ix0;
+                for (int ci = 0; ci < IC; ci++) {
+                    float16 wv[NV];
+#pragma unroll
+                    for (int v = 0; v < NV; v++) wv[v] = wk[v];
+#pragma unroll
+                    for (int r = 0; r < RY; r++)
+#pragma unroll
+                        for (int p = 0; p < NP; p++) {
+                            const float a = ip[r * IW + p];
+#pragma unroll
+                            for (int v = 0; v < NV; v++) acc[v][r][p] = fma((float16)(a), wv[v], acc[v][r][p]);
+                        }
+                    ip += IH * IW;
+                    wk += NV;
+                }
+            } else {
+                // Border block: outside positions read zero; clamping keeps every load inside the tensor.
+                __global const float* ip = xn;
+                for (int ci = 0; ci < IC; ci++) {
+                    float16 wv[NV];
+#pragma unroll
+                    for (int v = 0; v < NV; v++) wv[v] = wk[v];
+#pragma unroll
+                    for (int r = 0; r < RY; r++) {
+                        const int iy = iy0 + r;
+                        const bool row_ok = iy >= 0 && iy < IH;
+                        __global const float* rp = ip + clamp(iy, 0, IH - 1) * IW;
+#pragma unroll
+                        for (int p = 0; p < NP; p++) {
+                            const int ix = ix0 + p;
+                            const float a = (row_ok && ix >= 0 && ix < IW) ? rp[clamp(ix, 0, IW - 1)] : 0.0f;
+#pragma unroll
+                            for (int v = 0; v < NV; v++) acc[v][r][p] = fma((float16)(a), wv[v], acc[v][r][p]);
+                        }
+                    }
+                    ip += IH * IW;
+                    wk += NV;
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int v = 0; v < NV; v++) {
+        const int c0 = cb * CO_V + v * 16;
+        const int nl = min(16, OC - c0);  // OC need not be a multiple of 16 (255): padded lanes are not stored
+#pragma unroll
+        for (int r = 0; r < RY; r++) {
+            if (y0 + r >= OH) break;
+#pragma unroll
+            for (int p = 0; p < NP; p++) {
+                if (x0 + p >= OW) break;
+                float t[16];
+                vstore16(activate16(acc[v][r][p], a0, a1), 0, t);
+                __global float* o = y + ((size_t)(n * OC + c0) * OH + y0 + r) * OW + x0 + p;
+#pragma unroll
+                for (int l = 0; l < 16; l++)
+                    if (l < nl) o[(size_t)l * OH * OW] = t[l];
+            }
+        }
+    }
+}

@@ -141,3 +141,15 @@ def test_header_stamps_far_from_record_time_are_warned_about(tmp_path, data_dir)
     lines.clear()
     _warn_about_stamps(good, ["/camera/image_raw"], lines.append)
     assert lines == []
+
+
+def test_replay_refuses_an_existing_output_bag_and_a_missing_params_file(tmp_path, data_dir):
+    bag = write_image_bag([data_dir / "dog.jpg"], tmp_path / "in").path
+    (tmp_path / "out").mkdir()
+    cases = ((["-o", str(tmp_path / "out")], "exists already, not overwriting"),
+             (["--params", str(tmp_path / "none.yaml")], "params: no such file"),
+             (["--loop", "0"], "loop: must be ≥ 1"))
+    for extra, message in cases:
+        out = subprocess.run([sys.executable, "-m", "ocl_infer.cli", "replay", str(bag), *extra],
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 2 and message in out.stderr, out.stderr

@@ -7,6 +7,21 @@ __kernel void strided_copy(__global const float* src, __global float* dst, const
     if (i < n) dst[doff + bidx(i, d, ds)] = src[soff + bidx(i, d, ss)];
 }
 
+__kernel void contiguous_copy(__global const float* restrict src, __global float* restrict dst, const int soff,
+                              const int doff, const int n) {
+    const int i = get_global_id(0);
+    if (i < n) dst[doff + i] = src[soff + i];
+}
+
+__kernel void nearest_upsample2d(__global const float* restrict src, __global float* restrict dst, const int ih,
+                                 const int iw, const int fh, const int fw, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int ow = iw * fw, oh = ih * fh;
+    const int ox = i % ow, oy = (i / ow) % oh, p = i / (ow * oh);
+    dst[i] = src[((size_t)p * ih + oy / fh) * iw + ox / fw];
+}
+
 inline int pad_index(int j, const int len, const int border) {
     // border: 0 constant, 1 replicate, 2 reflect, 3 reflect-even; -1 means "use the constant value"
     if (j >= 0 && j < len) return j;

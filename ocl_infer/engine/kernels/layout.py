@@ -32,12 +32,34 @@ class _Layout(Kernel):
 
     def copy_launch(self, program: Any, src: Any, dst: Any, dims: tuple[int, ...], ss: tuple[int, ...],
                     ds: tuple[int, ...], soff: int = 0, doff: int = 0) -> Launch:
+        dims, ss, ds = collapse_dims(dims, ss, ds)
         if len(dims) > MAX_RANK:
             raise self.fail(f"rank {len(dims)} exceeds {MAX_RANK}")
         n = size_of(dims)
+        if len(dims) == 1 and ss == (1,) and ds == (1,):  # one contiguous run: no index arithmetic
+            k = new_kernel(program, "contiguous_copy")
+            k.set_args(src, dst, np.int32(soff), np.int32(doff), np.int32(n))
+            return Launch(k, global_1d(n))
         k = new_kernel(program, "strided_copy")
         k.set_args(src, dst, int8(dims, 1), int8(ss, 0), int8(ds, 0), np.int32(soff), np.int32(doff), np.int32(n))
         return Launch(k, global_1d(n))
+
+
+def collapse_dims(dims: tuple[int, ...], ss: tuple[int, ...],
+                  ds: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Drop size-1 dims and merge neighbours that are contiguous in both source and destination, so most
+    copies (concat and split along channels, plain copies) become one flat run."""
+    kept = [(d, a, b) for d, a, b in zip(dims, ss, ds, strict=True) if d != 1]
+    if not kept:
+        return (1,), (1,), (1,)
+    out = [kept[0]]
+    for d, a, b in kept[1:]:
+        pd, pa, pb = out[-1]
+        if pa == a * d and pb == b * d:
+            out[-1] = (pd * d, a, b)
+        else:
+            out.append((d, a, b))
+    return tuple(x[0] for x in out), tuple(x[1] for x in out), tuple(x[2] for x in out)
 
 
 @register
@@ -89,8 +111,14 @@ class StridedCopy(_Layout):
                     res.append(self.copy_launch(program, ins[0], buf, s, xs, contiguous_strides(s), soff=off))
                 off += s[axis] * xs[axis]
             return res
-        if kind == "nearest_upsample":  # view the output as (..., H, fh, W, fw) reading the input with 0 strides
+        if kind == "nearest_upsample":
             f = tuple(a["factor"])
+            if len(x) == 4 and len(f) == 2:  # the common 2-D case: a dedicated kernel, 3 divisions per pixel
+                n = size_of(y)
+                k = new_kernel(program, "nearest_upsample2d")
+                k.set_args(ins[0], outs[0], *(np.int32(v) for v in (x[2], x[3], f[0], f[1], n)))
+                return [Launch(k, global_1d(n))]
+            # otherwise view the output as (..., H, fh, W, fw) reading the input with 0 strides
             lead = x[: len(x) - len(f)]
             dims, ss = list(lead), list(contiguous_strides(x)[: len(lead)])
             xs = contiguous_strides(x)

@@ -69,7 +69,9 @@ class ProgramCache:
 
     def _from_binary(self, path: Path, options: str) -> cl.Program | None:
         try:
-            prg = cl.Program(self.context, [self.device], [path.read_bytes()]).build(options=options.split())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", cl.CompilerWarning)
+                prg = cl.Program(self.context, [self.device], [path.read_bytes()]).build(options=options.split())
             if not prg.get_info(cl.program_info.KERNEL_NAMES):
                 raise ValueError("program binary has no kernels")
             return prg

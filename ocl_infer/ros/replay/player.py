@@ -70,7 +70,7 @@ class BagPlayer:
     wall time and deadlines in sim time get tight, as on a faster camera).
     """
 
-    def __init__(self, node: Node, topics: dict[str, str], clock: SimClock, clock_hz: float = 100.0) -> None:
+    def __init__(self, node: Node, topics: dict[str, str], clock: SimClock, clock_hz: float = 200.0) -> None:
         self.node = node
         self.clock = clock
         # Reliable, keep-last: a late subscriber still gets frames in order; the node's own latest-slot

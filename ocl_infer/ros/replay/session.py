@@ -40,7 +40,7 @@ class ReplayOptions:
     external: bool = False
     ready_timeout_s: float = 120.0  # node start-up includes model load and kernel builds
     drain_idle_s: float = 15.0  # give up waiting for outputs after this long without one
-    clock_hz: float = 100.0
+    clock_hz: float = 200.0  # the nodes see sim time in these steps: latency resolution 5 ms
     node_executable: str | None = None
     node_parameters: tuple[tuple[str, str], ...] = ()  # (name, value) set with -p after the params file
 
@@ -277,6 +277,7 @@ def run_replay(
         "max_speed": opts.rate is None,
         "loops": opts.loop,
         "external_nodes": opts.external,
+        "clock_hz": opts.clock_hz,
         "wall_s": round(wall, 3),
         "interrupted": interrupted,
     }

@@ -2,6 +2,7 @@
 
 inline int border_index(int j, const int len, const int border) {
     // border: 2 replicate, 3 reflect, 4 reflect-even (0 ignore and 1 constant never get here)
+    if (j >= 0 && j < len) return j;  // the other coordinate may be the one outside
     if (border == 2) return clamp(j, 0, len - 1);
     if (border == 3) { if (len == 1) return 0; j = j < 0 ? -j : 2 * len - 2 - j; return clamp(j, 0, len - 1); }
     j = j < 0 ? -j - 1 : 2 * len - 1 - j;

@@ -66,7 +66,12 @@ class Pool2d(_Pool):
             pt = auto_padding(x[-2], y[-2], kh, sh, dh)[0]
             pl = auto_padding(x[-1], y[-1], kw, sw, dw)[0]
         return dict(IH=x[-2], IW=x[-1], OH=y[-2], OW=y[-1], KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw, PT=pt, PL=pl,
-                    BORDER=_POOL_BORDERS[a.get("border", "constant")], MODE=_POOL_MODES[self.step.kind])
+                    BORDER=_POOL_BORDERS[a.get("border", "constant")], MODE=self.mode())
+
+    def mode(self) -> int:
+        if self.step.kind == "box" and self.step.attrs.get("normalize", False):
+            return _POOL_MODES["avg_pool"]  # a normalized box filter is an average pool
+        return _POOL_MODES[self.step.kind]
 
     def build_options(self) -> str:
         return " ".join(f"-DP_{k}={v}" for k, v in self.geometry().items())

@@ -95,7 +95,7 @@ def camera_report(node_name: str, topic: str, snap: CameraSnapshot, options: Nod
     ]
     for kind in ("received", "published", "miss", "stale_drop", "overload_drop", "decode_error",
                  "inference_error", "input_gap", "output_gap"):
-        plural = {"miss": "misses"}.get(kind, kind + "s")
+        plural = {"received": "received", "published": "published", "miss": "misses"}.get(kind, kind + "s")
         values.append((f"{plural}_window", str(snap.window[kind])))
         values.append((f"{plural}_total", str(snap.totals[kind])))
     return StatusReport(f"{node_name}: camera {topic}", level, message, topic, tuple(values))

@@ -37,15 +37,16 @@ def backend() -> str:
 class NodeProcess:
     """A console-script node running as a child process, its log in a file."""
 
-    def __init__(self, script: str, params: dict[str, Any], tmp: Path, name: str, extra: list[str] = ()) -> None:
+    def __init__(self, script: str, params: dict[str, Any], tmp: Path, name: str, extra: list[str] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.params_file = tmp / f"{name}.yaml"
         self.params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
         self.log_path = tmp / f"{name}.log"
         self._log = self.log_path.open("wb")
         cmd = [str(BIN / script), "--ros-args", "-r", f"__node:={name}", "--params-file", str(self.params_file),
                *extra]
-        env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        child_env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0", **(env or {}))
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=child_env, cwd=ROOT)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -77,8 +78,9 @@ def start_node(tmp_path_factory) -> Iterator[Callable[..., NodeProcess]]:
     started: list[NodeProcess] = []
     tmp = tmp_path_factory.mktemp("nodes")
 
-    def start(script: str, params: dict[str, Any], name: str, extra: list[str] = ()) -> NodeProcess:
-        node = NodeProcess(script, params, tmp, name, list(extra))
+    def start(script: str, params: dict[str, Any], name: str, extra: list[str] = (),
+              env: dict[str, str] | None = None) -> NodeProcess:
+        node = NodeProcess(script, params, tmp, name, list(extra), env)
         started.append(node)
         return node
 

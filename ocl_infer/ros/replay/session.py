@@ -74,6 +74,8 @@ class _Progress:
         self.sent = 0
         self.outcomes: dict[str, int] = {}
         self.last_output = time.monotonic()
+        self.sent_all = False
+        self.longest_gap = 0.0  # longest wait between FrameTimings after the last frame was sent
         self._drawn = 0.0
         self._state = (-1, -1)
         self._width = 0
@@ -86,7 +88,10 @@ class _Progress:
         name = OUTCOMES.get(int(msg.outcome), "other")  # type: ignore[attr-defined]
         with self.lock:
             self.outcomes[name] = self.outcomes.get(name, 0) + 1
-            self.last_output = time.monotonic()
+            now = time.monotonic()
+            if self.sent_all:  # gaps while frames still arrive say little about the node's pace
+                self.longest_gap = max(self.longest_gap, now - self.last_output)
+            self.last_output = now
         self.draw()
 
     @property
@@ -233,7 +238,9 @@ def run_replay(
         node.create_timer(0.5, recorder.discover)  # outputs that appear later (/diagnostics, more cameras)
         start = time.monotonic()
         player.play(_items(opts.bag, topics, info, opts.loop), opts.rate, bar.on_sent)
-        bar.last_output = time.monotonic()  # the idle timer starts when the last frame has left
+        with bar.lock:
+            bar.last_output = time.monotonic()  # the idle timer starts when the last frame has left
+            bar.sent_all = True
         _drain(bar, len(player.sent), procs, opts.drain_idle_s)
         bar.draw(final=True)
         wall = time.monotonic() - start
@@ -318,9 +325,17 @@ def _wait_ready(
 
 
 def _drain(bar: _Progress, sent: int, procs: "DetectorProcesses | None", idle_s: float) -> None:
-    """Wait until every sent frame has its FrameTiming, or no output came for `idle_s`, or the node died."""
+    """Wait until every sent frame has its FrameTiming, the node died, or outputs stopped: no FrameTiming for
+    4× the longest gap seen since the last frame left (at least 3 s; `idle_s` at most, and before any came).
+
+    Frames still missing then never reached the node (a best-effort, depth-1 reader overwritten during a
+    --max-speed burst): the report counts them as undelivered rather than waiting for ever.
+    """
     while bar.accounted < sent:
-        if time.monotonic() - bar.last_output > idle_s:
+        with bar.lock:
+            quiet = time.monotonic() - bar.last_output
+            limit = min(idle_s, max(3.0, 4 * bar.longest_gap)) if bar.accounted else idle_s
+        if quiet > limit:
             return
         if procs is not None and procs.failed():
             return

@@ -23,6 +23,13 @@ def read_dat(path: Path, expected_shape: tuple[int, ...], what: str) -> np.ndarr
     """Read one `.dat` as float32 after checking header, dtype, shape and size against the file length.
 
     `what` names the tensor for messages. Integer data is accepted only where it converts exactly."""
+    try:
+        return _read_dat(path, expected_shape, what)
+    except OSError as err:  # a label can make a name the OS refuses (too long, ...)
+        raise ModelError(f"{str(path)[:200]}: cannot read the tensor file for {what} ({err.strerror})") from err
+
+
+def _read_dat(path: Path, expected_shape: tuple[int, ...], what: str) -> np.ndarray:
     if not path.is_file():
         raise ModelError(f"{path}: missing tensor file for {what}")
     file_len = path.stat().st_size

@@ -322,7 +322,7 @@ class VehicleDetectorNode(Node):
         publish = not missed or opts.late_policy == "publish"
         if publish:
             cam.detections.publish(out)
-        if opts.overlay and cam.overlay.get_subscription_count() > 0:
+        if publish and opts.overlay and cam.overlay.get_subscription_count() > 0:
             cam.overlay.publish(bgr_to_image(draw_overlay(frame, result.detections), "bgr8", pending.msg.header))
         record.detections_published = publish
         if missed:

@@ -331,3 +331,21 @@ def test_frames_at_four_times_the_sustainable_rate_keep_the_newest_and_memory_fl
     frame_kib = frames["dog"].nbytes // 1024
     assert rss[-1] - rss[1] < 10 * frame_kib, rss
     assert overload_node.alive()
+
+
+def test_detections_offer_a_deadline_of_one_input_period(harness, compressed_node):
+    # Defaults: 10 Hz x tolerance 1.5 -> the node offers 150 ms. DDS matches a reader asking for a longer
+    # deadline and refuses one asking for a shorter one.
+    from rclpy.duration import Duration
+
+    def reader(seconds: float) -> Any:
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        qos.deadline = Duration(seconds=seconds)
+        return harness.node.create_subscription(Detection2DArray, "/detections", lambda _: None, qos)
+
+    loose, strict = reader(1.0), reader(0.05)
+    harness.wait_for(lambda: loose.get_publisher_count() > 0, WAIT_S, "a match for a 1 s deadline")
+    time.sleep(1.0)  # discovery has long finished for the other reader too
+    assert strict.get_publisher_count() == 0
+    harness.node.destroy_subscription(loose)
+    harness.node.destroy_subscription(strict)

@@ -31,9 +31,11 @@ class TensorSpec:
 class EngineOptions:
     """Engine knobs. `poison` NaN-fills activation buffers before each run (tests); `max_inflight` bounds the
     frames queued per device; a run longer than `watchdog_s` counts as a hang; failed devices return after
-    `retry_s`."""
+    `retry_s`. `warmup` runs one zero frame per device at start, so PoCL's per-kernel JIT at first launch does
+    not land on the first real frame (or trip the watchdog)."""
 
     poison: bool = False
+    warmup: bool = True
     fuse: bool = True
     max_inflight: int = 2
     watchdog_s: float = 30.0
@@ -90,6 +92,15 @@ class Engine:
             raise
         self.inputs = {n: TensorSpec(tuple(self.graph.tensors[n].shape)) for n in self.graph.inputs}
         self.outputs = {n: TensorSpec(tuple(self.graph.tensors[n].shape)) for n in self.graph.outputs}
+        if self.options.warmup:
+            zeros = {n: np.zeros(spec.shape, np.float32) for n, spec in self.inputs.items()}
+            try:
+                for rt in self.runtimes:
+                    rt.run(zeros)
+                    rt.frames = 0
+            except BaseException:
+                self._release()
+                raise
         self._dispatcher = Dispatcher(self.runtimes, self.options.max_inflight, self.options.watchdog_s,
                                       self.options.retry_s)
         self._closed = False

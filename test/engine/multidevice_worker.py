@@ -36,11 +36,11 @@ def main(model: str) -> None:
 
     # 2. a device fails mid-run: nothing lost, error counted and logged, device back after retry_s
     with Engine(model, devices="all", max_inflight=2, retry_s=0.3) as multi:
-        def fail_on_third(frame_no: int) -> None:
-            if frame_no == 3:
+        def fail_first(frame_no: int) -> None:
+            if frame_no == 1:  # its first frame (frames 0-2 go to devices 0-2 at submit)
                 raise InjectedFault("injected OpenCL failure")
 
-        multi.runtimes[1].fault_hook = fail_on_third
+        multi.runtimes[1].fault_hook = fail_first
         futures = [multi.submit({name: x}) for x in xs]
         outs = [f.result(timeout=120) for f in futures]
         report["fault_identical"] = all(np.array_equal(o[k], r[k]) for o, r in zip(outs, ref, strict=True) for k in r)
@@ -57,7 +57,7 @@ def main(model: str) -> None:
     # 3. a device hangs: the watchdog re-runs the frame elsewhere
     with Engine(model, devices="all", max_inflight=1, watchdog_s=0.5, retry_s=0.2) as multi:
         def hang_once(frame_no: int) -> None:
-            if frame_no == 2:
+            if frame_no == 1:  # device 0 always gets the first frame
                 time.sleep(2.0)
 
         multi.runtimes[0].fault_hook = hang_once

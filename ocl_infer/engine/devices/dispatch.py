@@ -100,7 +100,7 @@ class Dispatcher:
             if self._closed:
                 raise DeviceError("engine is closed")
             self._pending.append(_Frame(feeds, fut))
-            self._assign_locked()
+            self._retry_locked()  # devices whose retry time has come rejoin first; then assign
         return fut
 
     def stats(self) -> list[DeviceStats]:

@@ -200,7 +200,9 @@ def bench_opencv(onnx_path: Path, x: Any, threads: int, frames: int, warmup: int
     except cv2.error as err:
         return Timing("opencv-dnn", size, error=f"OpenCV could not run {onnx_path.name}: {str(err).strip()[:120]}")
     load0 = os.getloadavg()[0]
-    return _timing("opencv-dnn", size, time_frames(step, frames, warmup), load0)
+    timing = _timing("opencv-dnn", size, time_frames(step, frames, warmup), load0)
+    time.sleep(0.2)  # let its worker threads go idle before the next backend
+    return timing
 
 
 def _timing(backend: str, size: int, times: list[float], load0: float) -> Timing:

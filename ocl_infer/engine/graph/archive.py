@@ -53,9 +53,15 @@ def extract_archive(archive: Path, max_total_bytes: int = MAX_TOTAL_BYTES) -> Pa
         try:
             _extract_into(archive, tmp, max_total_bytes)
             (tmp / ".complete").write_text("ok\n")
-            if dest.exists():
-                shutil.rmtree(dest, ignore_errors=True)
-            tmp.replace(dest)
+            if (dest / ".complete").is_file():  # another process finished first: keep its copy
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                if dest.exists():  # an interrupted earlier extraction
+                    shutil.rmtree(dest, ignore_errors=True)
+                try:
+                    tmp.replace(dest)
+                except OSError:  # lost a race to another process; its copy is complete
+                    shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -53,6 +53,17 @@ def test_conv_fused_activation(check_against_onnx, act, oc):
     check_against_onnx(nodes, {"x": rand(1, 3, 10, 9)}, ["y"], inits)
 
 
+@pytest.mark.parametrize("shape,oc,alpha", [((1, 5, 16, 22), 16, 0.1), ((1, 6, 13, 9), 40, 0.1),
+                                            ((1, 4, 12, 12), 20, -0.5)])
+def test_conv_leaky_maxpool_fused(check_against_onnx, shape, oc, alpha):
+    """conv -> leaky -> 2x2/2 max pool runs as one kernel (odd sizes floor like ONNX); a negative slope is not
+    monotonic, so that case must stay unfused and still be right."""
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("LeakyRelu", ["c"], ["l"], alpha=alpha),
+             helper.make_node("MaxPool", ["l"], ["y"], kernel_shape=[2, 2], strides=[2, 2])]
+    check_against_onnx(nodes, {"x": rand(*shape)}, ["y"], {"w": rand(oc, shape[1], 3, 3), "b": rand(oc)})
+
+
 def test_conv_batchnorm_relu_folded(check_against_onnx):
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
              helper.make_node("BatchNormalization", ["c", "g", "bb", "m", "v"], ["n"], epsilon=1e-3),

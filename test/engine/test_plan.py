@@ -53,6 +53,7 @@ def net(tmp_path: Path) -> Path:
 def test_fusion_folds_batchnorm_and_activations(net):
     plan = make_plan(load_graph(net))
     kinds = [(s.kind, s.variant) for s in plan.steps]
+    # 8 output channels: too few for the covec kernel, so the pool is not fused into the conv
     assert kinds == [("conv", "blocked"), ("max_pool", "2d"), ("conv", "blocked"), ("reshape", "alias"),
                      ("sigmoid", "flat")]
     assert plan.steps[0].attrs["activation"] == ("leaky_relu", pytest.approx(0.1), 0.0)
@@ -158,3 +159,22 @@ def test_conv_variant_chosen_by_shape_and_device():
     assert choose_kernel(*conv_step(33, 2), cpu).variant == "blocked"  # strided: the general kernel
     assert choose_kernel(*conv_step(8, 1), cpu).variant == "blocked"  # too few channels for 16-wide vectors
     assert choose_kernel(*conv_step(33, 1), gpu).variant == "blocked"  # tuned for CPUs only
+
+
+def test_conv_maxpool_fusion_only_where_a_kernel_can(net, tmp_path):
+    text = (net / "graph.nnef").read_text().replace("[8, 3, 3, 3]", "[16, 3, 3, 3]").replace("[1, 8]", "[1, 16]")
+    text = text.replace("[4, 8, 1, 1]", "[4, 16, 1, 1]")
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    (wide / "graph.nnef").write_text(text)
+    rng = np.random.default_rng(1)
+    for name, shape in [("f1", (16, 3, 3, 3)), ("b1", (1, 16)), ("mean", (1, 16)), ("off", (1, 16)),
+                        ("sc", (1, 16)), ("var", (1, 16)), ("f2", (4, 16, 1, 1))]:
+        write_dat(wide / f"{name}.dat", (rng.random(shape) + 0.5).astype(np.float32))
+    g = load_graph(wide)
+    cpu = make_plan(g, DeviceFacts(type="cpu"))
+    assert [(s.kind, s.variant) for s in cpu.steps][:2] == [("conv", "covec"), ("conv", "blocked")]
+    assert cpu.steps[0].outputs == ("p1",) and cpu.steps[0].attrs["pool"] == 2
+    assert "c1" not in cpu.buffers.storage_of and "a1" not in cpu.buffers.storage_of  # never written
+    gpu = make_plan(g, DeviceFacts(type="gpu"))  # no kernel fuses the pool there: two steps
+    assert [s.kind for s in gpu.steps][:2] == ["conv", "max_pool"]

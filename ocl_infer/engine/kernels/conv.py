@@ -23,6 +23,8 @@ class _ConvBase(Kernel):
         super().__init__(step, shapes)
         x, f, y = (tuple(shapes[n]) for n in (step.inputs[0], step.inputs[1], step.outputs[0]))
         a = step.attrs
+        if a.get("pool"):  # a fused max pool: the geometry is the conv's, the step writes the pooled map
+            y = tuple(a["conv_shape"])
         one_d = len(x) == 3  # 1-D conv runs as 2-D with height 1
         if one_d:
             x, f, y = ((*s[:2], 1, *s[2:]) for s in (x, f, y))
@@ -58,7 +60,10 @@ class _ConvBase(Kernel):
     @classmethod
     def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
         return (step.kind in cls.ops and len(shapes[step.inputs[0]]) in (3, 4)
-                and step.attrs.get("border", "constant") in ("constant", "ignore"))
+                and step.attrs.get("border", "constant") in ("constant", "ignore")
+                and (cls.fuses_pool or not step.attrs.get("pool")))
+
+    fuses_pool = False  # wrappers that can apply a fused 2x2/2 max pool set this
 
     def bias(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
         if len(self.step.inputs) < 3:

@@ -4,7 +4,7 @@
 // and zero padding PT/PL (bottom/right follow from OH, OW); fused bias + activation (ACT as conv.cl).
 // Layouts: x [N][IC][IH][IW]; w [NCB][KH][KW][IC][CO_V] (CO_V = 16*NV, OC zero-padded to NCB*CO_V);
 // bias [NCB*CO_V]; y [N][OC][OH][OW].  Launch: global (ceil(OW/NP), ceil(OH/RY), N*NCB), local (1,1,1).
-// Compile-time: N IC OC IH IW OH OW KH KW PT PL NP NV RY NCB ACT.
+// Compile-time: N IC OC IH IW OH OW KH KW PT PL NP NV RY NCB ACT POOL (0, or 2: fused 2x2/2 max pool).
 #define CO_V (16 * NV)
 
 inline float16 activate16(const float16 v, const float a0, const float a1) {
@@ -92,6 +92,29 @@ __kernel void conv2d_covec(__global const float* restrict x, __global const floa
             }
         }
     }
+#if POOL == 2
+    // Fused 2x2 stride-2 max pool (RY = 2, NP even): every activation we fuse is non-decreasing, so the max of
+    // the activated values is the activation of the max. OH, OW here are the conv's; the pooled map is half.
+#pragma unroll
+    for (int v = 0; v < NV; v++) {
+        const int c0 = cb * CO_V + v * 16;
+        const int nl = min(16, OC - c0);
+        const int py = y0 / 2;
+        if (py >= OH / 2) break;
+#pragma unroll
+        for (int p = 0; p < NP; p += 2) {
+            const int px = (x0 + p) / 2;
+            if (px >= OW / 2) break;
+            const float16 m = fmax(fmax(acc[v][0][p], acc[v][0][p + 1]), fmax(acc[v][1][p], acc[v][1][p + 1]));
+            float t[16];
+            vstore16(activate16(m, a0, a1), 0, t);
+            __global float* o = y + ((size_t)(n * OC + c0) * (OH / 2) + py) * (OW / 2) + px;
+#pragma unroll
+            for (int l = 0; l < 16; l++)
+                if (l < nl) o[(size_t)l * (OH / 2) * (OW / 2)] = t[l];
+        }
+    }
+#else
 #pragma unroll
     for (int v = 0; v < NV; v++) {
         const int c0 = cb * CO_V + v * 16;
@@ -111,4 +134,5 @@ __kernel void conv2d_covec(__global const float* restrict x, __global const floa
             }
         }
     }
+#endif
 }

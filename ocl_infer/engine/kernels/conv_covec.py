@@ -31,13 +31,16 @@ def logical_shapes(step: Step, shapes: Mapping[str, tuple[int, ...]], tag: str) 
     return {**shapes, fname: (y[1], x[1], kh, kw)}
 
 
-def covec_blocking(oc: int, ow: int, kh: int, kw: int) -> tuple[int, int, int]:
+def covec_blocking(oc: int, ow: int, kh: int, kw: int, pool: bool = False) -> tuple[int, int, int]:
     """(NP columns, NV channel vectors, RY rows) per work-item, from the tuning runs on the YOLOv3-tiny shapes.
 
-    At most ~16-26 float16 accumulators so everything stays in the 32 AVX-512 registers."""
+    At most ~16-26 float16 accumulators so everything stays in the 32 AVX-512 registers. A fused 2x2 pool needs
+    RY = 2 and an even NP."""
     nv_max = -(-oc // 16)
     if nv_max == 1:
         return 8, 1, 2
+    if pool:
+        return (2, 4, 2) if ow <= 32 and nv_max >= 4 else (4, 2, 2)
     if kh == kw == 1 and ow <= 14:
         return ow, 2, 1  # one full row per work-item: no wasted columns on 13x13
     if ow <= 32 and nv_max >= 4:
@@ -55,10 +58,12 @@ class ConvCovec(_ConvBase):
     variant = "covec"
     priority = 10
     cl_file = "conv_covec.cl"
+    fuses_pool = True
 
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
         super().__init__(step, logical_shapes(step, shapes, TAG))
-        self.np_, self.nv, self.ry = covec_blocking(self.oc, self.ow, self.kh, self.kw)
+        self.pool = 2 if step.attrs.get("pool") else 0
+        self.np_, self.nv, self.ry = covec_blocking(self.oc, self.ow, self.kh, self.kw, bool(self.pool))
         self.ncb = -(-self.oc // (16 * self.nv))
 
     @classmethod
@@ -74,7 +79,7 @@ class ConvCovec(_ConvBase):
         return Path(__file__).with_name(self.cl_file).read_text()
 
     def defines(self) -> dict[str, int]:
-        return {**super().defines(), "NP": self.np_, "NV": self.nv, "RY": self.ry, "NCB": self.ncb}
+        return {**super().defines(), "NP": self.np_, "NV": self.nv, "RY": self.ry, "NCB": self.ncb, "POOL": self.pool}
 
     def build_options(self) -> str:
         return super().build_options() + " -cl-fast-relaxed-math -cl-mad-enable"

@@ -64,6 +64,7 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
     if fuse:
         drafts = _fold_batch_norm(drafts, consts, shapes, outputs)
         drafts = _fuse_activations(drafts, consts, outputs)
+        drafts = _fuse_max_pool(drafts, shapes, outputs, lambda st: _supported(choose, st, shapes, facts))
     _mark_aliases(drafts)
     steps: list[Step] = []
     device_consts: dict[str, np.ndarray] = {}
@@ -140,6 +141,47 @@ def _fuse_activations(drafts: list[_Draft], consts: dict[str, np.ndarray], outpu
                 d = _Draft(d.kind, d.inputs, [act.outputs[0]], {**d.attrs, "activation": params}, d.name,
                            fused=[*d.fused, act.name])
                 removed.add(id(act))
+        out.append(d)
+    return out
+
+
+def _is_pool_2x2(d: _Draft, rank: int) -> bool:
+    a = d.attrs
+    pads = a.get("padding") or ()
+    return (d.kind == "max_pool" and rank == 4 and tuple(a["size"]) == (1, 1, 2, 2)
+            and tuple(a.get("stride") or ()) == (1, 1, 2, 2) and all(tuple(p) == (0, 0) for p in pads)
+            and all(v == 1 for v in (a.get("dilation") or (1,))) and len(pads) in (0, 4))
+
+
+def _supported(choose: Callable[..., Any], step: Step, shapes: dict[str, tuple[int, ...]],
+               facts: DeviceFacts) -> bool:
+    try:
+        choose(step, shapes, facts)
+        return True
+    except ModelError:
+        return False
+
+
+def _fuse_max_pool(drafts: list[_Draft], shapes: dict[str, tuple[int, ...]], outputs: set[str],
+                   supported: Callable[[Step], bool]) -> list[_Draft]:
+    """conv (+ activation) -> 2x2/2 max pool becomes one conv step writing the pooled map, when a conv kernel
+    can do it on this device; the full-size conv output is then never written."""
+    out: list[_Draft] = []
+    removed: set[int] = set()
+    for d in drafts:
+        if id(d) in removed:
+            continue
+        if d.kind == "conv" and len(shapes[d.inputs[0]]) == 4:
+            pool = _single_consumer(drafts, d.outputs[0], outputs)
+            act = d.attrs.get("activation")
+            # max commutes with non-decreasing activations only
+            monotonic = act is None or act[0] in ("relu", "clamp", "sigmoid", "tanh") or act[1] >= 0
+            if pool is not None and monotonic and _is_pool_2x2(pool, len(shapes[d.outputs[0]])):
+                attrs = {**d.attrs, "pool": 2, "conv_shape": shapes[d.outputs[0]]}
+                trial = Step("conv", "", tuple(d.inputs), (pool.outputs[0],), MappingProxyType(attrs), d.name)
+                if supported(trial):
+                    d = _Draft("conv", d.inputs, [pool.outputs[0]], attrs, d.name, fused=[*d.fused, pool.name])
+                    removed.add(id(pool))
         out.append(d)
     return out
 

@@ -7,7 +7,8 @@ field, so a node can count the frame and go on.
 
 Supported raw encodings: bgr8, rgb8, bgra8, rgba8, mono8, mono16 (scaled to 8 bit by dropping the low byte),
 bayer_rggb8, bayer_bggr8, bayer_gbrg8, bayer_grbg8 (demosaiced by OpenCV), yuv422 / uyvy (UYVY byte order, as
-ROS's "yuv422" is) and yuv422_yuy2 / yuyv (YUY2 byte order). Compressed: whatever cv2.imdecode reads (jpeg, png).
+ROS's "yuv422" is) and yuv422_yuy2 / yuyv (YUY2 byte order). Compressed: JPEG and PNG, their header size
+checked against MAX_PIXELS before decoding.
 """
 
 from __future__ import annotations
@@ -112,10 +113,41 @@ def compressed_to_bgr(msg: Any, topic: str = "image/compressed") -> np.ndarray:
     data = _as_bytes(msg.data)
     if data.size == 0:
         raise ImageError(f"{topic}: empty compressed image (format {fmt!r})")
+    size = compressed_size(data)
+    if size is None:
+        raise ImageError(f"{topic}: cannot decode compressed image: neither JPEG nor PNG "
+                         f"(format {fmt!r}, {data.size} bytes)")
+    if size[0] * size[1] > MAX_PIXELS or 0 in size:
+        raise ImageError(f"{topic}: compressed image header says {size[0]}x{size[1]} pixels (format {fmt!r})")
     frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if frame is None or frame.size == 0:
         raise ImageError(f"{topic}: cannot decode compressed image (format {fmt!r}, {data.size} bytes)")
     return frame
+
+
+def compressed_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header, read before decoding: a few hundred KB of PNG can claim
+    20000x20000 pixels and make OpenCV allocate gigabytes. None when the data is neither (or has no size)."""
+    head = data[: 1 << 20].tobytes()
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24 and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    i = 2
+    while i + 9 <= len(head):  # walk the marker segments up to the frame header (SOFn)
+        if head[i] != 0xFF:
+            return None
+        marker = head[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(head[i + 7:i + 9], "big"), int.from_bytes(head[i + 5:i + 7], "big")
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            i += 2
+            continue
+        i += 2 + int.from_bytes(head[i + 2:i + 4], "big")
+    return None
 
 
 def bayer_mosaic(frame_bgr: np.ndarray, pattern: str) -> np.ndarray:

@@ -1,0 +1,60 @@
+"""Reliability test set-up: the ROS test helpers (node subprocess, harness node) reused from test/ros.
+
+The top-level conftest has already kept DDS on loopback with a random domain id; child processes inherit it.
+Every node started here is stopped in a fixture finaliser whatever the test did.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # model_cases, frame_cases, ... beside the tests
+
+_spec = importlib.util.spec_from_file_location("ocl_infer_ros_test_helpers", ROOT / "test" / "ros" / "conftest.py")
+ros_helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ros_helpers)
+NodeProcess = ros_helpers.NodeProcess
+Harness = ros_helpers.Harness
+SMALL_MODEL = "yolov3-tiny-320"  # prepared by `make setup` next to the default 416 one
+
+
+@pytest.fixture(scope="session")
+def small_model_dir(model_dir) -> Path:
+    path = model_dir.parent / SMALL_MODEL
+    if not (path / "model.json").is_file():
+        pytest.skip(f"{path} not prepared (make setup prepares it)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def start_node(tmp_path_factory) -> Iterator[Callable[..., Any]]:
+    """start_node(script, params, name, extra) -> NodeProcess; all stopped when the module ends."""
+    started: list[Any] = []
+    tmp = tmp_path_factory.mktemp("nodes")
+
+    def start(script: str, params: dict[str, Any], name: str, extra: list[str] = ()) -> Any:
+        node = NodeProcess(script, params, tmp, name, list(extra))
+        started.append(node)
+        return node
+
+    try:
+        yield start
+    finally:
+        for node in started:
+            node.stop()
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[Any]:
+    h = Harness("ocl_infer_reliability_harness")
+    try:
+        yield h
+    finally:
+        h.close()

@@ -16,7 +16,7 @@ from ocl_infer.engine.devices.dispatch import DeviceStats, Dispatcher
 from ocl_infer.engine.devices.selection import cl_device, select_devices
 from ocl_infer.engine.graph import Graph, load_graph, save_graph
 from ocl_infer.engine.plan import DeviceFacts, Plan, make_plan
-from ocl_infer.errors import ConfigError, ModelError
+from ocl_infer.errors import ConfigError, DeviceError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,20 @@ def _check_fits(plan: Plan, info: DeviceInfo, model: Path) -> None:
     if plan.peak_bytes > info.global_mem_bytes or largest > info.max_alloc_bytes:
         raise ModelError(f"{model}: needs {plan.peak_bytes} bytes of device memory (largest buffer {largest}); "
                          f"{info.label} has {info.global_mem_bytes} (largest allocation {info.max_alloc_bytes})")
+
+
+def check_fits(plan: Plan, info: DeviceInfo) -> None:
+    """Refuse before allocating when the plan cannot fit the device (total or per-buffer limit)."""
+    if plan.peak_bytes > info.global_mem_bytes:
+        raise DeviceError(f"{info.label}: model needs {plan.peak_bytes / 2**20:.1f} MiB of device memory, the "
+                          f"device has {info.global_mem_bytes / 2**20:.1f} MiB")
+    sizes = {**{f"constant {n}": int(a.nbytes) for n, a in plan.constants.items()},
+             **{f"activation slot {i}": n for i, n in enumerate(plan.buffers.slot_bytes)},
+             **{f"tensor {n}": b for n, b in plan.buffers.pinned_bytes.items()}}
+    for what, n in sizes.items():
+        if n > info.max_alloc_bytes:
+            raise DeviceError(f"{info.label}: {what} needs {n / 2**20:.1f} MiB in one buffer, more than the "
+                              f"device's {info.max_alloc_bytes / 2**20:.1f} MiB allocation limit")
 
 
 class Engine:

@@ -178,3 +178,22 @@ def test_conv_maxpool_fusion_only_where_a_kernel_can(net, tmp_path):
     assert "c1" not in cpu.buffers.storage_of and "a1" not in cpu.buffers.storage_of  # never written
     gpu = make_plan(g, DeviceFacts(type="gpu"))  # no kernel fuses the pool there: two steps
     assert [s.kind for s in gpu.steps][:2] == ["conv", "max_pool"]
+
+
+def test_plan_that_does_not_fit_the_device_is_refused_before_allocation(net):
+    from dataclasses import replace
+
+    from ocl_infer.engine.devices import DeviceInfo
+    from ocl_infer.engine.engine import check_fits
+    from ocl_infer.errors import DeviceError
+
+    plan = make_plan(load_graph(net))
+    dev = DeviceInfo(index=0, platform_index=0, device_index=0, platform="P", name="tiny", vendor="V", type="cpu",
+                     version="3.0", driver="1", compute_units=1, max_clock_mhz=1, global_mem_bytes=2**30,
+                     local_mem_bytes=2**15, max_alloc_bytes=2**28, max_work_group_size=64, fp16=False, fp64=False)
+    check_fits(plan, dev)
+    with pytest.raises(DeviceError, match=r"cl:0 \(tiny\): model needs .* MiB of device memory"):
+        check_fits(plan, replace(dev, global_mem_bytes=plan.peak_bytes - 1))
+    biggest = max(plan.buffers.slot_bytes)
+    with pytest.raises(DeviceError, match="allocation limit"):
+        check_fits(plan, replace(dev, max_alloc_bytes=biggest - 1))

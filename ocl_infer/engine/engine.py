@@ -170,12 +170,14 @@ class Engine:
         if getattr(self, "_closed", True) and not getattr(self, "runtimes", None):
             return
         self._closed = True
-        if hasattr(self, "_dispatcher"):
-            self._dispatcher.close()
-        self._release()
+        stuck = self._dispatcher.close() if hasattr(self, "_dispatcher") else []
+        self._release(keep=stuck)
 
-    def _release(self) -> None:
+    def _release(self, keep: Sequence[object] = ()) -> None:
         for rt in self.runtimes:
+            if rt in keep:  # a hung run may still use its buffers: leak them rather than crash
+                log.warning("%s: still running at close; its buffers are left to the driver", rt.label)
+                continue
             rt.close()
         self.runtimes = []
 

@@ -114,7 +114,9 @@ class Dispatcher:
                                        d.down_until <= now, d.in_flight()))
             return out
 
-    def close(self) -> None:
+    def close(self, join_s: float = 2.0) -> list[Runner]:
+        """Fail queued frames, stop the workers; returns the runners still stuck in a run (hung devices),
+        whose resources the caller must not free."""
         with self._lock:
             self._closed = True
             pending = list(self._pending)
@@ -128,7 +130,8 @@ class Dispatcher:
             with d.wake:
                 d.wake.notify_all()
         for t in self._threads:
-            t.join(timeout=max(1.0, self.watchdog_s))
+            t.join(timeout=join_s)
+        return [d.runner for d, t in zip(self._devices, self._threads, strict=True) if t.is_alive()]
 
     # -- internals (all *_locked run under self._lock)
     def _event(self, device: str, what: str) -> None:

@@ -1,9 +1,6 @@
 """Build small ONNX models with onnx.helper, convert them to NNEF in-process with nnef-tools, and run
 onnxruntime on them: the independent reference for every engine test."""
 
-import argparse
-import contextlib
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -63,5 +60,3 @@ def rel_error(got: np.ndarray, want: np.ndarray) -> float:
     scale = max(float(np.max(np.abs(want))) if want.size else 0.0, 1e-6)
     return float(np.max(np.abs(got.astype(np.float64) - want))) / scale if want.size else 0.0
 
-
-__all__ = ["argparse", "contextlib", "io"]

@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -252,5 +252,3 @@ def _fail(fut: Future, err: BaseException) -> None:
     if not fut.done():
         fut.set_exception(err)
 
-
-__all__ = ["Any", "DeviceStats", "Dispatcher", "Runner"]

@@ -3,7 +3,6 @@ kernel arguments bound once. `run` enqueues the whole plan and reads the outputs
 
 import contextlib
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +13,7 @@ from ocl_infer.engine.kernels.base import Launch
 from ocl_infer.engine.kernels.registry import kernel_for
 from ocl_infer.engine.plan.model import Plan
 from ocl_infer.engine.runtime.program_cache import ProgramCache
-from ocl_infer.errors import DeviceError, KernelError, OclInferError
+from ocl_infer.errors import DeviceError, KernelError
 
 MF = cl.mem_flags
 
@@ -126,12 +125,3 @@ class DeviceRuntime:
             with contextlib.suppress(cl.Error):
                 buf.release()
         self.const_bufs, self.slot_bufs, self.pinned_bufs = {}, [], {}
-
-
-def timed_run(rt: DeviceRuntime, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
-    t0 = time.perf_counter()
-    out = rt.run(feeds)
-    return out, time.perf_counter() - t0
-
-
-__all__ = ["DeviceRuntime", "InjectedFault", "OclInferError", "timed_run"]

@@ -69,3 +69,14 @@ def test_devices_select(capsys):
     assert "cl:0" in capsys.readouterr().out
     assert main(["devices", "--select", "no-such-device"]) == 2
     assert "matches no OpenCL device" in capsys.readouterr().err
+
+
+def test_convert_fixes_a_dynamic_input_shape(onnx_model, tmp_path, capsys):
+    model = onnx.load(onnx_model)
+    for vi in (model.graph.input[0], model.graph.output[0]):
+        vi.type.tensor_type.shape.dim[0].dim_param = "batch"  # a dynamic batch dim
+    onnx.save(model, tmp_path / "dyn.onnx")
+    out = tmp_path / "dyn.nnef"
+    assert main(["convert", str(tmp_path / "dyn.onnx"), "-o", str(out), "--input-shape", "img=2,3,9,11",
+                 "--check"]) == 0
+    assert "inputs img[2, 3, 9, 11]; outputs feat[2, 5, 9, 11]" in capsys.readouterr().out

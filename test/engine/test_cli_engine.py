@@ -80,3 +80,27 @@ def test_convert_fixes_a_dynamic_input_shape(onnx_model, tmp_path, capsys):
     assert main(["convert", str(tmp_path / "dyn.onnx"), "-o", str(out), "--input-shape", "img=2,3,9,11",
                  "--check"]) == 0
     assert "inputs img[2, 3, 9, 11]; outputs feat[2, 5, 9, 11]" in capsys.readouterr().out
+
+
+def test_convert_tflite(onnx_model, tmp_path):
+    """A TFLite model (written by nnef-tools from our NNEF, NHWC) converts back and runs with the same numbers."""
+    import subprocess
+    import sys
+
+    from ocl_infer.engine import Engine
+
+    nnef_dir = tmp_path / "m.nnef"
+    assert main(["convert", str(onnx_model), "-o", str(nnef_dir)]) == 0
+    tflite = tmp_path / "m.tflite"
+    subprocess.run([sys.executable, "-m", "nnef_tools.convert", "--input-format", "nnef", "--output-format",
+                    "tflite", "--input-model", str(nnef_dir), "--output-model", str(tflite), "--io-transpose"],
+                   check=True, capture_output=True, timeout=120)
+    back = tmp_path / "back.nnef"
+    assert main(["convert", str(tflite), "-o", str(back)]) == 0
+    x = np.random.default_rng(1).random((1, 3, 9, 11), dtype=np.float32)
+    with Engine(nnef_dir) as a, Engine(back) as b:
+        (name_b,) = b.inputs
+        (out_b,) = b.outputs
+        want = a.run({"img": x})["feat"]
+        got = b.run({name_b: x.transpose(0, 2, 3, 1).copy()})[out_b].transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -7,13 +7,15 @@ Per camera:
   were misses, stale/overload drops, decode or inference errors, input gaps, or the input rate was below
   expected_rate_hz / tolerance (judged once the node has run a full window).
 - OK otherwise.
-Per device: WARN when it failed a frame in the window, else OK.
+Per device: WARN when it failed a frame in the window or the engine has it out of rotation (it failed or hung;
+the engine re-ran its frames elsewhere, so no camera sees an error), else OK.
 The node turns `StatusReport`s into diagnostic_msgs/DiagnosticStatus.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ocl_infer.ros.frame_stats import CameraSnapshot, DeviceSnapshot
 from ocl_infer.ros.options import NodeOptions
@@ -101,8 +103,12 @@ def camera_report(node_name: str, topic: str, snap: CameraSnapshot, options: Nod
     return StatusReport(f"{node_name}: camera {topic}", level, message, topic, tuple(values))
 
 
-def device_report(node_name: str, snap: DeviceSnapshot) -> StatusReport:
-    if snap.errors_in_window:
+def device_report(node_name: str, snap: DeviceSnapshot, engine: Any = None) -> StatusReport:
+    """`engine`: the engine's DeviceStats for this device (errors, hangs, in_rotation), when it has one."""
+    if engine is not None and not engine.in_rotation:
+        level, message = WARN, (f"out of rotation (engine: {engine.errors} errors, {engine.hangs} hangs); "
+                                "its frames run on other devices")
+    elif snap.errors_in_window:
         level, message = WARN, f"{snap.errors_in_window} failed frames in the window"
     else:
         level, message = OK, f"{snap.rate_hz:.1f} frames/s, p95 inference {_fmt(snap.inference_ms['p95'])} ms"
@@ -117,4 +123,7 @@ def device_report(node_name: str, snap: DeviceSnapshot) -> StatusReport:
         ("errors_total", str(snap.errors)),
         ("errors_window", str(snap.errors_in_window)),
     )
+    if engine is not None:
+        values += (("in_rotation", str(bool(engine.in_rotation)).lower()),
+                   ("engine_errors_total", str(engine.errors)), ("engine_hangs_total", str(engine.hangs)))
     return StatusReport(f"{node_name}: device {snap.label}", level, message, snap.label, values)

@@ -40,7 +40,7 @@ from vision_msgs.msg import Detection2DArray
 
 from ocl_infer.errors import ConfigError, OclInferError
 from ocl_infer.ros import diagnostics
-from ocl_infer.ros.frame_stats import CameraStats, DeviceStats
+from ocl_infer.ros.frame_stats import CameraStats, DeviceSnapshot, DeviceStats, percentiles
 from ocl_infer.ros.image_conversion import bgr_to_image, compressed_to_bgr, image_to_bgr
 from ocl_infer.ros.latest_slot import LatestSlots
 from ocl_infer.ros.messages import FrameRecord, detections_to_msg, draw_overlay, timing_msg
@@ -56,6 +56,20 @@ def camera_namespace(topic: str) -> str:
     if "/" not in topic:
         return ""
     return topic.rsplit("/", 1)[0] or "/"
+
+
+def output_namespaces(cameras: tuple[str, ...]) -> dict[str, str]:
+    """{output namespace: camera topic}; ConfigError when two cameras would publish into one namespace."""
+    out: dict[str, str] = {}
+    for topic in cameras:
+        ns = camera_namespace(topic)
+        if ns in out:
+            raise ConfigError(
+                f"parameter image_topics: {out[ns]!r} and {topic!r} share the namespace {ns or '/'!r}; "
+                "their outputs would mix: give each camera its own namespace"
+            )
+        out[ns] = topic
+    return out
 
 
 def output_topic(namespace: str, name: str) -> str:
@@ -133,6 +147,7 @@ class VehicleDetectorNode(Node):
         super().__init__(node_name, **kwargs)
         self.options = declare_options(self)
         opts = self.options
+        namespaces = output_namespaces(opts.cameras)  # checked before the (slow) model load
         self._owns_detector = detector is None
         if detector is None:
             from ocl_infer.detection import Detector
@@ -153,17 +168,7 @@ class VehicleDetectorNode(Node):
         self._last_levels: dict[str, int] = {}
         self._diag_lock = threading.Lock()
 
-        self.cameras: dict[str, Camera] = {}
-        namespaces: dict[str, str] = {}
-        for topic in opts.cameras:
-            ns = camera_namespace(topic)
-            if ns in namespaces:
-                raise ConfigError(
-                    f"parameter image_topics: {namespaces[ns]!r} and {topic!r} share the namespace {ns or '/'!r}; "
-                    "their outputs would mix: give each camera its own namespace"
-                )
-            namespaces[ns] = topic
-            self.cameras[topic] = self._make_camera(topic, ns, start)
+        self.cameras = {topic: self._make_camera(topic, ns, start) for ns, topic in namespaces.items()}
 
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", records_qos(10))
         self.create_timer(opts.diagnostics_period_s, self.publish_diagnostics)
@@ -360,7 +365,13 @@ class VehicleDetectorNode(Node):
         name = self.get_fully_qualified_name()
         out = [diagnostics.camera_report(name, c.resolved, c.stats.snapshot(now), self.options)
                for c in self.cameras.values()]
-        out += [diagnostics.device_report(name, d) for d in self.devices.snapshot(now)]
+        engine = {}
+        if hasattr(self.detector, "device_stats"):
+            engine = {e.label: e for e in self.detector.device_stats()}
+        snaps = {d.label: d for d in self.devices.snapshot(now)}
+        for label in engine.keys() - snaps.keys():  # a device that failed before it ran any frame
+            snaps[label] = DeviceSnapshot(label, 0, 0, 0.0, percentiles([]), 0, 0)
+        out += [diagnostics.device_report(name, d, engine.get(label)) for label, d in sorted(snaps.items())]
         return out
 
     def _check_levels(self) -> None:

@@ -205,3 +205,17 @@ def test_frame_timing_outcomes_match_the_node_words():
 
     for word, value in OUTCOMES.items():
         assert getattr(FrameTiming, f"OUTCOME_{word.upper()}") == value
+
+
+def test_camera_outputs_go_under_each_topic_namespace():
+    from ocl_infer.ros.vehicle_detector_node import camera_namespace, output_namespaces, output_topic
+
+    assert camera_namespace("image") == "" and output_topic("", "detections") == "detections"
+    assert camera_namespace("/front/image_raw") == "/front"
+    assert output_topic("/front", "detections/overlay") == "/front/detections/overlay"
+    assert camera_namespace("cam_a/image") == "cam_a" and camera_namespace("/image") == "/"
+    assert output_topic("/", "timing") == "/timing"
+    assert output_namespaces(("/front/image_raw", "/rear/image_raw")) == {"/front": "/front/image_raw",
+                                                                          "/rear": "/rear/image_raw"}
+    with pytest.raises(ConfigError, match="share the namespace '/front'"):
+        output_namespaces(("/front/image_raw", "/front/image_rect"))

@@ -188,6 +188,11 @@ class Detector:
     def device(self) -> str:
         return self._runner.label
 
+    def device_stats(self) -> list[Any]:
+        """The engine's per-device statistics (errors, hangs, in rotation); empty for onnxruntime."""
+        engine = getattr(self._runner, "engine", None)
+        return list(engine.stats()) if engine is not None else []
+
     def __enter__(self) -> Detector:
         return self
 

@@ -150,6 +150,10 @@ class Engine:
         """One frame, blocking."""
         return self.submit(feeds).result()
 
+    def profile(self, feeds: Mapping[str, np.ndarray]) -> list[tuple[str, float]]:
+        """Per-step device milliseconds of one frame on the first device: [(step name [variant], ms), ...]."""
+        return self.runtimes[0].profile(self._check_feeds(feeds))
+
     def stats(self) -> list[DeviceStats]:
         return self._dispatcher.stats()
 

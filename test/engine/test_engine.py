@@ -87,6 +87,10 @@ def test_small_cnn_matches_onnxruntime(cnn):
         weights = sum(t.data.nbytes for t in engine.graph.tensors.values() if t.data is not None)
         assert engine.memory_bytes() >= weights
         assert engine.memory_bytes() == engine.plan.peak_bytes
+        prof = engine.profile({"image": frames(1)[0]})
+        assert [name for name, _ in prof] == [f"{s.name} [{s.variant}]" for s in engine.plan.steps
+                                              if s.variant != "alias"]
+        assert all(ms >= 0 for _, ms in prof)
 
 
 def test_submit_returns_futures_in_order_and_stats(cnn):

@@ -68,17 +68,38 @@ class DeviceRuntime:
 
     def _bind(self) -> list[Launch]:
         launches: list[Launch] = []
+        self.launch_steps: list[str] = []  # the step name of each launch, for profiles
         for step in self.plan.steps:
             if step.variant == "alias":
                 continue
             kernel = kernel_for(step)(step, self.plan.shapes)
             prg = self.programs.get(kernel.source(), kernel.build_options(), f"{kernel.variant} kernel for {step.name}")
             try:
-                launches += kernel.launches(prg, [self.buffer(t) for t in step.inputs],
-                                            [self.buffer(t) for t in step.outputs])
+                mine = kernel.launches(prg, [self.buffer(t) for t in step.inputs],
+                                       [self.buffer(t) for t in step.outputs])
             except cl.Error as err:
                 raise KernelError(f"{kernel.variant} kernel for op {step.name}: cannot bind arguments: {err}") from err
+            launches += mine
+            self.launch_steps += [f"{step.name} [{kernel.variant}]"] * len(mine)
         return launches
+
+    def profile(self, feeds: Mapping[str, np.ndarray]) -> list[tuple[str, float]]:
+        """Device milliseconds per step (OpenCL profiling events on a separate queue), in plan order."""
+        with self._lock:
+            q = cl.CommandQueue(self.context, properties=cl.command_queue_properties.PROFILING_ENABLE)
+            for name in self.plan.inputs:
+                cl.enqueue_copy(q, self.buffer(name), np.ascontiguousarray(feeds[name], dtype=np.float32))
+            out: list[tuple[str, float]] = []
+            for name, launch in zip(self.launch_steps, self.launches, strict=True):
+                ev = cl.enqueue_nd_range_kernel(q, launch.kernel, launch.global_size, launch.local_size)
+                ev.wait()
+                ms = (ev.profile.end - ev.profile.start) * 1e-6
+                if out and out[-1][0] == name:
+                    out[-1] = (name, out[-1][1] + ms)
+                else:
+                    out.append((name, ms))
+            q.finish()
+            return out
 
     def activation_buffers(self) -> list[cl.Buffer]:
         return [*self.slot_bufs, *(b for r, b in self.pinned_bufs.items() if r not in self.plan.inputs)]

@@ -332,9 +332,10 @@ def _drain(bar: _Progress, sent: int, procs: "DetectorProcesses | None", idle_s:
     --max-speed burst): the report counts them as undelivered rather than waiting for ever.
     """
     while bar.accounted < sent:
+        accounted = bar.accounted  # takes bar.lock itself
         with bar.lock:
             quiet = time.monotonic() - bar.last_output
-            limit = min(idle_s, max(3.0, 4 * bar.longest_gap)) if bar.accounted else idle_s
+            limit = min(idle_s, max(3.0, 4 * bar.longest_gap)) if accounted else idle_s
         if quiet > limit:
             return
         if procs is not None and procs.failed():

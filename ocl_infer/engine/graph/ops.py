@@ -1,7 +1,7 @@
 """The NNEF ops the engine runs, and the compound fragments the parser lowers into them."""
 
 UNARY_OPS = ("relu", "sigmoid", "tanh", "elu", "exp", "log", "sqrt", "rsqrt", "abs", "neg", "sqr", "rcp",
-             "sign", "floor", "ceil", "round", "copy", "softplus", "leaky_relu", "selu", "silu", "gelu")
+             "sign", "floor", "ceil", "round", "copy", "softplus", "leaky_relu", "silu")
 BINARY_OPS = ("add", "sub", "mul", "div", "min", "max", "pow", "prelu")
 SUPPORTED_OPS: frozenset[str] = frozenset((
     *UNARY_OPS, *BINARY_OPS, "clamp",

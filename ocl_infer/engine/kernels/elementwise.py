@@ -19,7 +19,7 @@ from ocl_infer.engine.kernels.base import (
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
-UNARY_KERNELS = tuple(op for op in UNARY_OPS if op not in ("gelu", "selu"))
+UNARY_KERNELS = UNARY_OPS
 
 
 class _Elementwise(Kernel):

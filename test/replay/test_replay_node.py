@@ -175,3 +175,35 @@ def test_external_feeds_a_node_that_is_already_running(data_dir, tmp_path):
         except subprocess.TimeoutExpired:
             node.kill()
             node.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent (init now) has not reaped it yet
+
+
+def test_the_node_dies_with_a_replay_that_is_killed_outright(data_dir, tmp_path):
+    bag = write_image_bag([data_dir / "vtest.avi"], tmp_path / "in", ImageBagOptions(rate_hz=10.0, max_frames=60)).path
+    proc = subprocess.Popen([*OCL_INFER, "replay", str(bag), "--params", _params(tmp_path, backend=BACKEND)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    node_pid = None
+    try:
+        for line in proc.stderr:
+            if "started vehicle_detector (pid" in line:
+                node_pid = int(line.split("(pid ")[1].split(")")[0])
+            if "node ready" in line:
+                break
+    finally:
+        proc.kill()  # SIGKILL: no clean-up code runs in the replay
+        proc.wait()
+    assert node_pid is not None
+    deadline = time.monotonic() + 20
+    while _alive(node_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = _alive(node_pid)
+    if alive:
+        os.kill(node_pid, signal.SIGKILL)  # never leave it behind, even when the test fails
+    assert not alive

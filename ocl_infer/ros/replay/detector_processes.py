@@ -93,6 +93,27 @@ def node_commands(
     ]
 
 
+# Run in the child before exec: ask Linux to send SIGTERM when the parent dies (kept across exec), and exit at
+# once if the parent is already gone. Portable no-op where prctl does not exist.
+_DEATH_SIGNAL_LAUNCHER = """
+import ctypes, os, signal, sys
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(143)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
+def with_parent_death_signal(cmd: Sequence[str]) -> list[str]:
+    """`cmd` wrapped so that the child gets SIGTERM when this process dies, however it dies."""
+    if not sys.platform.startswith("linux"):
+        return list(cmd)
+    return [sys.executable, "-c", _DEATH_SIGNAL_LAUNCHER, str(os.getpid()), *cmd]
+
+
 class DetectorProcesses:
     """Child node processes with their output in `log_path`; `stop` ends each one (SIGINT, then harder)."""
 
@@ -108,8 +129,12 @@ class DetectorProcesses:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
         for cmd in self.commands:
             # Own session: a terminal Ctrl-C reaches only us, and we stop the nodes after the recorder.
+            # The death-signal wrapper stops a node even when we are killed outright (SIGKILL, a test timeout).
             self.procs.append(
-                subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                subprocess.Popen(
+                    with_parent_death_signal(cmd), stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                    start_new_session=True,
+                )
             )
 
     def failed(self) -> str | None:

@@ -74,12 +74,15 @@ def main() -> int:
     ap.add_argument("--nt", type=int, default=7)
     ap.add_argument("--nv", type=int, default=2)
     ap.add_argument("--reps", type=int, default=6)
+    ap.add_argument("--sweep", action="store_true", help="interleaved rounds over (NT, NV) candidates, min time")
     args = ap.parse_args()
     platform = next(p for p in cl.get_platforms() if "Portable" in p.name)
     ctx = cl.Context([platform.get_devices()[0]])
     queue = cl.CommandQueue(ctx, properties=cl.command_queue_properties.PROFILING_ENABLE)
     os.environ["LAB_MIN"] = "1"
     wanted = {int(v) for v in args.layers.split(",")}
+    if args.sweep:
+        return sweep(ctx, queue, wanted, args)
     print(f"# winograd F(2x2,3x3) nt={args.nt} nv={args.nv}, load {os.getloadavg()[0]:.2f}")
     for ly in yolov3_tiny_convs(args.size):
         if ly.index not in wanted or ly.ks != 3:
@@ -98,6 +101,28 @@ def main() -> int:
         print(f"{ly.name:34s} wino {wm:7.3f} ms (in {parts[0]:.3f} gemm {parts[1]:.3f} out {parts[2]:.3f}) "
               f"= {ly.flops / wm / 1e6:5.0f} eff. GFLOP/s, err {err:.1e} | direct covec {d_ms:7.3f} ms "
               f"| speed-up {d_ms / wm:.2f}")
+    return 0
+
+
+SWEEP = ((7, 2), (7, 3), (4, 4), (13, 2), (4, 3), (8, 2))
+
+
+def sweep(ctx: cl.Context, queue: cl.CommandQueue, wanted: set[int], args: argparse.Namespace) -> int:
+    print(f"# winograd GEMM blocking sweep, 3 interleaved rounds, min ms; load {os.getloadavg()[0]:.2f}")
+    for ly in yolov3_tiny_convs(args.size):
+        if ly.index not in wanted or ly.ks != 3:
+            continue
+        rng = np.random.default_rng(ly.index)
+        x = rng.standard_normal((ly.cin, ly.h, ly.w)).astype(np.float32)
+        w = (rng.standard_normal((ly.cout, ly.cin, 3, 3)) / np.sqrt(ly.cin * 9)).astype(np.float32)
+        b = rng.standard_normal(ly.cout).astype(np.float32) * 0.1
+        variants = {c: Wino(ctx, ly, *c) for c in SWEEP}
+        best = dict.fromkeys(variants, float("inf"))
+        for _ in range(3):
+            for c, var in variants.items():
+                best[c] = min(best[c], min(var.run(queue, ctx, x, w, b, args.reps)[1]))
+        cells = "  ".join(f"nt{c[0]}/nv{c[1]} {t:6.3f}" for c, t in best.items())
+        print(f"{ly.name:30s} {cells}  load {os.getloadavg()[0]:.2f}")
     return 0
 
 

@@ -200,3 +200,22 @@ def test_save_graph_roundtrip(model, tmp_path):
     with pytest.raises(ModelError, match="not overwriting"):
         save_graph(g, out)
     shutil.rmtree(out)
+
+
+def test_save_keeps_list_arguments_literals_and_list_outputs(tmp_path):
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    (folder / "graph.nnef").write_text("""version 1.0;
+graph g( a, b ) -> ( s, u0, u1, c )
+{
+    a = external<scalar>(shape = [2, 2]);
+    b = external<scalar>(shape = [2, 2]);
+    s = stack([a, b], axis = 0);
+    [u0, u1] = unstack(a, axis = 1);
+    c = clamp(b, -0.5, 0.5);
+}
+""")
+    g = load_graph(folder)
+    g2 = load_graph(save_graph(g, tmp_path / "saved"))
+    assert [(op.kind, op.inputs, op.outputs) for op in g2.ops] == [(op.kind, op.inputs, op.outputs) for op in g.ops]
+    assert float(g2.tensors["c:a"].data) == -0.5 and float(g2.tensors["c:b"].data) == 0.5

@@ -98,3 +98,36 @@ def test_deconv_auto_padding_and_matmul_transposes(tmp_path):
     want = full[:, :, 1:, 1:]
     np.testing.assert_allclose(out["d"], want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out["m"], a.T.astype(np.float64) @ b.T.astype(np.float64), rtol=1e-5, atol=1e-6)
+
+
+def test_more_unary_ops(tmp_path):
+    x = rng.uniform(-0.9, 0.9, (2, 3, 5)).astype(np.float32)
+    ops = {"selu": lambda v: 1.05070102 * np.where(v < 0, 1.67326319 * np.expm1(v), v),
+           "gelu": lambda v: v / (1 + np.exp(-1.702 * v)), "silu": lambda v: v / (1 + np.exp(-v)),
+           "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
+           "sinh": np.sinh, "cosh": np.cosh, "asinh": np.arcsinh, "atanh": np.arctanh,
+           "rsqr": lambda v: 1 / (v * v)}
+    body = "\n".join(f"    y_{op} = {op}(x);" for op in ops)
+    body += ("\n    y_softabs = softabs(x, epsilon = 0.01);\n    y_log2 = log2(abs(x));"
+             "\n    y_acosh = acosh(add(abs(x), 1.5));")
+    names = [f"y_{op}" for op in ops] + ["y_softabs", "y_log2", "y_acosh"]
+    out = run_text(tmp_path, body, {"x": x}, names)
+    x64 = x.astype(np.float64)
+    for op, fn in ops.items():
+        np.testing.assert_allclose(out[f"y_{op}"], fn(x64), rtol=2e-5, atol=1e-6, err_msg=op)
+    np.testing.assert_allclose(out["y_softabs"], np.sqrt(x64 * x64 + 0.01), rtol=1e-5)
+    np.testing.assert_allclose(out["y_log2"], np.log2(np.abs(x64)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["y_acosh"], np.arccosh(np.abs(x64) + 1.5), rtol=1e-5)
+
+
+def test_stack_unstack_tile(tmp_path):
+    a = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    b = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    body = ("    s = stack([a, b], axis = 1);\n"
+            "    [u0, u1, u2] = unstack(a, axis = 1);\n"
+            "    t = tile(b, repeats = [1, 2, 3]);")
+    out = run_text(tmp_path, body, {"a": a, "b": b}, ["s", "u0", "u1", "u2", "t"])
+    np.testing.assert_array_equal(out["s"], np.stack([a, b], axis=1))
+    for i in range(3):
+        np.testing.assert_array_equal(out[f"u{i}"], a[:, i])
+    np.testing.assert_array_equal(out["t"], np.tile(b, (1, 2, 3)))

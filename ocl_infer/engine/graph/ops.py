@@ -1,14 +1,15 @@
 """The NNEF ops the engine runs, and the compound fragments the parser lowers into them."""
 
 UNARY_OPS = ("relu", "sigmoid", "tanh", "elu", "exp", "log", "sqrt", "rsqrt", "abs", "neg", "sqr", "rcp",
-             "sign", "floor", "ceil", "round", "copy", "softplus", "leaky_relu", "silu")
+             "sign", "floor", "ceil", "round", "copy", "softplus", "leaky_relu", "silu", "selu", "gelu", "softabs",
+             "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "rsqr")
 BINARY_OPS = ("add", "sub", "mul", "div", "min", "max", "pow", "prelu")
 SUPPORTED_OPS: frozenset[str] = frozenset((
     *UNARY_OPS, *BINARY_OPS, "clamp",
     "conv", "deconv", "linear", "matmul", "batch_normalization",
     "max_pool", "avg_pool", "box", "mean_reduce", "max_reduce", "min_reduce", "sum_reduce", "softmax",
     "concat", "split", "slice", "reshape", "squeeze", "unsqueeze", "transpose", "pad",
-    "nearest_upsample", "multilinear_upsample", "add_n",
+    "nearest_upsample", "multilinear_upsample", "add_n", "stack", "unstack", "tile",
 ))
 # Compound fragments of the NNEF standard library that the parser expands into the ops above.
 LOWERED_OPS = ["separable_conv", "separable_deconv", "planewise_conv", "planewise_deconv", "rms_pool",

@@ -9,7 +9,7 @@ from ocl_infer.engine.graph.dat import write_dat
 from ocl_infer.engine.graph.model import Graph
 from ocl_infer.errors import ModelError
 
-_LIST_OUTPUT_OPS = {"split"}
+_LIST_OUTPUT_OPS = {"split", "unstack"}
 
 
 def _value(v: Any, nested: bool = False) -> str:

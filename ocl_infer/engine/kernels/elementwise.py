@@ -20,6 +20,9 @@ from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
 UNARY_KERNELS = UNARY_OPS
+# NNEF attribute names and defaults of the unary ops that take parameters -> kernel arguments a0, a1
+UNARY_PARAMS = {"leaky_relu": (("alpha", 0.0), None), "elu": (("alpha", 1.0), None),
+                "selu": (("alpha", 1.67326319), ("lambda", 1.05070102)), "softabs": (("epsilon", 0.0), None)}
 
 
 class _Elementwise(Kernel):
@@ -37,8 +40,9 @@ class Unary(_Elementwise):
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         n = size_of(self.shape(self.step.outputs[0]))
         k = new_kernel(program, f"u_{self.step.kind}")
-        alpha = float(self.step.attrs.get("alpha", 1.0 if self.step.kind == "elu" else 0.0))
-        k.set_args(ins[0], outs[0], np.float32(alpha), np.float32(0), np.int32(n))
+        params = [float(self.step.attrs.get(p[0], p[1])) if p else 0.0
+                  for p in UNARY_PARAMS.get(self.step.kind, (None, None))]
+        k.set_args(ins[0], outs[0], np.float32(params[0]), np.float32(params[1]), np.int32(n))
         return [Launch(k, global_1d(n))]
 
 

@@ -64,13 +64,14 @@ def collapse_dims(dims: tuple[int, ...], ss: tuple[int, ...],
 
 @register
 class StridedCopy(_Layout):
-    ops = ("copy", "reshape", "squeeze", "unsqueeze", "transpose", "slice", "concat", "split", "nearest_upsample")
+    ops = ("copy", "reshape", "squeeze", "unsqueeze", "transpose", "slice", "concat", "split", "nearest_upsample",
+           "stack", "unstack", "tile")
     variant = "strided"
 
     @classmethod
     def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
-        if step.kind == "nearest_upsample":
-            return step.kind in cls.ops and len(shapes[step.inputs[0]]) <= 4
+        if step.kind in ("nearest_upsample", "tile"):
+            return len(shapes[step.inputs[0]]) <= 4
         return step.kind in cls.ops
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
@@ -111,6 +112,32 @@ class StridedCopy(_Layout):
                     res.append(self.copy_launch(program, ins[0], buf, s, xs, contiguous_strides(s), soff=off))
                 off += s[axis] * xs[axis]
             return res
+        if kind in ("stack", "unstack"):  # one strided copy per slice along the new / removed axis
+            full = y if kind == "stack" else x
+            axis = a["axis"] % len(full)
+            fs, res = contiguous_strides(full), []
+            parts = zip(ins, self.step.inputs, strict=True) if kind == "stack" else \
+                zip(outs, self.step.outputs, strict=True)
+            for i, (buf, name) in enumerate(parts):
+                part = self.shape(name)
+                strides = fs[:axis] + fs[axis + 1:]
+                if kind == "stack":
+                    res.append(self.copy_launch(program, buf, outs[0], part, contiguous_strides(part), strides,
+                                                doff=i * fs[axis]))
+                else:
+                    res.append(self.copy_launch(program, ins[0], buf, part, strides, contiguous_strides(part),
+                                                soff=i * fs[axis]))
+            return res
+        if kind == "tile":  # each output dim viewed as (repeat, size) reading the input with stride 0, s
+            xs = contiguous_strides(x)
+            dims, ss = [], []
+            for d, s_, r in zip(x, xs, a["repeats"], strict=True):
+                dims += [r, d]
+                ss += [0, s_]
+            if len(dims) > MAX_RANK:
+                raise self.fail(f"tile of a rank-{len(x)} tensor exceeds rank {MAX_RANK} views")
+            return [self.copy_launch(program, ins[0], outs[0], tuple(dims), tuple(ss),
+                                     contiguous_strides(tuple(dims)))]
         if kind == "nearest_upsample":
             f = tuple(a["factor"])
             if len(x) == 4 and len(f) == 2:  # the common 2-D case: a dedicated kernel, 3 divisions per pixel

@@ -238,6 +238,7 @@ def run_replay(
         node.create_timer(0.5, recorder.discover)  # outputs that appear later (/diagnostics, more cameras)
         start = time.monotonic()
         player.play(_items(opts.bag, topics, info, opts.loop), opts.rate, bar.on_sent)
+        play_s = time.monotonic() - start
         with bar.lock:
             bar.last_output = time.monotonic()  # the idle timer starts when the last frame has left
             bar.sent_all = True
@@ -250,7 +251,7 @@ def run_replay(
             raise
         # Ctrl-C: stop playing, keep what was recorded.
         interrupted = True
-        wall = 0.0
+        wall = play_s = 0.0
         if player is not None:
             player.stop.set()
         bar.draw(final=True)
@@ -286,6 +287,7 @@ def run_replay(
         "external_nodes": opts.external,
         "clock_hz": opts.clock_hz,
         "wall_s": round(wall, 3),
+        "play_s": round(play_s, 3),  # publishing alone; at --max-speed, sent / play_s is the replay's rate
         "interrupted": interrupted,
     }
     outputs = read_outputs(out_bag) if recorder is not None else None

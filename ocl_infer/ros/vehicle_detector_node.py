@@ -164,6 +164,7 @@ class VehicleDetectorNode(Node):
             detector.detect(np.zeros((240, 320, 3), dtype=np.uint8))
         self.detector = detector
         start = self._now_s()
+        self._clock_started = start > 0
         self.devices = DeviceStats(start, opts.diagnostics_window_s)
         self._last_levels: dict[str, int] = {}
         self._diag_lock = threading.Lock()
@@ -230,9 +231,22 @@ class VehicleDetectorNode(Node):
     def _now_s(self) -> float:
         return self._now_ns() / 1e9
 
+    def _rebase_if_clock_started(self, now_ns: int) -> None:
+        """With use_sim_time the clock reads 0 until the first /clock message: count uptime from then on."""
+        if self._clock_started or now_ns <= 0:
+            return
+        self._clock_started = True
+        now = now_ns / 1e9
+        self.devices.start = now
+        for cam in self.cameras.values():
+            cam.stats.start = now
+            with cam.lock:
+                cam.last_gap_check_ns = max(cam.last_gap_check_ns, now_ns)
+
     def _on_image(self, cam: Camera, msg: Any) -> None:
         """DDS callback: only stamp the arrival and store the message (no decoding here)."""
         now = self._now_ns()
+        self._rebase_if_clock_started(now)
         with cam.lock:
             cam.sequence += 1
             seq = cam.sequence
@@ -361,7 +375,9 @@ class VehicleDetectorNode(Node):
                 cam.stats.record("input_gap", now_ns / 1e9)
 
     def reports(self) -> list[diagnostics.StatusReport]:
-        now = self._now_s()
+        now_ns = self._now_ns()
+        self._rebase_if_clock_started(now_ns)
+        now = now_ns / 1e9
         name = self.get_fully_qualified_name()
         out = [diagnostics.camera_report(name, c.resolved, c.stats.snapshot(now), self.options)
                for c in self.cameras.values()]

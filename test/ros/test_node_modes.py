@@ -48,6 +48,7 @@ def test_sim_time_drives_every_timing_point(harness, start_node, backend, small_
             clock_pub.publish(msg)
             stop.wait(0.02)
 
+    harness.subscribe(DiagnosticArray, "/diagnostics")
     ticker = threading.Thread(target=tick, daemon=True)
     ticker.start()
     try:
@@ -79,6 +80,10 @@ def test_sim_time_drives_every_timing_point(harness, start_node, backend, small_
     assert record.outcome == FrameTiming.OUTCOME_PUBLISHED
     assert record.age_at_start_ms == pytest.approx(40.0) and record.latency_ms == pytest.approx(40.0)
     assert record.processing_ms == 0.0 and record.inference_ms > 0  # detector times stay real durations
+    # Uptime counts from the first /clock, not from time 0: no "no frame received in 1000 s" ERROR.
+    statuses = [st for arr in harness.messages("/diagnostics") for st in arr.status
+                if st.name.endswith("camera /sim/image")]
+    assert all(st.level[0] == 0 for st in statuses), [st.message for st in statuses]
 
 
 def test_qos_input_deadline_counts_gaps_from_dds_events_and_hints_on_incompatible_publishers(

@@ -59,8 +59,13 @@ def _level(raw: object) -> int:
     return raw[0] if isinstance(raw, bytes | bytearray) else int(raw)  # type: ignore[call-overload]
 
 
-def read_outputs(bag: str | Path) -> RecordedOutputs:
-    """FrameTiming and Detection2DArray messages (deserialized) and the /diagnostics count of an output bag."""
+def read_outputs(bag: str | Path, diagnostics_until_ns: int | None = None) -> RecordedOutputs:
+    """FrameTiming and Detection2DArray messages (deserialized) and the /diagnostics count of an output bag.
+
+    The worst level per diagnostic status counts only arrays stamped up to `diagnostics_until_ns` (the last
+    frame sent): after the bag's end a node rightly reports its camera as stalled, which says nothing about
+    the run.
+    """
     store = build_typestore()
     reader = open_bag(bag)
     out = RecordedOutputs([], [], 0)
@@ -72,7 +77,10 @@ def read_outputs(bag: str | Path) -> RecordedOutputs:
                 out.detections.append((conn.topic, store.deserialize_cdr(raw, conn.msgtype)))
             elif conn.topic == "/diagnostics":
                 out.diagnostics += 1
-                for status in store.deserialize_cdr(raw, conn.msgtype).status:  # type: ignore[attr-defined]
+                array = store.deserialize_cdr(raw, conn.msgtype)
+                if diagnostics_until_ns is not None and stamp_ns(array.header) > diagnostics_until_ns:  # type: ignore[attr-defined]
+                    continue
+                for status in array.status:  # type: ignore[attr-defined]
                     level = _level(status.level)
                     if level >= out.worst_status.get(status.name, (-1, ""))[0]:
                         out.worst_status[status.name] = (level, str(status.message))

@@ -137,3 +137,24 @@ def test_worst_diagnostic_level_per_status_is_reported():
     report = build_report(sent, outputs)
     assert report["diagnostics_worst"]["/vd: camera /c"] == {"level": "WARN", "message": "2 misses in the last 5 s"}
     assert "diagnose  WARN /vd: camera /c: 2 misses in the last 5 s" in format_summary(report)
+
+
+def test_diagnostics_after_the_last_frame_do_not_count_towards_the_worst_level(tmp_path):
+    from rosbags.rosbag2 import Writer
+
+    from ocl_infer.bag.report import read_outputs
+
+    def array(stamp, level, message):
+        status = T["diagnostic_msgs/msg/DiagnosticStatus"](level=level, name="/vd: camera /c", message=message,
+                                                           hardware_id="", values=[])
+        return T["diagnostic_msgs/msg/DiagnosticArray"](
+            header=T["std_msgs/msg/Header"](stamp=_time(stamp), frame_id=""), status=[status])
+
+    path = tmp_path / "out"
+    with Writer(path, version=9) as w:
+        c = w.add_connection("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", typestore=STORE)
+        for stamp, level, message in ((10**9, 0, "ok"), (2 * 10**9, 1, "3 misses"), (5 * 10**9, 2, "no frame")):
+            w.write(c, stamp, STORE.serialize_cdr(array(stamp, level, message), "diagnostic_msgs/msg/DiagnosticArray"))
+    assert read_outputs(path).worst_status == {"/vd: camera /c": (2, "no frame")}
+    cut = read_outputs(path, diagnostics_until_ns=3 * 10**9)
+    assert cut.worst_status == {"/vd: camera /c": (1, "3 misses")} and cut.diagnostics == 3

@@ -290,7 +290,8 @@ def run_replay(
         "play_s": round(play_s, 3),  # publishing alone; at --max-speed, sent / play_s is the replay's rate
         "interrupted": interrupted,
     }
-    outputs = read_outputs(out_bag) if recorder is not None else None
+    last_sent = max((stamp for _, stamp in sent), default=None)
+    outputs = read_outputs(out_bag, last_sent) if recorder is not None else None
     report = build_report(sent, outputs, meta) if outputs is not None else {**meta}
     if tmp is not None:
         tmp.cleanup()

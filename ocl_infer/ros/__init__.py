@@ -3,6 +3,7 @@
 Nodes: `vehicle_detector_node` (camera frames -> detections, timed against a deadline) and
 `deadline_monitor_node` (end-to-end latency of any input/output topic pair). The logic they use lives in plain
 modules testable without spinning: `image_conversion` (Image/CompressedImage <-> numpy), `latest_slot`,
-`frame_stats`, `diagnostics`, `options` (NodeOptions), `messages`, `stamp_matcher`.
+`frame_stats`, `diagnostics`, `options` (NodeOptions and the parameter table), `params_file`, `qos`, `messages`,
+`stamp_matcher`. `replay/` (bag replay through the nodes) is its own subpackage.
 Importing this package imports nothing heavy; import the modules you need.
 """

@@ -107,9 +107,10 @@ class DeadlineMonitorNode(Node):
             self.pairs.append(WatchedPair(StampMatcher(inp, out, self.budget_ms, self.window_s, self.expire_s,
                                                        start)))
         self._bad_types: set[str] = set()
+        self._discovery: Any = None
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(period, self.publish_diagnostics)
-        self.create_timer(DISCOVERY_PERIOD_S, self._discover)
+        self._discovery = self.create_timer(DISCOVERY_PERIOD_S, self._discover)
         self._discover()
         self.get_logger().info(f"watching {[(p.matcher.input_topic, p.matcher.output_topic) for p in self.pairs]}, "
                                f"budget {self.budget_ms:g} ms")
@@ -140,6 +141,10 @@ class DeadlineMonitorNode(Node):
                 pair.subscriptions[role] = self.create_subscription(
                     msg_class, topic, lambda data, m=pair.matcher, h=handler: h(m, data), self.qos, raw=True)
                 self.get_logger().info(f"subscribed {role} {topic} ({type_name})")
+        done = all(len(p.subscriptions) == 2 or {p.matcher.input_topic, p.matcher.output_topic} & self._bad_types
+                   for p in self.pairs)
+        if done and self._discovery is not None:
+            self._discovery.cancel()  # every pair is settled: stop polling the graph
 
     def _on_input(self, matcher: StampMatcher, data: bytes) -> None:
         matcher.on_input(cdr_stamp_ns(data), self._now_s())

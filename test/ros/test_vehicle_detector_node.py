@@ -349,3 +349,23 @@ def test_detections_offer_a_deadline_of_one_input_period(harness, compressed_nod
     assert strict.get_publisher_count() == 0
     harness.node.destroy_subscription(loose)
     harness.node.destroy_subscription(strict)
+
+
+def test_parameters_are_declared_with_descriptions_and_ranges(harness, compressed_node):
+    from rcl_interfaces.srv import DescribeParameters, GetParameters
+
+    describe = harness.node.create_client(DescribeParameters, "/vd_compressed/describe_parameters")
+    get = harness.node.create_client(GetParameters, "/vd_compressed/get_parameters")
+    assert describe.wait_for_service(timeout_sec=WAIT_S) and get.wait_for_service(timeout_sec=WAIT_S)
+    names = ["deadline_ms", "late_policy", "qos_depth", "input_type"]
+    future = describe.call_async(DescribeParameters.Request(names=names))
+    harness.wait_for(future.done, WAIT_S, "describe_parameters")
+    desc = {d.name: d for d in future.result().descriptors}
+    assert desc["deadline_ms"].floating_point_range[0].from_value == 1.0 and desc["deadline_ms"].read_only
+    assert "publish, drop" in desc["late_policy"].additional_constraints
+    assert desc["qos_depth"].integer_range[0].to_value == 100
+    assert all(d.description for d in desc.values())
+    future = get.call_async(GetParameters.Request(names=["input_type", "deadline_ms"]))
+    harness.wait_for(future.done, WAIT_S, "get_parameters")
+    values = future.result().values
+    assert (values[0].string_value, values[1].double_value) == ("compressed", 100.0)

@@ -136,10 +136,12 @@ def run(args: argparse.Namespace) -> int:
     lat: dict = report["latency_ms"]  # type: ignore[assignment]
     budget = report.get("deadline_ms")
     if f["processed"] and budget:
-        verdict = "within" if f["deadline_misses"] == 0 and f["dropped"] == 0 else "over"
+        on_time = f["sent"] - f["deadline_misses"] - f["dropped"] - f.get("errors", 0)
+        verdict = "every frame within budget" if on_time == f["sent"] else (
+            f"{f['deadline_misses']} missed, {f['dropped']} dropped")
         _say(
-            f"verdict   p95 latency {lat['p95']:.0f} ms vs budget {budget:g} ms: {verdict} budget "
-            f"({f['published']}/{f['sent']} frames on time)"
+            f"verdict   {on_time}/{f['sent']} frames within the {budget:g} ms budget "
+            f"(p95 {lat['p95']:.0f} ms): {verdict}"
         )
     if f["overload_drop"] or f["stale_drop"]:
         _say(

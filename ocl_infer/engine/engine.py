@@ -13,10 +13,12 @@ import numpy as np
 
 from ocl_infer.engine.devices.discovery import DeviceInfo
 from ocl_infer.engine.devices.dispatch import DeviceStats, Dispatcher
+from ocl_infer.engine.devices.pipeline import Pipeline
 from ocl_infer.engine.devices.selection import cl_device, select_devices
 from ocl_infer.engine.graph import Graph, load_graph, save_graph
 from ocl_infer.engine.plan import DeviceFacts, Plan, make_plan
-from ocl_infer.errors import ConfigError, DeviceError, ModelError
+from ocl_infer.engine.plan.split import split_graph
+from ocl_infer.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class EngineOptions:
 
     poison: bool = False
     warmup: bool = True
+    pipeline: bool = False  # with several devices: split the layers into one stage per device
     fuse: bool = True
     max_inflight: int = 2
     watchdog_s: float = 30.0
@@ -54,27 +57,19 @@ def facts_of(info: DeviceInfo) -> DeviceFacts:
                        max_work_group_size=info.max_work_group_size, fp16=info.fp16)
 
 
-def _check_fits(plan: Plan, info: DeviceInfo, model: Path) -> None:
-    """Refuse a plan the device cannot hold before allocating anything (a shape in the file can ask for TBs)."""
-    largest = max([*plan.buffers.slot_bytes, *plan.buffers.pinned_bytes.values(),
-                   *(int(a.nbytes) for a in plan.constants.values()), 0])
-    if plan.peak_bytes > info.global_mem_bytes or largest > info.max_alloc_bytes:
-        raise ModelError(f"{model}: needs {plan.peak_bytes} bytes of device memory (largest buffer {largest}); "
-                         f"{info.label} has {info.global_mem_bytes} (largest allocation {info.max_alloc_bytes})")
-
-
-def check_fits(plan: Plan, info: DeviceInfo) -> None:
-    """Refuse before allocating when the plan cannot fit the device (total or per-buffer limit)."""
+def check_fits(plan: Plan, info: DeviceInfo, model: Path | str = "model") -> None:
+    """Refuse before allocating anything when the plan cannot fit the device, total or per buffer (a shape in
+    a model file can ask for terabytes). A ModelError naming the file: the model is too big for this device."""
     if plan.peak_bytes > info.global_mem_bytes:
-        raise DeviceError(f"{info.label}: model needs {plan.peak_bytes / 2**20:.1f} MiB of device memory, the "
-                          f"device has {info.global_mem_bytes / 2**20:.1f} MiB")
+        raise ModelError(f"{model}: needs {plan.peak_bytes / 2**20:.1f} MiB of device memory, {info.label} has "
+                         f"{info.global_mem_bytes / 2**20:.1f} MiB")
     sizes = {**{f"constant {n}": int(a.nbytes) for n, a in plan.constants.items()},
              **{f"activation slot {i}": n for i, n in enumerate(plan.buffers.slot_bytes)},
              **{f"tensor {n}": b for n, b in plan.buffers.pinned_bytes.items()}}
     for what, n in sizes.items():
         if n > info.max_alloc_bytes:
-            raise DeviceError(f"{info.label}: {what} needs {n / 2**20:.1f} MiB in one buffer, more than the "
-                              f"device's {info.max_alloc_bytes / 2**20:.1f} MiB allocation limit")
+            raise ModelError(f"{model}: {what} needs {n / 2**20:.1f} MiB in one buffer, more than the device "
+                             f"memory allocation limit of {info.label} ({info.max_alloc_bytes / 2**20:.1f} MiB)")
 
 
 class Engine:
@@ -94,10 +89,14 @@ class Engine:
         self.devices = select_devices(devices)
         self.plans: list[Plan] = []
         self.runtimes: list[DeviceRuntime] = []
+        pipelined = self.options.pipeline and len(self.devices) > 1
+        # one graph per device: the whole graph (frames spread over devices) or one stage each (pipeline)
+        graphs = split_graph(self.graph, len(self.devices)) if pipelined else [self.graph] * len(self.devices)
+        self.devices = self.devices[: len(graphs)]
         try:
-            for info in self.devices:
-                plan = make_plan(self.graph, facts_of(info), fuse=self.options.fuse)
-                _check_fits(plan, info, self.model_path)
+            for info, graph in zip(self.devices, graphs, strict=True):
+                plan = make_plan(graph, facts_of(info), fuse=self.options.fuse)
+                check_fits(plan, info, self.model_path)
                 self.plans.append(plan)
                 self.runtimes.append(DeviceRuntime(plan, cl_device(info), info.label, poison=self.options.poison,
                                                    disk_cache=self.options.disk_cache))
@@ -107,16 +106,20 @@ class Engine:
         self.inputs = {n: TensorSpec(tuple(self.graph.tensors[n].shape)) for n in self.graph.inputs}
         self.outputs = {n: TensorSpec(tuple(self.graph.tensors[n].shape)) for n in self.graph.outputs}
         if self.options.warmup:
-            zeros = {n: np.zeros(spec.shape, np.float32) for n, spec in self.inputs.items()}
             try:
                 for rt in self.runtimes:
-                    rt.run(zeros)
+                    rt.run({n: np.zeros(rt.plan.shapes[n], np.float32) for n in rt.plan.inputs})
                     rt.frames = 0
             except BaseException:
                 self._release()
                 raise
-        self._dispatcher = Dispatcher(self.runtimes, self.options.max_inflight, self.options.watchdog_s,
-                                      self.options.retry_s)
+        self._dispatcher: Dispatcher | Pipeline
+        if pipelined:
+            self._dispatcher = Pipeline(self.runtimes, [g.inputs for g in graphs], [g.outputs for g in graphs],
+                                        self.graph.outputs, self.options.max_inflight)
+        else:
+            self._dispatcher = Dispatcher(self.runtimes, self.options.max_inflight, self.options.watchdog_s,
+                                          self.options.retry_s)
         self._closed = False
 
     @property

@@ -70,7 +70,7 @@ def main(model: str) -> None:
         report["hangs"] = [s.hangs for s in multi.stats()]
 
     # 4. every device fails: a clear DeviceError, never a hang
-    with Engine(model, devices="all", retry_s=30) as multi:
+    with Engine(model, devices="all", retry_s=0.2) as multi:
         def always(frame_no: int) -> None:
             raise InjectedFault("device lost")
 
@@ -88,6 +88,14 @@ def main(model: str) -> None:
             report["after_all_failed"] = None
         except DeviceError as err:
             report["after_all_failed"] = str(err)
+    # 5. layer pipelining: one stage per device, frames flow through all of them
+    with Engine(model, devices="all", pipeline=True) as piped:
+        futures = [piped.submit({name: x}) for x in xs]
+        outs = [f.result(timeout=120) for f in futures]
+        report["pipeline_identical"] = all(np.array_equal(o[k], r[k]) for o, r in zip(outs, ref, strict=True)
+                                           for k in r)
+        report["pipeline_stage_frames"] = [s.frames for s in piped.stats()]
+        report["pipeline_device"] = futures[0].device
     print(json.dumps(report))
 
 

@@ -104,10 +104,10 @@ def test_watchdog_reruns_a_hung_frame_elsewhere():
         d.close()
 
 
-def test_no_device_left_fails_fast_with_device_error():
+def test_no_device_left_fails_after_bounded_retries_with_device_error():
     a, b = FakeDevice("a", 0.001), FakeDevice("b", 0.001)
     a.fail = b.fail = True
-    d = Dispatcher([a, b], retry_s=60)
+    d = Dispatcher([a, b], retry_s=0.05)
     try:
         with pytest.raises(DeviceError, match=r"no OpenCL device left in rotation \(a: DeviceError: a: fake"):
             d.submit(feed(1)).result(timeout=30)
@@ -129,3 +129,31 @@ def test_close_fails_queued_frames():
         futures[-1].result(timeout=30)
     with pytest.raises(DeviceError, match="closed"):
         d.submit(feed(9))
+
+
+def test_frames_wait_while_every_device_is_out_and_run_when_one_returns():
+    hung, flaky = FakeDevice("hung", 0.002), FakeDevice("flaky", 0.002)
+    hung.hang_s = 2.0
+    d = Dispatcher([hung, flaky], max_inflight=1, watchdog_s=0.3, retry_s=0.5)
+    try:
+        first = d.submit(feed(0))  # -> "hung"
+        flaky.fail = True
+        second = d.submit(feed(1))  # -> "flaky", fails: now no device is in rotation for a while
+        while not any(dev == "flaky" and "out of rotation" in w for _, dev, w in d.events):
+            time.sleep(0.01)
+        flaky.fail = False
+        assert second.result(timeout=30)["y"][0] == 2.0
+        assert first.result(timeout=30)["y"][0] == 0.0
+    finally:
+        d.close()
+
+
+def test_every_device_hung_fails_at_once():
+    a, b = FakeDevice("a", 0.002), FakeDevice("b", 0.002)
+    a.hang_s = b.hang_s = 1.5
+    d = Dispatcher([a, b], max_inflight=1, watchdog_s=0.2, retry_s=0.1)
+    try:
+        with pytest.raises(DeviceError, match="no OpenCL device left"):
+            d.submit(feed(1)).result(timeout=30)
+    finally:
+        d.close()

@@ -25,7 +25,9 @@ def report(tmp_path_factory) -> dict:
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
              helper.make_node("LeakyRelu", ["c1"], ["l1"], alpha=0.1),
              helper.make_node("MaxPool", ["l1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
-             helper.make_node("Conv", ["p1", "w2", "b2"], ["y"], pads=[1, 1, 1, 1])]
+             helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+             helper.make_node("Sigmoid", ["c2"], ["s2"]),
+             helper.make_node("Concat", ["s2", "c2"], ["y"], axis=1)]
     shapes = {"w1": (16, 3, 3, 3), "b1": (16,), "w2": (10, 16, 3, 3), "b2": (10,)}
     inits = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
     model = convert(make_model(nodes, {"x": (1, 3, 64, 64)}, ["y"], inits), tmp / "m.nnef")
@@ -62,3 +64,9 @@ def test_no_device_left_is_a_clear_error(report):
     assert "device lost" in report["all_failed_error"]
     assert report["all_failed_wall_s"] < 20
     assert report["after_all_failed"] and "no OpenCL device left" in report["after_all_failed"]
+
+
+def test_layer_pipeline_over_three_devices(report):
+    assert report["pipeline_identical"] is True
+    assert report["pipeline_stage_frames"] == [12, 12, 12]
+    assert report["pipeline_device"].count(" > ") == 2

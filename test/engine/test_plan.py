@@ -185,15 +185,34 @@ def test_plan_that_does_not_fit_the_device_is_refused_before_allocation(net):
 
     from ocl_infer.engine.devices import DeviceInfo
     from ocl_infer.engine.engine import check_fits
-    from ocl_infer.errors import DeviceError
+    from ocl_infer.errors import ModelError
 
     plan = make_plan(load_graph(net))
     dev = DeviceInfo(index=0, platform_index=0, device_index=0, platform="P", name="tiny", vendor="V", type="cpu",
                      version="3.0", driver="1", compute_units=1, max_clock_mhz=1, global_mem_bytes=2**30,
                      local_mem_bytes=2**15, max_alloc_bytes=2**28, max_work_group_size=64, fp16=False, fp64=False)
-    check_fits(plan, dev)
-    with pytest.raises(DeviceError, match=r"cl:0 \(tiny\): model needs .* MiB of device memory"):
-        check_fits(plan, replace(dev, global_mem_bytes=plan.peak_bytes - 1))
+    check_fits(plan, dev, net)
+    with pytest.raises(ModelError, match=r"net: needs .* MiB of device memory, cl:0 \(tiny\) has"):
+        check_fits(plan, replace(dev, global_mem_bytes=plan.peak_bytes - 1), net)
     biggest = max(plan.buffers.slot_bytes)
-    with pytest.raises(DeviceError, match="allocation limit"):
-        check_fits(plan, replace(dev, max_alloc_bytes=biggest - 1))
+    with pytest.raises(ModelError, match="allocation limit"):
+        check_fits(plan, replace(dev, max_alloc_bytes=biggest - 1), net)
+
+
+@pytest.mark.parametrize("stages", [1, 2, 3, 5, 50])
+def test_split_graph_into_pipeline_stages(net, stages):
+    from ocl_infer.engine.plan.split import split_graph
+
+    g = load_graph(net)
+    parts = split_graph(g, stages)
+    assert 1 <= len(parts) <= min(stages, len(g.ops))
+    assert [op for p in parts for op in p.ops] == list(g.ops)  # every op once, in order
+    available = set(g.inputs)
+    for p in parts:
+        assert set(p.inputs) <= available  # a stage reads only what earlier stages (or the caller) give it
+        make_plan(p)  # each stage is a plannable graph on its own
+        available |= set(p.outputs)
+    assert set(g.outputs) <= available
+    for p in parts[:-1] if stages <= 3 else []:  # with cuts to spare, a conv keeps the ops fused into it
+        assert not (p.ops[-1].kind == "conv" and parts[parts.index(p) + 1].ops[0].kind
+                    in ("batch_normalization", "leaky_relu", "clamp"))

@@ -1,6 +1,7 @@
 """Frames over several devices: each frame goes to the device expected to finish it first (measured latency x
 frames ahead of it), at most `max_inflight` frames per device. A device that raises or hangs (watchdog) leaves
-the rotation, its frames run elsewhere, and it is retried after `retry_s`. No device left: DeviceError."""
+the rotation, its frames run elsewhere, and it is retried after `retry_s`; while every device is out, frames
+wait for the first to return. Every device hung, or a frame failed 2 x (number of devices) times: DeviceError."""
 
 import logging
 import math
@@ -143,8 +144,11 @@ class Dispatcher:
     def _assign_locked(self) -> None:
         now = time.monotonic()
         rotation = [d for d in self._devices if d.down_until <= now]
-        if not rotation:  # every device failed or hung recently: fail now rather than make callers wait
-            self._fail_all_locked()
+        if not rotation:
+            # Frames wait for a failed device's retry; only when every device is hung (no return time) do they
+            # fail now. A frame that keeps failing is failed after a bounded number of attempts (_work).
+            if not any(math.isfinite(d.down_until) for d in self._devices):
+                self._fail_all_locked()
             return
         while self._pending:
             frame = self._pending[0]
@@ -158,9 +162,12 @@ class Dispatcher:
             with best.wake:
                 best.wake.notify()
 
-    def _fail_all_locked(self) -> None:
+    def _no_device_error(self) -> DeviceError:
         why = "; ".join(f"{d.label}: {d.last_error or 'out of rotation'}" for d in self._devices)
-        err = DeviceError(f"no OpenCL device left in rotation ({why})")
+        return DeviceError(f"no OpenCL device left in rotation ({why})")
+
+    def _fail_all_locked(self) -> None:
+        err = self._no_device_error()
         while self._pending:
             _fail(self._pending.popleft().future, err)
 
@@ -215,8 +222,8 @@ class Dispatcher:
                     frame.failed_on.append(d.label)
                     self._take_out_locked(d, f"{type(err).__name__}: {err}", time.monotonic() + self.retry_s)
                     if not frame.future.done():
-                        if frame.attempts > 2 * len(self._devices):
-                            _fail(frame.future, DeviceError(f"frame failed on every device: {err}"))
+                        if frame.attempts >= 2 * len(self._devices):  # bounded: never retried forever
+                            _fail(frame.future, self._no_device_error())
                         else:
                             self._pending.appendleft(frame)
                 self._assign_locked()

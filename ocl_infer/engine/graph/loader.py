@@ -1,7 +1,11 @@
 """Load an NNEF model (folder, graph.nnef file or archive) into our immutable Graph, validating everything."""
 
+import contextlib
 import math
+import os
 import re
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar")
 MAX_GRAPH_BYTES = 64 * 2**20
 MAX_NESTING = 256
 MAX_TENSOR_ELEMENTS = 2**31 - 1
+PARSE_TIMEOUT_S = 60.0
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _INTEGER = re.compile(r"(?<![\w.])\d+(?![\w.])")
 
@@ -48,6 +53,7 @@ def load_graph(model: str | Path) -> Graph:
     folder = model_folder(model)
     graph_file = folder / "graph.nnef"
     _check_text(graph_file)
+    _check_parser_survives(folder, graph_file)
     try:
         ng = nnef.load_graph(str(folder), lowered=LOWERED_OPS, load_variables=False)
         _check_ops(ng, graph_file)  # before shape inference, which fails without naming the tensor
@@ -131,6 +137,37 @@ def _check_text(graph_file: Path) -> None:
         if int(m.group()) > 2**31 - 1:
             line = text.count("\n", 0, m.start()) + 1
             raise ModelError(f"{graph_file}: line {line}: integer {m.group()} does not fit 32 bits")
+
+
+def _check_parser_survives(folder: Path, graph_file: Path) -> None:
+    """Parse once in a forked child first: the C++ parser segfaults on some malformed text (e.g. a statement
+    `x( = ...`, found by test/reliability's fuzz), which would take the whole process down with it."""
+    if not hasattr(os, "fork"):
+        return
+    pid = os.fork()
+    if pid == 0:  # child: parse, report nothing but survival
+        code = 0
+        try:
+            import nnef
+
+            with contextlib.suppress(Exception):
+                nnef.load_graph(str(folder), lowered=LOWERED_OPS, load_variables=False)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    deadline = time.monotonic() + PARSE_TIMEOUT_S
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise ModelError(f"{graph_file}: the NNEF parser did not finish within {PARSE_TIMEOUT_S:g} s")
+        time.sleep(0.002)
+    if os.WIFSIGNALED(status):
+        raise ModelError(f"{graph_file}: malformed graph: the NNEF parser crashed on it "
+                         f"({signal.Signals(os.WTERMSIG(status)).name})")
 
 
 def _check_shape(shape: tuple[int, ...], what: str, graph_file: Path) -> None:

@@ -56,9 +56,6 @@ def test_engine_failed_or_hung_device_loses_or_duplicates_no_frame(tmp_path):
     assert any("watchdog" in w for w in whats) and any("hung run returned" in w for w in whats)
 
 
-@pytest.mark.xfail(strict=True, reason="dispatch.py: when one device hangs while the other is out for retry_s, "
-                   "every queued frame fails at once with 'no OpenCL device left', although a device returns "
-                   "within retry_s (engine engineer is editing dispatch.py; reported)")
 def test_engine_overlapping_fail_and_hang_lose_no_frame(tmp_path):
     r = _engine_phases(tmp_path, "overlap")["overlap"]
     assert r["lost"] == 0, r.get("error")

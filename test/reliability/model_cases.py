@@ -301,6 +301,16 @@ def graph_cycle(rng: np.random.Generator, base: Base, out: Path, _: Path) -> str
     return "error"
 
 
+def graph_parser_crash(rng: np.random.Generator, base: Base, out: Path, _: Path) -> str:
+    """`name( = op(...)`: a byte flip the 20000-case run found; it segfaults nnef's C++ parser in-process."""
+    _clone(base, out)
+    lines = base.graph_text.splitlines()
+    i = int(rng.choice([k for k, ln in enumerate(lines) if " = " in ln]))
+    lines[i] = lines[i].replace(" = ", str(rng.choice(["( = ", "(= ", "(  = "])), 1)
+    _replace(out / "graph.nnef", ("\n".join(lines) + "\n").encode())
+    return "error"
+
+
 def graph_nesting(rng: np.random.Generator, base: Base, out: Path, _: Path) -> str:
     """Deeply nested expressions: a few hundred levels parse; past our limit they are refused before the C++
     parser, whose recursion would otherwise overflow its stack (a segfault) at about 100k levels."""
@@ -529,12 +539,14 @@ KINDS: dict[str, Callable[[np.random.Generator, Base, Path, Path], str]] = {
     f.__name__: f for f in (
         dat_truncate, dat_header_flip, dat_data_flip, dat_trailing, dat_dtype, dat_shape, dat_garbage,
         graph_truncate, graph_byte_flips, graph_lines, graph_numbers, graph_ops, graph_dtypes, graph_cycle,
-        graph_nesting, graph_huge_shapes, graph_labels, graph_fragments, graph_garbage, folder_layout,
+        graph_nesting, graph_parser_crash, graph_huge_shapes, graph_labels, graph_fragments, graph_garbage,
+        folder_layout,
         archive_valid, archive_hostile, archive_corrupt)
 }
 ONCE_KINDS = {"graph_oversize": graph_oversize}  # costly or identical each time: one case per base
 FOLDER_KINDS_FOR_BIG_BASE = ("dat_truncate", "dat_header_flip", "dat_data_flip", "dat_shape", "graph_numbers",
-                             "graph_ops", "graph_lines", "graph_truncate", "graph_cycle", "graph_huge_shapes")
+                             "graph_ops", "graph_lines", "graph_truncate", "graph_cycle", "graph_huge_shapes",
+                             "graph_parser_crash")
 
 
 def make_cases(bases: dict[str, Base], root: Path, outside: Path, n_small: int, n_big: int,

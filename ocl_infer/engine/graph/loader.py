@@ -4,6 +4,7 @@ import contextlib
 import math
 import os
 import re
+import select
 import signal
 import time
 from pathlib import Path
@@ -155,19 +156,31 @@ def _check_parser_survives(folder: Path, graph_file: Path) -> None:
         except BaseException:
             code = 1
         os._exit(code)
-    deadline = time.monotonic() + PARSE_TIMEOUT_S
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise ModelError(f"{graph_file}: the NNEF parser did not finish within {PARSE_TIMEOUT_S:g} s")
-        time.sleep(0.002)
+    if not _wait_exit(pid, PARSE_TIMEOUT_S):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise ModelError(f"{graph_file}: the NNEF parser did not finish within {PARSE_TIMEOUT_S:g} s")
+    _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         raise ModelError(f"{graph_file}: malformed graph: the NNEF parser crashed on it "
                          f"({signal.Signals(os.WTERMSIG(status)).name})")
+
+
+def _wait_exit(pid: int, timeout_s: float) -> bool:
+    """True once child `pid` has exited (not reaped), False after `timeout_s`."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel or not Linux): poll
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+            time.sleep(0.002)
+        return False
+    try:
+        return bool(select.select([fd], [], [], timeout_s)[0])
+    finally:
+        os.close(fd)
 
 
 def _check_shape(shape: tuple[int, ...], what: str, graph_file: Path) -> None:

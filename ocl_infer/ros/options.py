@@ -18,7 +18,7 @@ INPUT_TYPES = ("raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
 LATE_POLICIES = ("publish", "drop")
 BACKENDS = ("opencl", "onnxruntime")
-INPUT_DEADLINES = ("watchdog", "qos", "off")
+INPUT_DEADLINES = ("auto", "qos", "watchdog", "off")
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "(0: unknown, neither is checked)", 0.0, 1000.0),
     ParamSpec("input_deadline_tolerance", 1.5, "Input deadline = tolerance / expected_rate_hz; each miss of it "
               "is an input gap", 1.0, 100.0),
-    ParamSpec("input_deadline", "watchdog", "How input gaps are detected. watchdog: the node's own timer (works with "
-              "any camera); qos: a DDS deadline on the image subscription (the camera must offer a deadline <= "
-              "the period, else DDS refuses the match: logged with a hint); off", choices=INPUT_DEADLINES),
+    ParamSpec("input_deadline", "auto", "How input gaps are detected. qos: a DDS deadline on the image "
+              "subscription (DDS only matches a camera that offers a deadline <= the period; else it logs a hint); "
+              "auto: qos, but a camera offering no deadline makes the node re-subscribe without one and use its own "
+              "watchdog; watchdog: only the node's timer; off", choices=INPUT_DEADLINES),
     ParamSpec("stall_periods", 5.0, "Diagnostics ERROR after this many expected periods without a frame",
               1.0, 1000.0),
     ParamSpec("late_policy", "publish", "A frame whose latency exceeds deadline_ms (a miss): publish it anyway "
@@ -97,7 +98,7 @@ class NodeOptions:
     deadline_ms: float = 100.0
     expected_rate_hz: float = 10.0
     input_deadline_tolerance: float = 1.5
-    input_deadline: str = "watchdog"
+    input_deadline: str = "auto"
     stall_periods: float = 5.0
     late_policy: str = "publish"
     diagnostics_period_s: float = 1.0

@@ -8,11 +8,12 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile
 from ocl_infer.ros.options import NodeOptions
 
 
-def image_qos(options: NodeOptions) -> QoSProfile:
+def image_qos(options: NodeOptions, with_deadline: bool = True) -> QoSProfile:
     """Camera subscription: sensor-data style by default (best effort, newest frame only).
 
-    With input_deadline=qos it requests a DDS deadline of tolerance / expected_rate_hz: a missed period fires
-    the deadline event (an input gap). DDS only matches a publisher that offers a deadline <= that period.
+    With input_deadline qos or auto (and `with_deadline`) it requests a DDS deadline of tolerance /
+    expected_rate_hz: a missed period fires the deadline event (an input gap). DDS only matches a publisher
+    that offers a deadline <= that period.
     """
     reliability = (
         ReliabilityPolicy.RELIABLE if options.qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
@@ -23,7 +24,7 @@ def image_qos(options: NodeOptions) -> QoSProfile:
         reliability=reliability,
         durability=DurabilityPolicy.VOLATILE,
     )
-    if options.input_deadline == "qos" and options.input_deadline_s is not None:
+    if with_deadline and options.input_deadline in ("qos", "auto") and options.input_deadline_s is not None:
         profile.deadline = Duration(seconds=options.input_deadline_s)
     return profile
 
@@ -57,8 +58,8 @@ def incompatible_qos_hint(policy: QoSPolicyKind, topic: str, options: NodeOption
     if policy == QoSPolicyKind.DEADLINE:
         return (
             f"{topic}: the camera publisher offers no deadline (or a longer one) than the "
-            f"{(options.input_deadline_s or 0) * 1000:.0f} ms this node requests, so DDS delivers nothing: set "
-            "input_deadline:=watchdog, or make the camera offer a deadline <= that period"
+            f"{(options.input_deadline_s or 0) * 1000:.0f} ms this node requests, so DDS delivers nothing from it: "
+            "set input_deadline:=auto or watchdog, or make the camera offer a deadline <= that period"
         )
     if policy == QoSPolicyKind.RELIABILITY:
         return (

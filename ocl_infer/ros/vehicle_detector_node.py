@@ -30,6 +30,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from ocl_infer_msgs.msg import FrameTiming
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -132,6 +133,7 @@ class Camera:
     subscription: Any = None
     sequence: int = 0
     last_gap_check_ns: int = 0  # watchdog: last receive or last counted gap
+    dds_deadline: bool = False  # input gaps come from the DDS deadline event (else from the watchdog)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -212,7 +214,9 @@ class VehicleDetectorNode(Node):
         cam.last_gap_check_ns = self._now_ns()
         return cam
 
-    def _subscribe(self, cam: Camera) -> None:
+    def _subscribe(self, cam: Camera, with_deadline: bool = True) -> None:
+        qos = image_qos(self.options, with_deadline)
+        cam.dds_deadline = qos.deadline.nanoseconds > 0
         events = SubscriptionEventCallbacks(
             deadline=lambda info, c=cam: self._on_input_gap(c, info.total_count_change),
             incompatible_qos=lambda info, c=cam: self._on_incompatible_qos(c, info),
@@ -220,9 +224,18 @@ class VehicleDetectorNode(Node):
         msg_type = CompressedImage if cam.compressed else Image
         sub_topic = f"{cam.topic}/compressed" if cam.compressed else cam.topic
         cam.subscription = self.create_subscription(
-            msg_type, sub_topic, lambda msg, c=cam: self._on_image(c, msg), image_qos(self.options),
-            event_callbacks=events,
+            msg_type, sub_topic, lambda msg, c=cam: self._on_image(c, msg), qos, event_callbacks=events,
         )
+
+    def _fall_back_to_watchdog(self, cam: Camera) -> None:
+        """input_deadline=auto: re-subscribe without the DDS deadline so a camera offering none is heard."""
+        if not cam.dds_deadline or self._stopping.is_set():
+            return
+        old = cam.subscription
+        self._subscribe(cam, with_deadline=False)
+        self.destroy_subscription(old)
+        with cam.lock:
+            cam.last_gap_check_ns = self._now_ns()
 
     # ------------------------------------------------------------------------------------------- callbacks
     def _now_ns(self) -> int:
@@ -272,10 +285,24 @@ class VehicleDetectorNode(Node):
             policy = QoSPolicyKind(int(info.last_policy_kind))
         except ValueError:
             policy = QoSPolicyKind.INVALID
-        self.get_logger().warning(
-            "incompatible QoS: " + incompatible_qos_hint(policy, cam.resolved, self.options),
-            throttle_duration_sec=LOG_THROTTLE_S,
-        )
+        hint = incompatible_qos_hint(policy, cam.resolved, self.options)
+        if policy == QoSPolicyKind.DEADLINE and self.options.input_deadline == "auto" and cam.dds_deadline:
+            self.get_logger().warning(
+                f"{cam.resolved}: the camera offers no deadline; re-subscribing without one, input gaps now come "
+                "from the node's watchdog (input_deadline auto)"
+            )
+            # Not from inside the subscription's own event callback: a one-shot steady timer (sim time may stand).
+            timer = None
+
+            def fall_back() -> None:
+                if timer is not None:
+                    timer.cancel()
+                    self.destroy_timer(timer)
+                self._fall_back_to_watchdog(cam)
+
+            timer = self.create_timer(0.001, fall_back, clock=Clock(clock_type=ClockType.STEADY_TIME))
+            return
+        self.get_logger().warning("incompatible QoS: " + hint, throttle_duration_sec=LOG_THROTTLE_S)
 
     # ---------------------------------------------------------------------------------------------- worker
     def _work(self) -> None:
@@ -362,11 +389,14 @@ class VehicleDetectorNode(Node):
 
     # ----------------------------------------------------------------------------------------- diagnostics
     def _watchdog(self, now_ns: int) -> None:
-        """input_deadline=watchdog: count one input gap per deadline period without a frame (as DDS does)."""
+        """Cameras without a DDS deadline: count one input gap per deadline period without a frame (as DDS
+        does). Only with input_deadline auto (after a fall-back) or watchdog."""
         period = self.options.input_deadline_s
-        if self.options.input_deadline != "watchdog" or period is None:
+        if self.options.input_deadline not in ("auto", "watchdog") or period is None:
             return
         for cam in self.cameras.values():
+            if cam.dds_deadline:
+                continue
             with cam.lock:
                 late = now_ns - cam.last_gap_check_ns > period * 1e9
                 if late:

@@ -114,7 +114,7 @@ def test_qos_input_deadline_counts_gaps_from_dds_events_and_hints_on_incompatibl
     plain = harness.node.create_publisher(Image, "/qos/image", QoSProfile(depth=1))
     line = harness.wait_for(lambda: [ln for ln in node.log().splitlines() if "incompatible QoS" in ln], WAIT_S,
                             "the incompatible-QoS warning")[0]
-    assert "input_deadline:=watchdog" in line and "/qos/image" in line
+    assert "input_deadline:=auto" in line and "/qos/image" in line
     assert plain.get_subscription_count() == 0
     assert node.alive()
 

@@ -149,6 +149,8 @@ def test_raw_frames_give_the_library_detections_on_each_camera(harness, multi_no
     assert timing.latency_ms == pytest.approx((to_ns(timing.published) - to_ns(timing.header.stamp)) / 1e6, abs=1e-3)
     assert timing.processing_ms == pytest.approx((to_ns(timing.published) - to_ns(timing.started)) / 1e6, abs=1e-3)
     assert timing.inference_ms > 0 and timing.deadline_ms == 60000.0
+    # Our publishers offer no deadline: input_deadline auto fell back to the watchdog, and said so.
+    assert "re-subscribing without one" in multi_node.log()
 
 
 def test_malformed_images_are_counted_and_logged_and_the_node_lives(harness, multi_node, frames):

@@ -46,7 +46,7 @@ def ros_arguments(args: argparse.Namespace, params: Path) -> list[str]:
     if args.camera:
         out += ["-r", f"image:={args.camera}", "-r", f"image/compressed:={args.camera.rstrip('/')}/compressed"]
     if args.devices is not None:
-        out += ["-p", f"devices:={args.devices}"]
+        out += ["-p", f'devices:="{args.devices}"']  # quoted: YAML would read '0' as an integer
     if args.namespace:
         out += ["-r", f"__ns:={'/' + args.namespace.strip('/')}"]
     if args.use_sim_time:

@@ -32,6 +32,7 @@ from ocl_infer_msgs.msg import FrameTiming
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -84,10 +85,14 @@ def declare_options(node: Node) -> NodeOptions:
     values: dict[str, Any] = {}
     for spec in PARAMETERS:
         descriptor = _descriptor(spec)
-        if spec.string_list:
-            param = node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, descriptor)
-        else:
-            param = node.declare_parameter(spec.name, spec.default, descriptor)
+        try:
+            if spec.string_list:
+                param = node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, descriptor)
+            else:
+                param = node.declare_parameter(spec.name, spec.default, descriptor)
+        except (InvalidParameterTypeException, InvalidParameterValueException) as err:
+            kind = "list of strings" if spec.string_list else type(spec.default).__name__
+            raise ConfigError(f"parameter {spec.name}: expected {kind} ({err})") from err
         value = param.value
         if value is not None:
             values[spec.name] = list(value) if spec.string_list else value

@@ -156,7 +156,7 @@ def test_ros_arguments_match_the_launch_file_remaps():
     assert args[:3] == ["--ros-args", "--params-file", "p.yaml"]
     joined = " ".join(args)
     for part in ("-r image:=/front/image_raw", "-r image/compressed:=/front/image_raw/compressed",
-                 "-p devices:=all", "-r __ns:=/robot", "-p use_sim_time:=true"):
+                 '-p devices:="all"', "-r __ns:=/robot", "-p use_sim_time:=true"):
         assert part in joined
 
 
@@ -219,3 +219,12 @@ def test_camera_outputs_go_under_each_topic_namespace():
                                                                           "/rear": "/rear/image_raw"}
     with pytest.raises(ConfigError, match="share the namespace '/front'"):
         output_namespaces(("/front/image_raw", "/front/image_rect"))
+
+
+def test_node_refuses_a_wrongly_typed_parameter_with_one_line():
+    proc = subprocess.run([str(Path(sys.executable).parent / "vehicle_detector"), "--ros-args", "-p", "devices:=0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("vehicle_detector: error: parameter devices: expected str"), proc.stderr
+    assert "Traceback" not in proc.stderr

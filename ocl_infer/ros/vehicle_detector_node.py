@@ -13,8 +13,13 @@ Two cameras in the same namespace are refused (their outputs would mix).
 One frame: the DDS callback stores the message in its camera's latest-slot (overwriting = overload drop) and
 returns. A worker thread takes the oldest waiting frame: stale check (age_at_start > deadline_ms -> stale drop),
 convert, detect, publish, late check (latency > deadline_ms -> miss, published or not by late_policy). All
-times are in the node's clock (simulation time with use_sim_time). Bad frames are counted and logged (at most
-every few seconds per camera), never raised.
+times are in the node's clock (simulation time with use_sim_time). Bad frames are counted and logged (each kind
+of fault at most every 5 s), never raised.
+
+Input gaps (input_deadline): 'auto' requests a DDS deadline of input_deadline_tolerance / expected_rate_hz on the
+image subscription and counts its deadline events; DDS refuses a camera that offers no deadline (the usual
+case), so on that incompatible-QoS event the node re-subscribes without one and its own watchdog counts gaps.
+'qos' keeps the DDS deadline and only logs what to change; 'watchdog' never asks DDS; 'off' counts none.
 """
 
 from __future__ import annotations

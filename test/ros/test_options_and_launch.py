@@ -228,3 +228,13 @@ def test_node_refuses_a_wrongly_typed_parameter_with_one_line():
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("vehicle_detector: error: parameter devices: expected str"), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_build_msgs_fails_with_one_clear_line(tmp_path):
+    script = ROOT / "scripts" / "build_msgs.sh"
+    proc = subprocess.run([str(script), str(tmp_path), str(tmp_path / "cache")], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"build_msgs: FAILED: no Python in {tmp_path}: run make setup first"]
+    usage = subprocess.run([str(script)], capture_output=True, text=True, timeout=60)
+    assert usage.returncode != 0 and "usage: scripts/build_msgs.sh VENV CACHE" in usage.stderr

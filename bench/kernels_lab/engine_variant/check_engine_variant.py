@@ -67,10 +67,10 @@ def main() -> int:
             return max(cands, key=lambda c: c.priority)
         return choose
 
-    results = {}
     runs = [("engine + winograd", choose_kernel), ("engine without winograd", excluding("winograd"))]
     if args.blocked:
-        runs.append(("blocked (engine today)", excluding("winograd", "covec")))
+        runs.append(("blocked only", excluding("winograd", "covec")))
+    runtimes = {}
     for label, choose in runs:
         plan = make_plan(graph, choose=choose)
         variants = sorted({s.variant for s in plan.steps if s.kind == "conv"})
@@ -79,11 +79,9 @@ def main() -> int:
         out = rt.run(feeds)
         first = time.perf_counter() - t0
         diff = max(float(np.abs(out[k] - ref[k]).max()) for k in ref)
-        times = []
-        for _ in range(args.frames):
-            t = time.perf_counter()
-            rt.run(feeds)
-            times.append(time.perf_counter() - t)
+        print(f"{label:24s} conv variants {variants}: max abs diff vs onnxruntime {diff:.2e}, "
+              f"build+first {first:.2f} s")
+        runtimes[label] = rt
         if args.profile:
             q = cl.CommandQueue(rt.context, properties=cl.command_queue_properties.PROFILING_ENABLE)
             evs = [cl.enqueue_nd_range_kernel(q, ln.kernel, ln.global_size, ln.local_size) for ln in rt.launches]
@@ -91,16 +89,28 @@ def main() -> int:
             for ln, ev in zip(rt.launches, evs, strict=True):
                 print(f"  {ln.kernel.function_name:24s} {ln.global_size!s:18s} "
                       f"{(ev.profile.end - ev.profile.start) * 1e-6:7.3f} ms")
-        rt.close()
-        results[label] = float(np.median(times)) * 1e3
-        print(f"{label:24s} conv variants {variants}: max abs diff vs onnxruntime {diff:.2e}, "
-              f"build+first {first:.2f} s, median {results[label]:.2f} ms, p99 {np.percentile(times, 99) * 1e3:.2f} ms")
-    times = []
+    # Round robin, one frame each in turn: on a shared machine every contender sees the same neighbours.
+    # onnxruntime runs without spinning here (its pool threads would otherwise eat the next contender's time).
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    quiet = ort.InferenceSession(str(desc.onnx_path), so, providers=["CPUExecutionProvider"])
+    steps = {label: (lambda rt=rt: rt.run(feeds)) for label, rt in runtimes.items()}
+    steps["onnxruntime (no spin)"] = lambda: quiet.run(None, feeds)
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    loads = [os.getloadavg()[0]]
     for _ in range(args.frames):
-        t = time.perf_counter()
-        sess.run(None, feeds)
-        times.append(time.perf_counter() - t)
-    print(f"{'onnxruntime':24s} median {np.median(times) * 1e3:.2f} ms; load {os.getloadavg()[0]:.2f}")
+        for label, step in steps.items():
+            t = time.perf_counter()
+            step()
+            times[label].append(time.perf_counter() - t)
+    loads.append(os.getloadavg()[0])
+    base = float(np.median(times["onnxruntime (no spin)"]))
+    for label, ts in times.items():
+        med = float(np.median(ts))
+        print(f"{label:24s} median {med * 1e3:7.2f} ms  p99 {np.percentile(ts, 99) * 1e3:7.2f} ms  "
+              f"x onnxruntime {med / base:.2f}")
+    print(f"{args.frames} rounds, load {loads[0]:.2f} -> {loads[1]:.2f}")
+    for rt in runtimes.values():
+        rt.close()
     return 0
 
 

@@ -92,9 +92,13 @@ def run(args: argparse.Namespace) -> int:
     if not footage.is_file():
         raise SetupError(f"demo footage {footage} is missing: run `make setup`")
     out = args.out or _default_out()
-    if out.exists():
-        shutil.rmtree(out)  # our own previous demo run
-    out.mkdir(parents=True)
+    marker = out / ".ocl_infer_demo"
+    if out.exists() and any(out.iterdir()):
+        if not marker.is_file():  # never wipe a folder a previous demo did not make
+            raise SetupError(f"{out} exists and was not made by `ocl-infer demo`: choose another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    marker.touch()
     params = args.params or _default_params()
     t0 = time.monotonic()
 

@@ -23,7 +23,13 @@ def default_params_file() -> Path:
     root = repo_root()
     if root is not None:
         return root / "config" / "vehicle_detection.yaml"
-    return Path(sys.prefix) / "share" / "ocl_infer" / "config" / "vehicle_detection.yaml"
+    # Installed (colcon or pip): <prefix>/lib/pythonX.Y/site-packages/ocl_infer -> <prefix>/share/ocl_infer
+    package = Path(__file__).resolve().parent.parent
+    for prefix in (*package.parents, Path(sys.prefix)):
+        candidate = prefix / "share" / "ocl_infer" / "config" / "vehicle_detection.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("config/vehicle_detection.yaml not found next to the installed package; give --params FILE")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -68,9 +74,8 @@ def run(args: argparse.Namespace) -> int:
     monitor_params = parameters_for(sections, "deadline_monitor", namespace)
     with_monitor = args.monitor or configures(sections, "deadline_monitor")
     if with_monitor and not monitor_params.get("pairs"):
-        camera = args.camera or "image"
-        # Both relative: they resolve in the nodes' namespace, like the detector's own topics.
-        monitor_params["pairs"] = [f"{camera} -> {camera.rsplit('/', 1)[0] + '/' if '/' in camera else ''}detections"]
+        # The detector's outputs are relative (the node's namespace) whatever the camera is remapped to.
+        monitor_params["pairs"] = [f"{args.camera or 'image'} -> detections"]
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     import rclpy

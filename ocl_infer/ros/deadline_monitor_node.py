@@ -19,6 +19,11 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.exceptions import (
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    ParameterUninitializedException,
+)
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -79,7 +84,11 @@ class DeadlineMonitorNode(Node):
         def number(name: str, default: float, desc: str, lo: float, hi: float) -> float:
             d = ParameterDescriptor(description=desc, read_only=True,
                                     floating_point_range=[FloatingPointRange(from_value=lo, to_value=hi, step=0.0)])
-            return float(self.declare_parameter(name, default, d).value)
+            try:
+                return float(self.declare_parameter(name, default, d).value)
+            except (InvalidParameterTypeException, InvalidParameterValueException) as err:
+                raise ConfigError(f"parameter {name}: expected a float in [{lo:g}, {hi:g}], e.g. {default} ({err})"
+                                  ) from err
 
         self.declare_parameter("pairs", Parameter.Type.STRING_ARRAY, ParameterDescriptor(
             description="Watched topic pairs, each 'INPUT_TOPIC -> OUTPUT_TOPIC'", read_only=True))
@@ -97,7 +106,10 @@ class DeadlineMonitorNode(Node):
             raise ConfigError(f"parameter qos_reliability: {reliability!r} is not best_effort or reliable")
         self.qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable"
                               else ReliabilityPolicy.BEST_EFFORT)
-        entries = self.get_parameter("pairs").value or []
+        try:
+            entries = self.get_parameter("pairs").value or []
+        except ParameterUninitializedException:
+            entries = []
         if not entries:
             raise ConfigError("parameter pairs: empty; give e.g. ['/front/image_raw -> /front/detections']")
         start = self._now_s()

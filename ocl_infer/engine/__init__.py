@@ -2,5 +2,6 @@
 
 from ocl_infer.engine.devices.dispatch import DeviceStats
 from ocl_infer.engine.engine import Engine, EngineOptions, TensorSpec
+from ocl_infer.engine.kernels.image import ImageToTensor
 
-__all__ = ["DeviceStats", "Engine", "EngineOptions", "TensorSpec"]
+__all__ = ["DeviceStats", "Engine", "EngineOptions", "ImageToTensor", "TensorSpec"]

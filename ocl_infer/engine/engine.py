@@ -16,6 +16,7 @@ from ocl_infer.engine.devices.dispatch import DeviceStats, Dispatcher
 from ocl_infer.engine.devices.pipeline import Pipeline
 from ocl_infer.engine.devices.selection import cl_device, select_devices
 from ocl_infer.engine.graph import Graph, load_graph, save_graph
+from ocl_infer.engine.kernels.image import ImageFeed, ImageToTensor, image_feed
 from ocl_infer.engine.plan import DeviceFacts, Plan, make_plan
 from ocl_infer.engine.plan.split import split_graph
 from ocl_infer.errors import ConfigError, ModelError
@@ -126,14 +127,16 @@ class Engine:
     def plan(self) -> Plan:
         return self.plans[0]
 
-    def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        missing = [n for n in self.inputs if n not in feeds]
-        extra = [n for n in feeds if n not in self.inputs]
+    def _check_feeds(self, feeds: Mapping[str, np.ndarray],
+                     expected: Mapping[str, TensorSpec] | None = None) -> dict[str, np.ndarray]:
+        expected = self.inputs if expected is None else expected
+        missing = [n for n in expected if n not in feeds]
+        extra = [n for n in feeds if n not in expected]
         if missing or extra:
-            raise ModelError(f"{self.model_path}: inputs expected {list(self.inputs)}; missing {missing}, "
+            raise ModelError(f"{self.model_path}: inputs expected {list(expected)}; missing {missing}, "
                              f"unknown {extra}")
         out = {}
-        for name, spec in self.inputs.items():
+        for name, spec in expected.items():
             arr = np.asarray(feeds[name])
             if tuple(arr.shape) != spec.shape:
                 raise ModelError(f"{self.model_path}: input '{name}' has shape {list(arr.shape)}, "
@@ -148,6 +151,27 @@ class Engine:
         if self._closed:
             raise ModelError(f"{self.model_path}: engine is closed")
         return self._dispatcher.submit(self._check_feeds(feeds))
+
+    def submit_image(self, image: np.ndarray, transform: ImageToTensor,
+                     feeds: Mapping[str, np.ndarray] | None = None) -> Future:
+        """Queue one frame given as a raw H×W×C uint8 image for input `transform.input`: the device gets the
+        uint8 pixels and builds the float32 NCHW input itself (resize, letterbox, colour order, scale) on the
+        queue of the plan. `feeds` holds the model's other inputs, if any. Same Future as `submit`."""
+        if self._closed:
+            raise ModelError(f"{self.model_path}: engine is closed")
+        if transform.input not in self.inputs:
+            raise ModelError(f"{self.model_path}: image input {transform.input!r} is not a model input "
+                             f"({list(self.inputs)})")
+        img = image_feed(image, transform, self.inputs[transform.input].shape, f"image for input '{transform.input}'")
+        others = {n: s for n, s in self.inputs.items() if n != transform.input}
+        checked: dict[str, np.ndarray | ImageFeed] = {**self._check_feeds(feeds or {}, others)}
+        checked[transform.input] = img
+        return self._dispatcher.submit(checked)  # type: ignore[arg-type]
+
+    def run_image(self, image: np.ndarray, transform: ImageToTensor,
+                  feeds: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """`submit_image`, blocking."""
+        return self.submit_image(image, transform, feeds).result()
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One frame, blocking."""

@@ -10,6 +10,7 @@ import numpy as np
 import pyopencl as cl
 
 from ocl_infer.engine.kernels.base import Launch
+from ocl_infer.engine.kernels.image import ImageFeed, ImageKernel, split_feeds
 from ocl_infer.engine.kernels.registry import kernel_for
 from ocl_infer.engine.plan.model import Plan
 from ocl_infer.engine.runtime.program_cache import ProgramCache
@@ -41,6 +42,9 @@ class DeviceRuntime:
         except cl.Error as err:
             raise DeviceError(f"{label}: cannot create an OpenCL context/queue: {err}") from err
         self.programs = ProgramCache(self.context, device, disk=disk_cache)
+        # image inputs (Engine.submit_image): one uint8 upload buffer per input, grown as frames need
+        self._image_bufs: dict[str, cl.Buffer] = {}
+        self._image_launches: dict[tuple[object, ...], Launch] = {}
         try:
             self._allocate()
             self.launches = self._bind()
@@ -121,9 +125,16 @@ class DeviceRuntime:
             nan = np.full(1, np.nan, np.float32)
             for buf in self.activation_buffers():
                 cl.enqueue_fill_buffer(q, buf, nan, 0, buf.size)
-        keep = []
+        arrays, images = split_feeds(feeds)
+        keep: list[np.ndarray] = []
         for name in self.plan.inputs:
-            arr = np.ascontiguousarray(feeds[name], dtype=np.float32)
+            if name in images:  # uint8 upload + the image kernel, on this queue before the plan
+                keep.append(images[name].pixels)
+                launch = self._image_launch(name, images[name])
+                cl.enqueue_copy(q, self._image_bufs[name], images[name].pixels, is_blocking=False)
+                cl.enqueue_nd_range_kernel(q, launch.kernel, launch.global_size, launch.local_size)
+                continue
+            arr = np.ascontiguousarray(arrays[name], dtype=np.float32)
             keep.append(arr)
             cl.enqueue_copy(q, self.buffer(name), arr, is_blocking=False)
         for launch in self.launches:
@@ -141,8 +152,29 @@ class DeviceRuntime:
         del keep
         return outs
 
+    def _image_launch(self, name: str, feed: ImageFeed) -> Launch:
+        """The bound image kernel for this input and frame geometry (rebound only when the geometry changes)."""
+        need = int(feed.pixels.nbytes)
+        buf = self._image_bufs.get(name)
+        if buf is None or buf.size < need:
+            if buf is not None:
+                buf.release()
+            self._image_launches = {k: v for k, v in self._image_launches.items() if k[0] != name}
+            buf = self._image_bufs[name] = cl.Buffer(self.context, MF.READ_ONLY, need)
+        key = (name, feed.transform, feed.width, feed.height, feed.row_stride)
+        launch = self._image_launches.get(key)
+        if launch is None:
+            wrapper = ImageKernel()
+            prg = self.programs.get(wrapper.source(), wrapper.build_options(), f"{wrapper.variant} kernel for {name}")
+            launch = wrapper.launches(prg, feed, buf, self.buffer(name), self.plan.shapes[name])[0]
+            if len(self._image_launches) >= 16:  # a camera changing geometry often: keep the table small
+                self._image_launches.clear()
+            self._image_launches[key] = launch
+        return launch
+
     def close(self) -> None:
-        for buf in (*self.const_bufs.values(), *self.slot_bufs, *self.pinned_bufs.values()):
+        for buf in (*self.const_bufs.values(), *self.slot_bufs, *self.pinned_bufs.values(), *self._image_bufs.values()):
             with contextlib.suppress(cl.Error):
                 buf.release()
-        self.const_bufs, self.slot_bufs, self.pinned_bufs = {}, [], {}
+        self.const_bufs, self.slot_bufs, self.pinned_bufs, self._image_bufs = {}, [], {}, {}
+        self._image_launches = {}

@@ -21,6 +21,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--nms-iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
     p.add_argument("--backend", choices=("opencl", "onnxruntime"), default="opencl",
                    help="opencl: our engine on model.nnef/ (default); onnxruntime: model.onnx, the reference")
+    p.add_argument("--preprocess", choices=("device", "host"), default=None,
+                   help="letterbox/colour/scale on the OpenCL device (default for opencl) or with cv2 on the host "
+                        "(the reference; the only choice for onnxruntime)")
     p.add_argument("--max-frames", type=int, default=None, help="stop each video after this many frames")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr for videos and folders (default: when stderr is a terminal)")
@@ -142,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
     classes = args.classes
     devices = None if args.devices is None else (args.devices[0] if len(args.devices) == 1 else args.devices)
     detector = Detector(args.model, devices=devices, classes=classes, score_threshold=args.score_threshold,
-                        nms_iou=args.nms_iou, backend=args.backend)
+                        nms_iou=args.nms_iou, backend=args.backend,
+                        preprocess=args.preprocess)
 
     def emit(source: str, index: int, image: np.ndarray, result: DetectionResult) -> None:
         dets = result.detections

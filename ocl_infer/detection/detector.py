@@ -14,10 +14,17 @@ import numpy as np
 from ocl_infer.detection.decode import Candidates, decode_boxes_scores, decode_yolo_output
 from ocl_infer.detection.description import BoxesScoresHead, ModelDescription, YoloHead, load_description
 from ocl_infer.detection.nms import nms_per_class
-from ocl_infer.detection.preprocess import Letterbox, boxes_to_image, check_image, preprocess
+from ocl_infer.detection.preprocess import (
+    Letterbox,
+    boxes_to_image,
+    check_image,
+    letterbox_geometry,
+    preprocess,
+)
 from ocl_infer.errors import ConfigError, DetectionError, ModelError, SetupError
 
 BACKENDS = ("opencl", "onnxruntime")
+PREPROCESS = ("device", "host")  # where letterbox/colour/scale/NCHW runs: OpenCL kernel or cv2 on the host
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,10 @@ class _EngineRunner:
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.engine.run(feed)
 
+    def submit_image(self, image: np.ndarray, transform: Any) -> Future[dict[str, np.ndarray]]:
+        """The raw uint8 frame; the device builds the input tensor (`transform`: engine ImageToTensor)."""
+        return self.engine.submit_image(image, transform)
+
     def submit(self, feed: dict[str, np.ndarray]) -> Future[dict[str, np.ndarray]]:
         if hasattr(self.engine, "submit"):
             return self.engine.submit(feed)
@@ -145,7 +156,9 @@ class Detector:
 
     ``model``: a prepared model folder (default: ``paths.default_model_dir()``). ``devices``: engine device
     selectors (opencl backend). ``classes``: names or ids, ``None`` = vehicles. ``backend``: "opencl" (model.nnef/
-    on our engine) or "onnxruntime" (model.onnx, the reference). Extra keyword options go to the Engine.
+    on our engine) or "onnxruntime" (model.onnx, the reference). ``preprocess``: "device" (the uint8 frame goes to
+    the OpenCL device, which letterboxes it into the input; default for opencl) or "host" (cv2 on the host; the
+    reference, and the only choice for onnxruntime). Extra keyword options go to the Engine.
     """
 
     def __init__(
@@ -156,6 +169,7 @@ class Detector:
         score_threshold: float = 0.25,
         nms_iou: float = 0.45,
         backend: str = "opencl",
+        preprocess: str | None = None,
         **engine_options: Any,
     ) -> None:
         from ocl_infer.paths import default_model_dir
@@ -166,6 +180,13 @@ class Detector:
             raise ConfigError(f"nms_iou={nms_iou} must be in (0, 1]")
         if backend not in BACKENDS:
             raise ConfigError(f"backend={backend!r} must be one of {', '.join(BACKENDS)}")
+        if preprocess is None:
+            preprocess = "device" if backend == "opencl" else "host"
+        if preprocess not in PREPROCESS:
+            raise ConfigError(f"preprocess={preprocess!r} must be one of {', '.join(PREPROCESS)}")
+        if preprocess == "device" and backend != "opencl":
+            raise ConfigError(f"preprocess='device' needs backend='opencl' (backend={backend!r} runs on the host)")
+        self.preprocess_mode = preprocess
         self.description: ModelDescription = load_description(model if model is not None else default_model_dir())
         self.class_ids = self.description.class_ids(classes)
         self.score_threshold = float(score_threshold)
@@ -179,6 +200,7 @@ class Detector:
             self._runner = _EngineRunner(self.description.nnef_path, devices, engine_options,
                                          self.description.input.name, outputs)
         self._closed = False
+        self._transforms: dict[tuple[int, int], Any] = {}  # frame (w, h) -> ImageToTensor
 
     @property
     def class_names(self) -> list[str]:
@@ -212,6 +234,36 @@ class Detector:
         tensor, box = preprocess(image_bgr, self.description.input)
         return {self.description.input.name: tensor}, box
 
+    def image_transform(self, image_bgr: np.ndarray) -> tuple[Any, Letterbox]:
+        """The engine's ImageToTensor for this frame size (Darknet letterbox placement) and its geometry."""
+        from ocl_infer.engine import ImageToTensor
+
+        img = check_image(image_bgr)
+        h, w = img.shape[:2]
+        spec = self.description.input
+        box = letterbox_geometry(w, h, spec.width, spec.height, spec.letterbox)
+        transform = self._transforms.get((w, h))
+        if transform is None:
+            transform = ImageToTensor(spec.name, (box.dx, box.dy, box.new_w, box.new_h), source="BGR",
+                                      target=spec.color, scale=spec.scale, mean=tuple(spec.mean),
+                                      pad=spec.pad_value)
+            if len(self._transforms) >= 16:
+                self._transforms.clear()
+            self._transforms[(w, h)] = transform
+        return transform, box
+
+    def _start(self, image_bgr: np.ndarray) -> tuple[Future[dict[str, np.ndarray]], Letterbox, float]:
+        """Preprocess (host) or hand the frame to the device (device), and submit: (future, box, host ms)."""
+        t0 = time.perf_counter()
+        if self.preprocess_mode == "device":
+            assert isinstance(self._runner, _EngineRunner)
+            transform, box = self.image_transform(image_bgr)
+            inner = self._runner.submit_image(image_bgr, transform)
+            return inner, box, (time.perf_counter() - t0) * 1e3
+        feed, box = self.preprocess(image_bgr)
+        ms = (time.perf_counter() - t0) * 1e3
+        return self._runner.submit(feed), box, ms
+
     def postprocess(self, outputs: dict[str, np.ndarray], box: Letterbox) -> list[Detection]:
         """Decode, per-class NMS, map to image pixels and clip; best score first."""
         desc, spec = self.description, self.description.input
@@ -239,6 +291,8 @@ class Detector:
         if isinstance(self._runner, _EngineRunner) and len(self._runner.labels) > 1:
             return self.submit(image_bgr).result()  # so the result names the device that ran it
         self._check_open()
+        if self.preprocess_mode == "device":
+            return self.submit(image_bgr).result()
         t0 = time.perf_counter()
         feed, box = self.preprocess(image_bgr)
         t1 = time.perf_counter()
@@ -261,10 +315,8 @@ class Detector:
     def submit(self, image_bgr: np.ndarray) -> Future[DetectionResult]:
         """Start one frame; the Future gives its DetectionResult (inference_ms includes time queued)."""
         self._check_open()
-        t0 = time.perf_counter()
-        feed, box = self.preprocess(image_bgr)
+        inner, box, pre_ms = self._start(image_bgr)
         t1 = time.perf_counter()
-        inner = self._runner.submit(feed)
         result: Future[DetectionResult] = Future()
 
         def finish(done: Future[dict[str, np.ndarray]]) -> None:
@@ -277,7 +329,7 @@ class Detector:
             t3 = time.perf_counter()
             # The engine's dispatcher tags each future with the device that ran it.
             device = str(getattr(done, "device", self._runner.label))
-            result.set_result(DetectionResult(dets, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, device))
+            result.set_result(DetectionResult(dets, pre_ms, (t2 - t1) * 1e3, (t3 - t2) * 1e3, device))
 
         inner.add_done_callback(finish)
         return result

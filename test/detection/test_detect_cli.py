@@ -116,7 +116,9 @@ def test_opencl_engine_equals_onnxruntime_on_real_frames(data_dir: Path) -> None
     inputs = [str(data_dir / "dog.jpg"), str(data_dir / "vtest.avi"), "--max-frames", "2", "--json",
               "--classes", "all"]
     ref = _detect(*inputs, "--backend", "onnxruntime")
-    got = _detect(*inputs, "--backend", "opencl", "--devices", "all", env={"POCL_DEVICES": "pthread pthread"})
+    # host preprocessing: the same input tensor as the reference (device preprocessing: test_device_preprocess)
+    got = _detect(*inputs, "--backend", "opencl", "--preprocess", "host", "--devices", "all",
+                  env={"POCL_DEVICES": "pthread pthread"})
     assert ref.returncode == 0, ref.stderr
     assert got.returncode == 0, got.stderr[-2000:]
     ref_frames, got_frames = _lines(ref.stdout), _lines(got.stdout)

@@ -122,7 +122,8 @@ def test_opencl_detector_in_process_matches_reference(ort_detector: Detector, do
     except ImportError:
         pytest.skip("ocl_infer.engine.Engine is not built in this checkout")
     want = ort_detector.detect(dog)
-    with Detector(model_dir) as det:
+    # host preprocessing: the same input tensor as the reference (device preprocessing: test_device_preprocess)
+    with Detector(model_dir, preprocess="host") as det:
         assert det.backend == "opencl" and det.device.startswith("cl:")
         res = det.submit(dog).result(timeout=120)
         assert res.device.startswith("cl:")

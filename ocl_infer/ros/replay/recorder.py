@@ -56,7 +56,11 @@ class OutputRecorder:
         opened = threading.Event()
         self._thread = threading.Thread(target=self._write_loop, args=(storage, opened), name="replay-recorder")
         self._thread.start()
-        opened.wait()
+        try:
+            opened.wait()
+        except BaseException:  # Ctrl-C here: stop the (non-daemon) writer, or the process never exits
+            self._queue.put(None)
+            raise
         if self._error is not None:
             self._thread.join()
             raise BagError(f"{path}: cannot create output bag: {self._error}") from self._error

@@ -246,7 +246,7 @@ class Detector:
         if transform is None:
             transform = ImageToTensor(spec.name, (box.dx, box.dy, box.new_w, box.new_h), source="BGR",
                                       target=spec.color, scale=spec.scale, mean=tuple(spec.mean),
-                                      pad=spec.pad_value)
+                                      pad=spec.pad_value, quantize=True)  # the same tensor as the host path
             if len(self._transforms) >= 16:
                 self._transforms.clear()
             self._transforms[(w, h)] = transform

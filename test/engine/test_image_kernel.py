@@ -183,3 +183,23 @@ def test_engine_submit_image_end_to_end(neg_model: Path) -> None:
             engine.submit_image(frames[0][0], ImageToTensor("z", (0, 0, 5, 5)))
         with pytest.raises(ModelError, match=r"unknown \['w'\]"):
             engine.submit_image(frames[0][0], ImageToTensor("x", (0, 0, 5, 5)), {"w": x})
+
+
+@pytest.mark.parametrize(("h", "w", "new_w", "new_h", "max_differing"), [
+    (576, 768, 416, 312, 0.0),  # vtest/dog letterbox: bit-equal to cv2
+    (720, 1280, 416, 234, 0.005),
+    (31, 17, 60, 101, 0.02),  # cv2's scalar tail (row ends its SIMD loop does not cover) rounds differently
+    (200, 400, 200, 100, 0.0),
+])
+def test_quantize_reproduces_cv2_uint8_resize(cl_env, h: int, w: int, new_w: int, new_h: int,
+                                              max_differing: float) -> None:
+    """quantize=True: 11-bit fixed-point weights and cv2's rounding; equal to cv2.resize on uint8 except for at
+    most 1 grey level on a small fraction of pixels."""
+    rng = np.random.default_rng(w)
+    image = rng.integers(0, 256, (h, w, 3), np.uint8)
+    t = ImageToTensor("x", (0, 0, new_w, new_h), "BGR", "BGR", scale=1.0, pad=0.0, quantize=True)
+    got = run_kernel(cl_env, image, t, (1, 3, new_h, new_w))[0].transpose(1, 2, 0)
+    want = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    diff = np.abs(got - want)
+    assert diff.max() <= 1.0 and (diff > 0).mean() <= max_differing, (diff.max(), (diff > 0).mean())
+    assert np.array_equal(got, np.round(got)), "quantized pixels are whole grey levels"

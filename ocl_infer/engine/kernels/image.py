@@ -23,7 +23,8 @@ TARGET_ORDERS = ("RGB", "BGR")
 class ImageToTensor:
     """uint8 H×W×C frame (`source` order) -> 1×3×H×W float32 input `input` (`target` order): bilinear resize
     (cv2 INTER_LINEAR sampling) into `box` = (dx, dy, new_w, new_h) of the input, value = pixel × scale − mean
-    (mean per target channel), `pad` everywhere outside the box."""
+    (mean per target channel), `pad` everywhere outside the box. `quantize`: resample the way cv2.resize does on
+    uint8 (fixed-point weights, result rounded to uint8) for a tensor equal to a host cv2 path; else float."""
 
     input: str
     box: tuple[int, int, int, int]
@@ -32,6 +33,7 @@ class ImageToTensor:
     scale: float = 1.0 / 255.0
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     pad: float = 0.0
+    quantize: bool = False  # round resampled pixels to uint8 as cv2.resize does (11-bit fixed-point weights)
 
     def __post_init__(self) -> None:
         if self.source not in SOURCE_ORDERS:
@@ -123,7 +125,7 @@ class ImageKernel:
                    clt.make_int4(*t.pick(), t.channels), dst, np.int32(net_w), np.int32(net_h),
                    clt.make_int4(dx, dy, new_w, new_h),
                    clt.make_float2(feed.width / new_w, feed.height / new_h),
-                   np.float32(t.scale), clt.make_float4(*t.mean, 0.0), np.float32(t.pad))
+                   np.float32(t.scale), clt.make_float4(*t.mean, 0.0), np.float32(t.pad), np.int32(t.quantize))
         return [Launch(k, (net_w, net_h), None)]
 
 

@@ -23,6 +23,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--blocked", action="store_true", help="also time the engine's own conv (ConvBlocked)")
     ap.add_argument("--profile", action="store_true", help="per-launch device time (OpenCL events)")
+    ap.add_argument("--sequential", action="store_true", help="blocks of frames per contender, not round robin")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(HERE))
@@ -91,24 +92,37 @@ def main() -> int:
                       f"{(ev.profile.end - ev.profile.start) * 1e-6:7.3f} ms")
     # Round robin, one frame each in turn: on a shared machine every contender sees the same neighbours.
     # onnxruntime runs without spinning here (its pool threads would otherwise eat the next contender's time).
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # With --sequential: each contender's frames back to back (onnxruntime spinning, as it ships), in blocks.
+    ort_label = "onnxruntime" if args.sequential else "onnxruntime (no spin)"
+    if not args.sequential:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     quiet = ort.InferenceSession(str(desc.onnx_path), so, providers=["CPUExecutionProvider"])
     steps = {label: (lambda rt=rt: rt.run(feeds)) for label, rt in runtimes.items()}
-    steps["onnxruntime (no spin)"] = lambda: quiet.run(None, feeds)
+    steps[ort_label] = lambda: quiet.run(None, feeds)
     times: dict[str, list[float]] = {k: [] for k in steps}
     loads = [os.getloadavg()[0]]
-    for _ in range(args.frames):
+    if args.sequential:
         for label, step in steps.items():
-            t = time.perf_counter()
             step()
-            times[label].append(time.perf_counter() - t)
+            for _ in range(args.frames):
+                t = time.perf_counter()
+                step()
+                times[label].append(time.perf_counter() - t)
+            time.sleep(0.2)
+    else:
+        for _ in range(args.frames):
+            for label, step in steps.items():
+                t = time.perf_counter()
+                step()
+                times[label].append(time.perf_counter() - t)
     loads.append(os.getloadavg()[0])
-    base = float(np.median(times["onnxruntime (no spin)"]))
+    base = float(np.median(times[ort_label]))
     for label, ts in times.items():
         med = float(np.median(ts))
         print(f"{label:24s} median {med * 1e3:7.2f} ms  p99 {np.percentile(ts, 99) * 1e3:7.2f} ms  "
               f"x onnxruntime {med / base:.2f}")
-    print(f"{args.frames} rounds, load {loads[0]:.2f} -> {loads[1]:.2f}")
+    how = "frames each, in blocks" if args.sequential else "rounds"
+    print(f"{args.frames} {how}, load {loads[0]:.2f} -> {loads[1]:.2f}")
     for rt in runtimes.values():
         rt.close()
     return 0

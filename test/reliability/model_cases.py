@@ -475,7 +475,7 @@ def archive_valid(rng: np.random.Generator, base: Base, out: Path, _: Path) -> s
 
 def archive_hostile(rng: np.random.Generator, base: Base, out: Path, outside: Path) -> str:
     """Members with `..`, absolute paths, links, devices, a file where a folder must go, size lies, duplicates,
-    a header claiming 3 GiB, >100k members."""
+    a header claiming 3 GiB, more members than the limit."""
     members = _model_members(base)
     pick = int(rng.integers(0, 11))
     evil = b"pwned\n"
@@ -503,7 +503,7 @@ def archive_hostile(rng: np.random.Generator, base: Base, out: Path, outside: Pa
     elif pick == 9:
         members = [(_info("graph.nnef", None, tarfile.DIRTYPE), None), *members[1:]]
     else:
-        members += [(_info(f"m{i}", b""), b"") for i in range(100_001)]
+        members += [(_info(f"m{i}", b""), b"") for i in range(10_001)]
     if pick == 6:  # write the lying header by hand: tarfile refuses to write a size its data lacks
         raw = b"".join(i.tobuf(tarfile.PAX_FORMAT) + (d or b"").ljust(-(-len(d or b"") // 512) * 512, b"\0")
                        for i, d in members) + b"\0" * 1024

@@ -35,7 +35,7 @@ from model_cases import (
 N_SMALL = int(os.environ.get("OCL_INFER_FUZZ_CASES", "1150"))
 N_BIG = max(30, N_SMALL // 40)
 SEED = int(os.environ.get("OCL_INFER_FUZZ_SEED", "20261126"))
-HANG_S = 30.0  # one case without a result for this long is a hang
+HANG_S = 60.0  # one case without a result for this long is a hang (the slowest take ~2 s idle)
 WORKER = Path(__file__).with_name("model_fuzz_worker.py")
 TRACED_SLACK = 16 * 2**20  # python allocations allowed per case beyond 4x the model's bytes
 
@@ -82,8 +82,7 @@ def run_worker(cases: list[Case], workdir: Path, env: dict[str, str]) -> dict[in
         seen, current, last_change = 0, None, time.monotonic()
         while True:
             done = proc.poll() is not None
-            lines = res_file.read_text().splitlines()
-            complete = lines if done else lines[:-1]  # the last line may still be half-written
+            complete = res_file.read_text().split("\n")[:-1]  # the text after the last newline is unfinished
             for line in complete[seen:]:
                 rec = json.loads(line)
                 if "start" in rec:
@@ -192,7 +191,9 @@ def test_no_file_is_written_outside_the_cache_and_nothing_in_a_model_runs(fuzz):
     assert not canaries, f"a model file made something run or escape: {canaries}"
     extracted = list((fuzz["cache"] / "nnef").glob("*"))
     assert extracted, "no archive was extracted at all: the archive cases did not reach extraction"
-    assert not [p for p in extracted if p.name.startswith(".extract-")], "half-extracted folders left behind"
+    killed = [i for i, r in fuzz["results"].items() if r["outcome"] in ("crash", "hang")]
+    if not killed:  # a worker killed mid-extraction leaves its temporary folder (see docs/reliability.md)
+        assert not [p for p in extracted if p.name.startswith(".extract-")], "half-extracted folders left behind"
 
 
 def test_no_case_allocates_far_beyond_its_files(fuzz):

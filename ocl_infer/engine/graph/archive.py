@@ -12,7 +12,7 @@ from ocl_infer.errors import ModelError
 from ocl_infer.paths import cache_dir
 
 MAX_TOTAL_BYTES = 2 * 2**30  # no real model we run comes near this; a bomb does
-MAX_MEMBERS = 100_000
+MAX_MEMBERS = 10_000  # an NNEF model has one file per variable; 100k headers took 4-30 s to refuse
 
 
 def _file_digest(path: Path) -> str:

@@ -55,7 +55,7 @@ class ImageToTensor:
         return len(self.source)
 
     def pick(self) -> tuple[int, int, int]:
-        """The byte inside a source pixel that gives each target channel."""
+        """The byte inside a source pixel that gives each target channel: (0, 1, 2) or (2, 1, 0)."""
         return tuple(self.source.index(c) for c in self.target)  # type: ignore[return-value]
 
 
@@ -101,32 +101,80 @@ def image_feed(image: object, transform: ImageToTensor, input_shape: tuple[int, 
     return ImageFeed(t, pixels, w, h, s_row)
 
 
+def resize_taps(dst: int, src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """cv2.resize INTER_LINEAR's taps for one axis, with its float32 arithmetic: (first tap, second tap, float32
+    weight of the second tap) per output index. Half-pixel centres; past either edge both taps are the edge."""
+    ratio = 1.0 / (dst / src)  # as cv2: scale = 1 / (dst / src), in double
+    f = ((np.arange(dst) + 0.5) * ratio - 0.5).astype(np.float32)
+    i0 = np.floor(f).astype(np.int64)
+    alpha = (f - i0.astype(np.float32)).astype(np.float32)
+    low, high = i0 < 0, i0 >= src - 1
+    alpha[low | high] = 0.0
+    i0 = np.clip(i0, 0, src - 1)
+    return i0, np.minimum(i0 + 1, src - 1), alpha
+
+
+def axis_table(dst: int, src: int, step: int, quantize: bool) -> np.ndarray:
+    """dst × int4: byte offsets of both taps (index × step) and their weights (11-bit fixed point as cv2 rounds
+    them, or the float32 bits of the second tap's weight in .w)."""
+    i0, i1, alpha = resize_taps(dst, src)
+    table = np.empty((dst, 4), np.int32)
+    table[:, 0], table[:, 1] = i0 * step, i1 * step
+    if quantize:
+        table[:, 2] = np.rint((np.float32(1.0) - alpha) * np.float32(2048))
+        table[:, 3] = np.rint(alpha * np.float32(2048))
+    else:
+        table[:, 2] = 0
+        table[:, 3] = alpha.view(np.int32)
+    return table
+
+
 class ImageKernel:
-    """The `image_to_nchw` launch for one frame geometry, bound to a source and a destination buffer."""
+    """The `image_to_nchw` launch for one transform and frame geometry. Pixel size, channel swap and quantize are
+    build options (one small program per combination, compiled once); tap tables are made here once per
+    geometry and owned by the wrapper (`release` frees them)."""
 
     variant = "image_to_nchw"
     cl_file = "image.cl"
+
+    def __init__(self, transform: ImageToTensor) -> None:
+        self.transform = transform
+        self.buffers: list[Any] = []
 
     def source(self) -> str:
         return read_source(self.cl_file)
 
     def build_options(self) -> str:
-        return ""
+        t = self.transform
+        return f"-D BPP={t.channels} -D SWAP={int(t.pick()[0] == 2)} -D QUANTIZE={int(t.quantize)}"
+
+    def tables(self, feed: ImageFeed) -> tuple[np.ndarray, np.ndarray]:
+        """(new_w × int4 column table, new_h × int4 row table) for this frame's size and row stride."""
+        t = self.transform
+        _, _, new_w, new_h = t.box
+        return (axis_table(new_w, feed.width, t.channels, t.quantize),
+                axis_table(new_h, feed.height, feed.row_stride, t.quantize))
 
     def launches(self, program: Any, feed: ImageFeed, src: Any, dst: Any,
                  input_shape: tuple[int, ...]) -> list[Launch]:
+        import pyopencl as cl
         import pyopencl.cltypes as clt
 
         t = feed.transform
         net_h, net_w = int(input_shape[2]), int(input_shape[3])
         dx, dy, new_w, new_h = (int(b) for b in t.box)
+        flags = cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR
+        xt, yt = (cl.Buffer(program.context, flags, hostbuf=a) for a in self.tables(feed))
+        self.buffers = [xt, yt]  # the kernel does not keep them alive
         k = new_kernel(program, self.variant)
-        k.set_args(src, np.int32(feed.row_stride), np.int32(feed.width), np.int32(feed.height),
-                   clt.make_int4(*t.pick(), t.channels), dst, np.int32(net_w), np.int32(net_h),
-                   clt.make_int4(dx, dy, new_w, new_h),
-                   clt.make_float2(feed.width / new_w, feed.height / new_h),
-                   np.float32(t.scale), clt.make_float4(*t.mean, 0.0), np.float32(t.pad), np.int32(t.quantize))
+        k.set_args(src, xt, yt, dst, np.int32(net_w), np.int32(net_h), clt.make_int4(dx, dy, new_w, new_h),
+                   np.float32(t.scale), clt.make_float4(*t.mean, 0.0), np.float32(t.pad))
         return [Launch(k, (net_w, net_h), None)]
+
+    def release(self) -> None:
+        for buf in self.buffers:
+            buf.release()
+        self.buffers = []
 
 
 def split_feeds(feeds: Mapping[str, object]) -> tuple[dict[str, np.ndarray], dict[str, ImageFeed]]:

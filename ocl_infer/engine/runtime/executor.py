@@ -3,7 +3,7 @@ kernel arguments bound once. `run` enqueues the whole plan and reads the outputs
 
 import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,7 @@ class DeviceRuntime:
         self.programs = ProgramCache(self.context, device, disk=disk_cache)
         # image inputs (Engine.submit_image): one uint8 upload buffer per input, grown as frames need
         self._image_bufs: dict[str, cl.Buffer] = {}
-        self._image_launches: dict[tuple[object, ...], Launch] = {}
+        self._image_launches: dict[tuple[object, ...], tuple[ImageKernel, Launch]] = {}
         try:
             self._allocate()
             self.launches = self._bind()
@@ -153,28 +153,35 @@ class DeviceRuntime:
         return outs
 
     def _image_launch(self, name: str, feed: ImageFeed) -> Launch:
-        """The bound image kernel for this input and frame geometry (rebound only when the geometry changes)."""
+        """The bound image kernel for this input, transform and frame geometry (bound once per geometry)."""
         need = int(feed.pixels.nbytes)
         buf = self._image_bufs.get(name)
         if buf is None or buf.size < need:
             if buf is not None:
                 buf.release()
-            self._image_launches = {k: v for k, v in self._image_launches.items() if k[0] != name}
+            self._drop_image_launches(lambda key: key[0] == name)
             buf = self._image_bufs[name] = cl.Buffer(self.context, MF.READ_ONLY, need)
         key = (name, feed.transform, feed.width, feed.height, feed.row_stride)
-        launch = self._image_launches.get(key)
-        if launch is None:
-            wrapper = ImageKernel()
+        bound = self._image_launches.get(key)
+        if bound is None:
+            wrapper = ImageKernel(feed.transform)
             prg = self.programs.get(wrapper.source(), wrapper.build_options(), f"{wrapper.variant} kernel for {name}")
-            launch = wrapper.launches(prg, feed, buf, self.buffer(name), self.plan.shapes[name])[0]
             if len(self._image_launches) >= 16:  # a camera changing geometry often: keep the table small
-                self._image_launches.clear()
-            self._image_launches[key] = launch
-        return launch
+                self._drop_image_launches(lambda key: True)
+            launch = wrapper.launches(prg, feed, buf, self.buffer(name), self.plan.shapes[name])[0]
+            bound = self._image_launches[key] = (wrapper, launch)
+        return bound[1]
+
+    def _drop_image_launches(self, which: Callable[[tuple[object, ...]], bool]) -> None:
+        """Forget bound image launches (callers run under the run lock: no frame is using them)."""
+        for key in [k for k in self._image_launches if which(k)]:
+            wrapper, _ = self._image_launches.pop(key)
+            wrapper.release()
 
     def close(self) -> None:
         for buf in (*self.const_bufs.values(), *self.slot_bufs, *self.pinned_bufs.values(), *self._image_bufs.values()):
             with contextlib.suppress(cl.Error):
                 buf.release()
+        with contextlib.suppress(cl.Error):
+            self._drop_image_launches(lambda key: True)
         self.const_bufs, self.slot_bufs, self.pinned_bufs, self._image_bufs = {}, [], {}, {}
-        self._image_launches = {}

@@ -241,8 +241,10 @@ def summarize(args: argparse.Namespace, collector: Collector, rss: list[tuple[in
     after = [k for n, k in rss if n >= warm]
     rss_warm = after[0] if after else 0
     rss_growth = (max(after) - rss_warm) / rss_warm * 100 if rss_warm else float("nan")
-    over_budget = [(int(r.header.frame_id), round(r.latency_ms, 1)) for r in processed
-                   if r.latency_ms > deadline_ms + frame_ms]
+    # (frame, latency, age_at_start, processing): a long wait before start would be queueing, a long
+    # processing the machine (other work on its cores)
+    over_budget = [(int(r.header.frame_id), round(r.latency_ms, 1), round(r.age_at_start_ms, 1),
+                    round(r.processing_ms, 1)) for r in processed if r.latency_ms > deadline_ms + frame_ms]
     age_drift = pct(age[-quarter:], 95) - pct(age[:quarter], 95)
     checks = {
         "rss_growth_under_5pct": bool(rss_growth < 5.0),
@@ -264,6 +266,7 @@ def summarize(args: argparse.Namespace, collector: Collector, rss: list[tuple[in
         "latency_ms": {q: round(pct(latency, p), 2) for q, p in (("p50", 50), ("p95", 95), ("p99", 99),
                                                                  ("max", 100))},
         "over_budget_plus_frame": len(over_budget), "over_budget_frames": over_budget[:20],
+        "over_budget_max_age_at_start_ms": max((o[2] for o in over_budget), default=0.0),
         "age_at_start_p95_first_quarter_ms": round(pct(age[:quarter], 95), 2),
         "age_at_start_p95_last_quarter_ms": round(pct(age[-quarter:], 95), 2),
         "rss_kib_after_warmup": rss_warm, "rss_kib_max_after_warmup": max(after) if after else 0,

@@ -201,6 +201,15 @@ class Detector:
                                          self.description.input.name, outputs)
         self._closed = False
         self._transforms: dict[tuple[int, int], Any] = {}  # frame (w, h) -> ImageToTensor
+        if preprocess == "device" and engine_options.get("warmup", True):
+            # the image kernel's compile and first launch, now rather than on the first frame
+            spec = self.description.input
+            transform, _ = self.image_transform(np.zeros((spec.height, spec.width, 3), np.uint8))
+            try:
+                self._runner.engine.warm_image(transform)  # type: ignore[union-attr]
+            except BaseException:
+                self.close()
+                raise
 
     @property
     def class_names(self) -> list[str]:

@@ -173,6 +173,18 @@ class Engine:
         """`submit_image`, blocking."""
         return self.submit_image(image, transform, feeds).result()
 
+    def warm_image(self, transform: ImageToTensor) -> None:
+        """Compile and first-launch the image kernel for `transform`'s pixel format on every device that takes
+        its input (one black frame of the box's size, no network run), so the first real frame does not pay."""
+        if transform.input not in self.inputs:
+            raise ModelError(f"{self.model_path}: image input {transform.input!r} is not a model input "
+                             f"({list(self.inputs)})")
+        black = np.zeros((transform.box[3], transform.box[2], transform.channels), np.uint8)
+        feed = image_feed(black, transform, self.inputs[transform.input].shape)
+        for rt in self.runtimes:
+            if transform.input in rt.plan.inputs:
+                rt.warm_image(transform.input, feed)
+
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One frame, blocking."""
         return self.submit(feeds).result()

@@ -152,6 +152,18 @@ class DeviceRuntime:
         del keep
         return outs
 
+    def warm_image(self, name: str, feed: ImageFeed) -> None:
+        """Build and launch the image kernel once for this pixel format (PoCL compiles a kernel at its first
+        launch), without running the plan or counting a frame."""
+        with self._lock:
+            try:
+                launch = self._image_launch(name, feed)
+                cl.enqueue_copy(self.queue, self._image_bufs[name], feed.pixels, is_blocking=False)
+                cl.enqueue_nd_range_kernel(self.queue, launch.kernel, launch.global_size, launch.local_size)
+                self.queue.finish()
+            except cl.Error as err:
+                raise DeviceError(f"{self.label}: OpenCL error while warming the image kernel: {err}") from err
+
     def _image_launch(self, name: str, feed: ImageFeed) -> Launch:
         """The bound image kernel for this input, transform and frame geometry (bound once per geometry)."""
         need = int(feed.pixels.nbytes)

@@ -171,6 +171,8 @@ def test_engine_submit_image_end_to_end(neg_model: Path) -> None:
               for h, w, c, box, src in [(20, 30, 3, (1, 2, 50, 33), "BGR"), (300, 200, 4, (10, 0, 24, 37), "BGRA"),
                                         (20, 30, 3, (1, 2, 50, 33), "BGR"), (37, 53, 3, (0, 0, 53, 37), "RGB")]]
     with Engine(neg_model, poison=True) as engine:
+        engine.warm_image(ImageToTensor("x", (0, 0, 53, 37), "BGRA"))  # compiles, runs no frame
+        assert [rt.frames for rt in engine.runtimes] == [0] and engine.stats()[0].frames == 0
         futures = []
         for image, box, src in frames:
             t = ImageToTensor("x", box, src, "RGB", scale=1 / 255, mean=(0.5, 0.25, 0.0), pad=0.75)

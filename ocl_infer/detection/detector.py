@@ -322,7 +322,8 @@ class Detector:
         return [f.result().detections for f in futures]
 
     def submit(self, image_bgr: np.ndarray) -> Future[DetectionResult]:
-        """Start one frame; the Future gives its DetectionResult (inference_ms includes time queued)."""
+        """Start one frame; the Future gives its DetectionResult (inference_ms includes time queued). With
+        preprocess="device" the frame is read when the device runs it: leave it unchanged until then."""
         self._check_open()
         inner, box, pre_ms = self._start(image_bgr)
         t1 = time.perf_counter()

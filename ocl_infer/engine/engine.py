@@ -156,7 +156,8 @@ class Engine:
                      feeds: Mapping[str, np.ndarray] | None = None) -> Future:
         """Queue one frame given as a raw H×W×C uint8 image for input `transform.input`: the device gets the
         uint8 pixels and builds the float32 NCHW input itself (resize, letterbox, colour order, scale) on the
-        queue of the plan. `feeds` holds the model's other inputs, if any. Same Future as `submit`."""
+        queue of the plan. `feeds` holds the model's other inputs, if any. Same Future as `submit`. The frame is
+        read (not copied) when its device runs it: leave it unchanged until the Future is done."""
         if self._closed:
             raise ModelError(f"{self.model_path}: engine is closed")
         if transform.input not in self.inputs:

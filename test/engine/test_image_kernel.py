@@ -143,6 +143,14 @@ def test_transform_and_image_errors() -> None:
         ImageToTensor("x", (0, 0, 4, 4), target="BGRA")
     with pytest.raises(ConfigError, match="box"):
         ImageToTensor("x", (0, 0, 0, 4))
+    for bad in ({"box": (0, 0, "a", 4)}, {"box": (0, 0, 1.5, 4)}, {"box": (0, 0, 4, 4), "scale": float("nan")},
+                {"box": (0, 0, 4, 4), "mean": ("a", 0, 0)}):
+        with pytest.raises(ConfigError, match="box must be 4 integers"):
+            ImageToTensor("x", **bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="mean"):
+        ImageToTensor("x", (0, 0, 4, 4), mean=(1.0, 2.0))
+    loose = ImageToTensor("x", [0, 0, np.int64(4), 4], mean=[1, 2, 3])  # type: ignore[arg-type]
+    assert loose.box == (0, 0, 4, 4) and loose.mean == (1.0, 2.0, 3.0) and hash(loose)
     t = ImageToTensor("x", (0, 0, 8, 8))
     with pytest.raises(ConfigError, match="does not fit input 'x'"):
         image_feed(np.zeros((4, 4, 3), np.uint8), t, (1, 3, 8, 7))

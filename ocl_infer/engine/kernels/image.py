@@ -40,15 +40,24 @@ class ImageToTensor:
             raise ConfigError(f"ImageToTensor.source={self.source!r} must be one of {sorted(SOURCE_ORDERS)}")
         if self.target not in TARGET_ORDERS:
             raise ConfigError(f"ImageToTensor.target={self.target!r} must be one of {list(TARGET_ORDERS)}")
-        if len(self.box) != 4 or any(int(b) != b for b in self.box):
-            raise ConfigError(f"ImageToTensor.box={self.box!r} must be 4 integers (dx, dy, new_w, new_h)")
+        try:
+            if len(self.box) != 4 or any(int(b) != b for b in self.box):
+                raise ValueError
+            if not all(np.isfinite(np.asarray([self.scale, self.pad, *self.mean], np.float64))):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ConfigError(f"ImageToTensor(box={self.box!r}, scale={self.scale!r}, mean={self.mean!r}, "
+                              f"pad={self.pad!r}): box must be 4 integers (dx, dy, new_w, new_h), the rest finite "
+                              "numbers") from None
         if self.box[0] < 0 or self.box[1] < 0 or self.box[2] < 1 or self.box[3] < 1:
             raise ConfigError(f"ImageToTensor.box={self.box!r}: offsets must be >= 0 and sizes >= 1")
         if len(self.mean) != 3:
             raise ConfigError(f"ImageToTensor.mean={self.mean!r} must have 3 values (one per target channel)")
-        if not all(np.isfinite([self.scale, self.pad, *self.mean])):
-            raise ConfigError(f"ImageToTensor scale/mean/pad must be finite, got {self.scale}, {self.mean}, "
-                              f"{self.pad}")
+        # plain tuples and numbers: the transform keys the runtime's bound launches (hashable, stable)
+        object.__setattr__(self, "box", tuple(int(b) for b in self.box))
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "scale", float(self.scale))
+        object.__setattr__(self, "pad", float(self.pad))
 
     @property
     def channels(self) -> int:

@@ -148,3 +148,17 @@ def test_two_devices_with_failover(data_dir: Path) -> None:
     assert len(out["labels"]) == 2 and out["used"] == sorted(out["labels"]), out
     assert out["errors"] == [0, 1], out
     assert all(out["same"]) and all(out["same_after_fault"]) and out["detections"] >= 6, out
+
+
+def test_detect_cli_preprocess_flag(data_dir: Path) -> None:
+    """`ocl-infer detect --preprocess device` gives the host path's detections; device with onnxruntime: exit 2."""
+    cli = [str(Path(sys.executable).with_name("ocl-infer")), "detect", str(data_dir / "dog.jpg"), "--json"]
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(random.randint(1, 100)))
+    runs = {mode: subprocess.run([*cli, "--preprocess", mode], capture_output=True, text=True, timeout=120,
+                                 env=env, check=False) for mode in ("host", "device")}
+    assert all(r.returncode == 0 for r in runs.values()), {m: r.stderr[-2000:] for m, r in runs.items()}
+    host, device = (json.loads(runs[m].stdout) for m in ("host", "device"))
+    assert device["detections"] == host["detections"] and len(host["detections"]) >= 3
+    bad = subprocess.run([*cli, "--preprocess", "device", "--backend", "onnxruntime"], capture_output=True,
+                         text=True, timeout=120, env=env, check=False)
+    assert bad.returncode == 2 and "preprocess='device' needs backend='opencl'" in bad.stderr

@@ -24,7 +24,15 @@ def _load_families() -> None:
     """Import the built-in families once (for their `register` side effect), whatever was imported before."""
     global _loaded
     if not _loaded:
-        from ocl_infer.engine.kernels import conv, conv_covec, elementwise, layout, matmul, pool  # noqa: F401
+        from ocl_infer.engine.kernels import (  # noqa: F401
+            conv,
+            conv_covec,
+            conv_winograd,
+            elementwise,
+            layout,
+            matmul,
+            pool,
+        )
 
         _loaded = True
 

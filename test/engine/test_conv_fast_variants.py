@@ -1,0 +1,81 @@
+"""The fast conv variants (covec, winograd) against onnxruntime, on shapes that reach their border, padding
+and channel-tail code paths; each case also asserts that the planner really picked the variant under test."""
+
+import numpy as np
+import pytest
+from onnx import helper
+
+rng = np.random.default_rng(4321)
+
+
+def rand(*shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@pytest.fixture
+def run_conv(tmp_path):
+    """Conv (+activation) as ONNX -> NNEF -> Engine (poisoned buffers); returns (rel error, conv variants)."""
+    from onnx_models import convert, make_model, rel_error, run_onnx
+
+    from ocl_infer.engine import Engine
+
+    def run(shape, oc, k, pads, act=None, stride=(1, 1)):
+        x = rand(*shape)
+        nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if act else "y"], kernel_shape=list(k),
+                                  pads=list(pads), strides=list(stride))]
+        if act:
+            nodes.append(helper.make_node(act, ["c"], ["y"], **({"alpha": 0.1} if act == "LeakyRelu" else {})))
+        inits = {"w": rand(oc, shape[1], *k) / np.float32(np.sqrt(shape[1] * k[0] * k[1])), "b": rand(oc)}
+        model = make_model(nodes, {"x": x.shape}, ["y"], inits)
+        path = convert(model, tmp_path / "model.nnef")
+        with Engine(path, poison=True) as engine:
+            got = engine.run({"x": x})["y"]
+            variants = {s.variant for s in engine.plan.steps if s.kind == "conv"}
+        return rel_error(got, run_onnx(model, {"x": x})["y"]), variants
+
+    return run
+
+
+@pytest.mark.parametrize("shape,oc,k,pads,act", [
+    ((1, 3, 17, 19), 16, (3, 3), (1, 1, 1, 1), "LeakyRelu"),   # first-layer shape class: NV 1, RY 2, odd H
+    ((1, 19, 11, 13), 35, (3, 3), (1, 1, 1, 1), "Relu"),       # channel tail: 35 of 64 padded lanes stored
+    ((2, 8, 9, 30), 40, (3, 5), (0, 2, 2, 1), None),           # batch 2, 3x5, asymmetric padding
+    ((1, 24, 13, 13), 255, (1, 1), (0, 0, 0, 0), None),        # the YOLO head shape class: one row per item
+    ((1, 40, 26, 26), 64, (3, 3), (1, 1, 1, 1), "Sigmoid"),    # 2x4x2 blocking on a 26-wide map
+])
+def test_covec_matches_onnxruntime(run_conv, shape, oc, k, pads, act):
+    err, variants = run_conv(shape, oc, k, pads, act)
+    assert variants == {"covec"}
+    assert err <= 1e-4
+
+
+@pytest.mark.parametrize("shape,oc,act", [
+    ((1, 64, 13, 13), 40, "LeakyRelu"),   # 49 tiles -> 7 per item, odd map: the last tile is half outside
+    ((1, 96, 10, 7), 48, "Tanh"),         # 20 tiles -> padded to 4s; odd width
+    ((1, 128, 26, 26), 256, None),
+])
+def test_winograd_matches_onnxruntime(run_conv, shape, oc, act):
+    err, variants = run_conv(shape, oc, (3, 3), (1, 1, 1, 1), act)
+    assert variants == {"winograd"}
+    assert err <= 1e-4
+
+
+def test_strided_conv_is_left_to_the_general_kernel(run_conv):
+    err, variants = run_conv((1, 64, 12, 12), 32, (3, 3), (1, 1, 1, 1), stride=(2, 2))
+    assert variants == {"blocked"} and err <= 1e-4
+
+
+def test_winograd_filter_transform_reproduces_direct_conv_in_float64():
+    # Imported here, not at the top: importing one kernel module before the registry has loaded its
+    # families would leave the others unregistered (the registry loads them only while it is empty).
+    from ocl_infer.engine.kernels.conv_winograd import winograd_filter
+
+    # One 4x4 tile through B^T d B, (U * V), A^T M A must equal the 2x2 direct correlation.
+    g = rng.standard_normal((1, 1, 3, 3))
+    d = rng.standard_normal((4, 4))
+    bt = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
+    at = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
+    u = winograd_filter(g.astype(np.float32), 16)[:, 0, 0, 0].astype(np.float64).reshape(4, 4)
+    y = at @ (u * (bt @ d @ bt.T)) @ at.T
+    direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * g[0, 0]) for j in range(2)] for i in range(2)])
+    np.testing.assert_allclose(y, direct, rtol=1e-5, atol=1e-5)

@@ -1,14 +1,14 @@
 """Ctrl-C while OutputRecorder waits for its bag writer to open; run by test_replay_shutdown.py.
 
-Writer.open is slowed to 1 s (a slow disk) and SIGINT arrives after 0.2 s, inside the constructor's wait. The
-process must then exit (KeyboardInterrupt, code 130 here); a writer thread left waiting keeps it alive.
+Writer.open sends SIGINT to the process as it starts, then takes 1 s (a slow disk): the interrupt lands in
+the constructor while its writer thread runs. The process must then exit (KeyboardInterrupt, code 130 here);
+a writer thread left waiting keeps it alive.
 argv: <output bag path>.
 """
 
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,6 +27,7 @@ def main(out: str) -> int:
     slow_open = Writer.open
 
     def open_slowly(self: Writer) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the constructor waits for this open
         time.sleep(1.0)
         slow_open(self)
 
@@ -34,7 +35,6 @@ def main(out: str) -> int:
     context = Context()
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     node = Node("recorder_interrupt", context=context)
-    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
     try:
         recorder_module.OutputRecorder(node, Path(out), SimClock(0, rate=0.0))
     except KeyboardInterrupt:

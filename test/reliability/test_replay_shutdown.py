@@ -136,7 +136,7 @@ def test_replay_stops_cleanly(input_bag, tmp_path, small_model_dir, when, signal
 def test_ctrl_c_while_the_output_bag_opens_does_not_hang_the_replay(tmp_path):
     """Found as a flaky 60 s hang of the start-up case above: SIGINT inside OutputRecorder's constructor (while
     its writer thread opens the bag) left that non-daemon thread waiting forever, so the process never exited.
-    Made deterministic here: Writer.open is slowed to 1 s and SIGINT comes 0.2 s in."""
+    Made deterministic here: Writer.open sends the SIGINT itself, then takes 1 s."""
     worker = Path(__file__).with_name("recorder_interrupt_worker.py")
     try:
         run = subprocess.run([sys.executable, str(worker), str(tmp_path / "out")], capture_output=True, text=True,

@@ -55,8 +55,8 @@ class OutputRecorder:
         self._error: BaseException | None = None
         opened = threading.Event()
         self._thread = threading.Thread(target=self._write_loop, args=(storage, opened), name="replay-recorder")
-        self._thread.start()
         try:
+            self._thread.start()
             opened.wait()
         except BaseException:  # Ctrl-C here: stop the (non-daemon) writer, or the process never exits
             self._queue.put(None)

@@ -26,19 +26,13 @@ def main() -> int:
     ap.add_argument("--sequential", action="store_true", help="blocks of frames per contender, not round robin")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(HERE))
     import cv2
     import onnxruntime as ort
     import pyopencl as cl
 
     from ocl_infer.engine.kernels import registry
 
-    registry._load_families()  # before ours: the registry loads its families only while it is empty
-    import importlib.util
-
-    if importlib.util.find_spec("ocl_infer.engine.kernels.conv_winograd") is None:
-        import conv_winograd  # noqa: F401  (the engine has covec since 9ca22a4, not winograd: register ours)
-
+    registry._load_families()
     from ocl_infer.detection.description import load_description
     from ocl_infer.detection.preprocess import preprocess
     from ocl_infer.engine.graph.loader import load_graph

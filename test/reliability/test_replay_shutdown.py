@@ -1,9 +1,10 @@
 """Clean shutdown of `ocl-infer replay` on SIGINT / SIGTERM: at start-up, mid-replay, and on a double Ctrl-C.
 
 While the replay runs, every process of its tree and every /dev/shm file those processes map is recorded.
-After the signal: the command exits 130, the output bag (if one was started) is closed and readable, no process
-of the tree is left, and no Fast DDS shared-memory segment it created is left in /dev/shm. Port files
-(fastdds_port*) and lttng files are shared by every DDS process on the machine and are not counted.
+After the signal: the command exits 130 (or by SIGINT itself on a second Ctrl-C), the output bag (if one was
+started) is closed and readable, no process of the tree is left, and no Fast DDS shared-memory segment it
+created is left in /dev/shm. Port files (fastdds_port*) and lttng files are shared by every DDS process on the
+machine and are not counted.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def _children(pids: set[int]) -> set[int]:
         if more <= out:
             return out
         out |= more
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return f"{pid} " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return f"{pid} (gone)"
 
 
 class TreeWatch:
@@ -116,11 +124,14 @@ def test_replay_stops_cleanly(input_bag, tmp_path, small_model_dir, when, signal
             proc.kill()
             proc.wait()
     log = "".join(lines) + err
-    assert proc.returncode == 130, log
-    time.sleep(0.5)  # children reaped by now
+    # a second Ctrl-C may end the process by SIGINT itself (-2; a shell shows 130 for both)
+    assert proc.returncode == 130 or (len(signals) > 1 and proc.returncode == -signal.SIGINT), log
     assert len(watch.pids) >= 2, f"the node was never seen: {log}"
-    alive = [p for p in watch.pids if Path(f"/proc/{p}").exists()]
-    assert not alive, f"orphans left: {alive}"
+    # A child may still be finishing its own SIGINT/SIGTERM clean-up; one that outlives this wait is an orphan.
+    end = time.monotonic() + 15.0
+    while (alive := [p for p in watch.pids if Path(f"/proc/{p}").exists()]) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not alive, "orphans left: " + "; ".join(_cmdline(p) for p in alive)
     segments = sorted(s for s in watch.shm if SEGMENT.search(s))
     assert segments, f"no Fast DDS segment seen: {sorted(watch.shm)}"
     left = [s for s in segments if Path(s).exists()]

@@ -12,6 +12,8 @@ import sys
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
+
 ADDRESS_SPACE_BYTES = 6 * 2**30
 
 
@@ -32,7 +34,7 @@ def main(list_file: str, results_file: str) -> None:
                 plan = make_plan(graph, DeviceFacts())
                 result.update(outcome="ok", ops=len(graph.ops), steps=len(plan.steps),
                               inputs={n: list(graph.tensors[n].shape) for n in graph.inputs},
-                              weights={n: float(t.data.astype("float64").sum()) for n, t in graph.tensors.items()
+                              weights={n: float(np.sum(t.data, dtype=np.float64)) for n, t in graph.tensors.items()
                                        if t.data is not None and t.data.ndim > 0})
             except ModelError as err:
                 result.update(outcome="ModelError", message=str(err)[:300])

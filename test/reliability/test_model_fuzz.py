@@ -37,7 +37,8 @@ N_BIG = max(30, N_SMALL // 40)
 SEED = int(os.environ.get("OCL_INFER_FUZZ_SEED", "20261126"))
 HANG_S = 60.0  # one case without a result for this long is a hang (the slowest take ~2 s idle)
 WORKER = Path(__file__).with_name("model_fuzz_worker.py")
-TRACED_SLACK = 16 * 2**20  # python allocations allowed per case beyond 4x the model's bytes
+TRACED_SLACK = 16 * 2**20  # python allocations allowed per case beyond 8x the model's bytes
+# 8x: weights as read, in the planner's device layouts (padded, fused copies), and the temporaries of both
 
 
 def _tree(root: Path, skip: set[Path]) -> dict[str, tuple[int, int]]:
@@ -197,13 +198,13 @@ def test_no_file_is_written_outside_the_cache_and_nothing_in_a_model_runs(fuzz):
 
 
 def test_no_case_allocates_far_beyond_its_files(fuzz):
-    """Python/numpy allocations per case (tracemalloc) stay within 4x the model's bytes + 16 MiB; the worker's
+    """Python/numpy allocations per case (tracemalloc) stay within 8x the model's bytes + 16 MiB; the worker's
     6 GiB address-space cap turns anything bigger into a MemoryError, which the first test would report."""
     worst = []
     for i, c in enumerate(fuzz["cases"]):
         r = fuzz["results"][i]
         base = fuzz["bases"]["yolo" if "-yolo-" in c.name else "small"]
-        limit = 4 * max(_model_bytes(c.path), _model_bytes(base.folder)) + TRACED_SLACK
+        limit = 8 * max(_model_bytes(c.path), _model_bytes(base.folder)) + TRACED_SLACK
         if r.get("peak_bytes", 0) > limit:
             worst.append((c.name, r["peak_bytes"], limit))
     assert not worst, f"allocations beyond the bound: {worst[:10]}"

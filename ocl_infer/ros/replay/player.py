@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -76,7 +77,12 @@ class BagPlayer:
         # Reliable, keep-last: a late subscriber still gets frames in order; the node's own latest-slot
         # decides what to drop (that is what the replay measures).
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.publishers = {t: node.create_publisher(message_class(m), t, qos) for t, m in topics.items()}
+        # Like a camera driver, the player offers no QoS deadline; a node asking for one (input_deadline: auto)
+        # logs that and re-subscribes without it, so the player's own incompatible-QoS event is only noise.
+        events = PublisherEventCallbacks(incompatible_qos=lambda event: node.get_logger().debug(
+            f"incompatible QoS on a camera topic ({event.last_policy_kind}); the subscriber adapts"))
+        self.publishers = {t: node.create_publisher(message_class(m), t, qos, event_callbacks=events)
+                           for t, m in topics.items()}
         from rosgraph_msgs.msg import Clock
 
         self._clock_msg = Clock

@@ -12,6 +12,7 @@ from ocl_infer.detection.description import load_description
 from ocl_infer.detection.preprocess import boxes_to_image, preprocess
 from ocl_infer.errors import ConfigError, DetectionError, ImageError
 
+from .frames import vtest_frames
 from .reference import decode_like_darknet, nms_like_darknet
 
 
@@ -24,18 +25,6 @@ def ort_detector(model_dir: Path):
 @pytest.fixture(scope="module")
 def dog(data_dir: Path) -> np.ndarray:
     return cv2.imread(str(data_dir / "dog.jpg"))
-
-
-def _vtest_frames(data_dir: Path, indices: list[int]) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(data_dir / "vtest.avi"))
-    frames = []
-    for i in indices:
-        cap.set(cv2.CAP_PROP_POS_FRAMES, i)
-        ok, frame = cap.read()
-        assert ok, f"vtest.avi frame {i}"
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 def test_dog_jpg_has_car_truck_and_bicycle(ort_detector: Detector, dog: np.ndarray) -> None:
@@ -70,14 +59,14 @@ def test_detector_equals_an_independent_float64_pipeline(ort_detector: Detector,
 
 
 def test_vtest_street_frames_show_the_parked_car(ort_detector: Detector, data_dir: Path) -> None:
-    for frame in _vtest_frames(data_dir, [0, 400]):
+    for frame in vtest_frames(data_dir, [0, 400]):
         dets = ort_detector.detect(frame)
         assert any(d.label == "car" and d.score > 0.5 for d in dets)
 
 
 def test_timed_submit_and_batch_agree_with_detect(ort_detector: Detector, dog: np.ndarray,
                                                   data_dir: Path) -> None:
-    frames = [dog, *_vtest_frames(data_dir, [10])]
+    frames = [dog, *vtest_frames(data_dir, [10])]
     single = [ort_detector.detect(f) for f in frames]
     assert ort_detector.detect_batch(frames) == single
     results = [ort_detector.submit(f) for f in frames]

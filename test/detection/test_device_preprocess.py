@@ -20,22 +20,12 @@ import pytest
 from ocl_infer.detection import Detection, Detector
 from ocl_infer.errors import ConfigError
 
+from .frames import vtest_frames
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 IOU_MIN = 0.99
 SCORE_TOL = 1e-2
 FLOAT_IOU_MIN, FLOAT_SCORE_TOL = 0.97, 2e-2  # float resampling: measured 0.981 and 0.0105 (see report)
-
-
-def vtest_frames(data_dir: Path, indices: list[int]) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(data_dir / "vtest.avi"))
-    frames = []
-    for i in indices:
-        cap.set(cv2.CAP_PROP_POS_FRAMES, i)
-        ok, frame = cap.read()
-        assert ok, f"vtest.avi frame {i}"
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

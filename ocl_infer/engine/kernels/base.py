@@ -36,6 +36,7 @@ class Kernel:
     variant: ClassVar[str] = ""
     priority: ClassVar[int] = 0  # higher wins among wrappers that support a step
     cl_file: ClassVar[str] = ""
+    headers: ClassVar[tuple[str, ...]] = ()  # shared .h.cl snippets put before cl_file (helpers, activations)
 
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
         self.step = step
@@ -50,7 +51,7 @@ class Kernel:
         return {}
 
     def source(self) -> str:
-        return read_source(self.cl_file)
+        return "".join(read_source(name) for name in (*self.headers, self.cl_file))
 
     def build_options(self) -> str:
         return ""

@@ -17,6 +17,7 @@ ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2, "clamp": 3, "sigmoid": 4, "t
 
 class _ConvBase(Kernel):
     cl_file = "conv.cl"
+    headers = ("activation.h.cl",)
     transposed = False
 
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:

@@ -1,7 +1,7 @@
 // Direct convolution vectorised over OUTPUT channels ("covec"): a work-item keeps NV float16 vectors
 // (16*NV output channels) x RY output rows x NP output columns of accumulators in registers; each input value
 // is loaded once per tap and broadcast against NV weight vectors. Stride 1, dilation 1, groups 1; any KH x KW
-// and zero padding PT/PL (bottom/right follow from OH, OW); fused bias + activation (ACT as conv.cl).
+// and zero padding PT/PL (bottom/right follow from OH, OW); fused bias + activation (ACT as in activation.h.cl).
 // Layouts: x [N][IC][IH][IW]; w [NCB][KH][KW][IC][CO_V] (CO_V = 16*NV, OC zero-padded to NCB*CO_V);
 // bias [NCB*CO_V]; y [N][OC][OH][OW].  Launch: global (ceil(OW/NP), ceil(OH/RY), N*NCB), local (1,1,1).
 // Compile-time: N IC OC IH IW OH OW KH KW PT PL NP NV RY NCB ACT POOL (0, or 2: fused 2x2/2 max pool).

@@ -4,7 +4,6 @@ under PoCL (bench/kernels_lab/README.md). Takes stride-1, dilation-1, ungrouped 
 output channels; everything else stays with `ConvBlocked`."""
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,9 +73,6 @@ class ConvCovec(_ConvBase):
         groups = int(a.get("groups", 1))
         return (groups == 1 and _all_ones(a.get("stride")) and _all_ones(a.get("dilation"))
                 and len(step.inputs) > 2 and shapes[step.outputs[0]][1] >= 16 and facts.type == "cpu")
-
-    def source(self) -> str:
-        return Path(__file__).with_name(self.cl_file).read_text()
 
     def defines(self) -> dict[str, int]:
         return {**super().defines(), "NP": self.np_, "NV": self.nv, "RY": self.ry, "NCB": self.ncb, "POOL": self.pool}

@@ -2,31 +2,13 @@
 //   winograd_input : 4x4 input patch per 2x2 output tile -> V = B^T d B, stored V[16][IC][TP]
 //   winograd_gemm  : M[xi] = U[xi] x V[xi] for the 16 xi, vectorised over output channels (NV float16
 //                    vectors x NT tiles of accumulators per work-item); U [16][NCB][IC][16*NV]; M [16][TP][NCB*CO_V]
-//   winograd_output: Y = A^T M A (2x2 outputs per tile) + bias, activation (ACT as conv.cl); y [OC][OH][OW]
+//   winograd_output: Y = A^T M A (2x2 outputs per tile) + bias, activation (ACT as in activation.h.cl); y [OC][OH][OW]
 // TW = ceil(OW/2), T = TW * ceil(OH/2) tiles, TP = T rounded up to NT.
 // Compile-time: IC OC IH IW OH OW NT NV NCB TP ACT.
 #define CO_V (16 * NV)
 #define TW ((OW + 1) / 2)
 #define TH ((OH + 1) / 2)
 #define T (TW * TH)
-
-inline float activate(const float v, const float a0, const float a1) {
-#if ACT == 1
-    return v > 0.0f ? v : 0.0f;
-#elif ACT == 2
-    return v < 0.0f ? a0 * v : v;
-#elif ACT == 3
-    return fmin(fmax(v, a0), a1);
-#elif ACT == 4
-    return 1.0f / (1.0f + exp(-v));
-#elif ACT == 5
-    return tanh(v);
-#elif ACT == 6
-    return v < 0.0f ? a0 * expm1(v) : v;
-#else
-    return v;
-#endif
-}
 
 __kernel void winograd_input(__global const float* restrict x, __global float* restrict v) {
     const int t = get_global_id(0);

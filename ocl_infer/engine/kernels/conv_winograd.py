@@ -8,7 +8,6 @@ are bound and live as long as those launches; the plan's memory figure does not 
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,9 +95,6 @@ class ConvWinograd(_ConvBase):
 
     def build_options(self) -> str:
         return super().build_options() + " -cl-fast-relaxed-math -cl-mad-enable"
-
-    def source(self) -> str:
-        return Path(__file__).with_name(self.cl_file).read_text()
 
     def relayout(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
         fname, bname = self.step.inputs[1], self.step.inputs[2]

@@ -13,7 +13,6 @@ from ocl_infer.engine.kernels.base import (
     int8,
     new_kernel,
     nnef_broadcast_strides,
-    read_source,
     size_of,
 )
 from ocl_infer.engine.kernels.registry import register
@@ -27,9 +26,7 @@ UNARY_PARAMS = {"leaky_relu": (("alpha", 0.0), None), "elu": (("alpha", 1.0), No
 
 class _Elementwise(Kernel):
     cl_file = "elementwise.cl"
-
-    def source(self) -> str:
-        return read_source("common.h.cl") + read_source("elementwise.cl")
+    headers = ("common.h.cl",)
 
 
 @register

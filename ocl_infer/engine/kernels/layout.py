@@ -14,7 +14,6 @@ from ocl_infer.engine.kernels.base import (
     global_1d,
     int8,
     new_kernel,
-    read_source,
     size_of,
 )
 from ocl_infer.engine.kernels.registry import register
@@ -26,9 +25,7 @@ _METHODS = {"symmetric": 0, "asymmetric": 1, "aligned": 2}
 
 class _Layout(Kernel):
     cl_file = "layout.cl"
-
-    def source(self) -> str:
-        return read_source("common.h.cl") + read_source("layout.cl")
+    headers = ("common.h.cl",)
 
     def copy_launch(self, program: Any, src: Any, dst: Any, dims: tuple[int, ...], ss: tuple[int, ...],
                     ds: tuple[int, ...], soff: int = 0, doff: int = 0) -> Launch:

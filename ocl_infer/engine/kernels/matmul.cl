@@ -1,6 +1,6 @@
 // Batched matrix product C[b] = A[b] x B[b] (+ bias[n]) with arbitrary strides, so transposes and linear's
 // filter layout need no copies. sbias 0 means no bias. Each work-item computes 4 consecutive columns of one row.
-// ACT as in conv.cl: 0 none, 1 relu, 2 leaky_relu, 3 clamp, 4 sigmoid, 5 tanh, 6 elu.
+// act codes as in activation.h.cl (a run-time argument here: one program serves every activation): 0 none, 1 relu, 2 leaky_relu, 3 clamp, 4 sigmoid, 5 tanh, 6 elu.
 
 inline float act_mm(const float v, const int act, const float a0, const float a1) {
     switch (act) {

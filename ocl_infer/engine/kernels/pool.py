@@ -12,7 +12,6 @@ from ocl_infer.engine.kernels.base import (
     global_1d,
     int8,
     new_kernel,
-    read_source,
     size_of,
 )
 from ocl_infer.engine.kernels.registry import register
@@ -31,9 +30,7 @@ def auto_padding(size: int, out: int, k: int, stride: int, dil: int) -> tuple[in
 
 class _Pool(Kernel):
     cl_file = "pool.cl"
-
-    def source(self) -> str:
-        return read_source("common.h.cl") + read_source("pool.cl")
+    headers = ("common.h.cl",)
 
 
 @register

@@ -1,0 +1,20 @@
+// Fused epilogue of the conv families. ACT: 0 none, 1 relu, 2 leaky_relu(a0), 3 clamp(a0, a1), 4 sigmoid,
+// 5 tanh, 6 elu(a0).
+inline float activate(const float v, const float a0, const float a1) {
+#if ACT == 1
+    return v > 0.0f ? v : 0.0f;
+#elif ACT == 2
+    return v < 0.0f ? a0 * v : v;
+#elif ACT == 3
+    return fmin(fmax(v, a0), a1);
+#elif ACT == 4
+    return 1.0f / (1.0f + exp(-v));
+#elif ACT == 5
+    return tanh(v);
+#elif ACT == 6
+    return v < 0.0f ? a0 * expm1(v) : v;
+#else
+    return v;
+#endif
+}
+

@@ -74,11 +74,11 @@ class ConvCovec(_ConvBase):
         return (groups == 1 and _all_ones(a.get("stride")) and _all_ones(a.get("dilation"))
                 and len(step.inputs) > 2 and shapes[step.outputs[0]][1] >= 16 and facts.type == "cpu")
 
-    def defines(self) -> dict[str, int]:
-        return {**super().defines(), "NP": self.np_, "NV": self.nv, "RY": self.ry, "NCB": self.ncb, "POOL": self.pool}
-
     def build_options(self) -> str:
-        return super().build_options() + " -cl-fast-relaxed-math -cl-mad-enable"
+        """Only the blocking, taps and epilogue: the geometry is passed at launch, so layers share programs."""
+        fixed = {"KH": self.kh, "KW": self.kw, "ACT": self.act, "NP": self.np_, "NV": self.nv, "RY": self.ry,
+                 "POOL": self.pool}
+        return " ".join(f"-D{k}={v}" for k, v in fixed.items()) + " -cl-fast-relaxed-math -cl-mad-enable"
 
     def relayout(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
         fname = self.step.inputs[1]
@@ -102,6 +102,8 @@ class ConvCovec(_ConvBase):
         import pyopencl as cl
 
         k = cl.Kernel(program, "conv2d_covec")  # a fresh kernel per layer: layers may share a program
-        k.set_args(ins[0], ins[1], ins[2], outs[0], np.float32(self.a0), np.float32(self.a1))
+        geometry = (self.ic, self.ih, self.iw, self.oc, self.oh, self.ow, self.pt, self.pl, self.ncb)
+        k.set_args(ins[0], ins[1], ins[2], outs[0], np.float32(self.a0), np.float32(self.a1),
+                   *(np.int32(v) for v in geometry))
         gs = (-(-self.ow // self.np_), -(-self.oh // self.ry), self.n * self.ncb)
         return [Launch(k, gs, (1, 1, 1))]

@@ -18,6 +18,8 @@ from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
 TAG = "#winograd"
+IN_LOCAL = (16, 1)  # transforms' work-groups (16 tiles; 16 output channels), measured best of 8-64 here
+OUT_LOCAL = (16, 1, 1)
 MIN_IC = 64  # below this the transforms cost more than the saved multiplies (first layers of YOLOv3-tiny)
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
@@ -90,11 +92,9 @@ class ConvWinograd(_ConvBase):
         return (len(x) == 4 and x[0] == 1 and tuple(f[2:4]) == (3, 3) and int(a.get("groups", 1)) == 1 and ones
                 and pads == [(1, 1), (1, 1)] and x[1] >= MIN_IC and y[1] >= 16 and facts.type == "cpu")
 
-    def defines(self) -> dict[str, int]:
-        return {**super().defines(), "NT": self.nt, "NV": self.nv, "NCB": self.ncb, "TP": self.tp}
-
     def build_options(self) -> str:
-        return super().build_options() + " -cl-fast-relaxed-math -cl-mad-enable"
+        """Only the blocking and epilogue: the geometry is passed at launch, so layers share programs."""
+        return f"-DNT={self.nt} -DNV={self.nv} -DACT={self.act} -cl-fast-relaxed-math -cl-mad-enable"
 
     def relayout(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
         fname, bname = self.step.inputs[1], self.step.inputs[2]
@@ -112,11 +112,17 @@ class ConvWinograd(_ConvBase):
         v = cl.Buffer(program.context, rw, 16 * self.ic * self.tp * 4)
         m = cl.Buffer(program.context, rw, 16 * self.tp * self.ncb * 16 * self.nv * 4)
         k_in = cl.Kernel(program, "winograd_input")
-        k_in.set_args(ins[0], v)
+        i32 = np.int32
+        tw, th = (self.ow + 1) // 2, (self.oh + 1) // 2
+        k_in.set_args(ins[0], v, i32(self.ic), i32(self.ih), i32(self.iw), i32(tw), i32(self.tiles), i32(self.tp),
+                      np.float32(1.0 / tw))
         k_mm = cl.Kernel(program, "winograd_gemm")
-        k_mm.set_args(v, ins[1], m)
+        k_mm.set_args(v, ins[1], m, i32(self.ic), i32(self.ncb), i32(self.tp))
         k_out = cl.Kernel(program, "winograd_output")
-        k_out.set_args(m, ins[2], outs[0], np.float32(self.a0), np.float32(self.a1))
-        return [ScratchLaunch(k_in, (self.tp, self.ic), None, (v,)),
+        k_out.set_args(m, ins[2], outs[0], np.float32(self.a0), np.float32(self.a1), i32(self.oc), i32(self.oh),
+                       i32(self.ow), i32(self.ncb), i32(self.tp))
+        # Fixed local sizes: the same JIT specialisation serves every layer (PoCL compiles per local size).
+        li, lo = IN_LOCAL, OUT_LOCAL
+        return [ScratchLaunch(k_in, (-(-self.tp // li[0]) * li[0], self.ic), li, (v,)),
                 ScratchLaunch(k_mm, (self.tp // self.nt, self.ncb, 16), (1, 1, 1), (v, m)),
-                ScratchLaunch(k_out, (self.oc, self.tiles), None, (m,))]
+                ScratchLaunch(k_out, (-(-self.oc // lo[0]) * lo[0], tw, th), lo, (m,))]

@@ -10,12 +10,9 @@ inline int border_index(int j, const int len, const int border) {
 }
 
 // mode: 0 max, 1 avg, 2 box (sum); border: 0 ignore, 1 constant (zero), 2 replicate, 3 reflect, 4 reflect-even
-// Geometry comes as compile-time constants (P_IH ... P_MODE) so the tap loops unroll.
+// The window (P_KH ... P_MODE) comes as compile-time constants so the tap loops unroll; the map sizes come as
+// arguments, so pools with the same window share one program.
 #ifdef P_KH
-#define ih P_IH
-#define iw P_IW
-#define oh P_OH
-#define ow P_OW
 #define kh P_KH
 #define kw P_KW
 #define sh P_SH
@@ -26,10 +23,12 @@ inline int border_index(int j, const int len, const int border) {
 #define pl P_PL
 #define border P_BORDER
 #define mode P_MODE
-__kernel void pool2d(__global const float* src, __global float* dst, const int n) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
-    const int ox = i % ow, oy = (i / ow) % oh, p = i / (ow * oh);
+// Launch: global (OW rounded up to the local size, OH, planes): grid coordinates, no run-time divisions.
+__kernel void pool2d(__global const float* src, __global float* dst, const int ih, const int iw, const int oh,
+                     const int ow) {
+    const int ox = get_global_id(0), oy = get_global_id(1), p = get_global_id(2);
+    if (ox >= ow) return;
+    const int i = (p * oh + oy) * ow + ox;
     __global const float* plane = src + (size_t)p * ih * iw;
     float acc = mode == 0 ? -INFINITY : 0.0f;
     int count = 0;
@@ -57,10 +56,6 @@ __kernel void pool2d(__global const float* src, __global float* dst, const int n
     if (mode == 1) acc = border == 0 ? acc / (float)max(count, 1) : acc / (float)(kh * kw);
     dst[i] = acc;
 }
-#undef ih
-#undef iw
-#undef oh
-#undef ow
 #undef kh
 #undef kw
 #undef sh

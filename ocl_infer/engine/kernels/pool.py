@@ -28,6 +28,9 @@ def auto_padding(size: int, out: int, k: int, stride: int, dil: int) -> tuple[in
     return total // 2, total - total // 2
 
 
+POOL_LOCAL_X = 8
+
+
 class _Pool(Kernel):
     cl_file = "pool.cl"
     headers = ("common.h.cl",)
@@ -71,13 +74,17 @@ class Pool2d(_Pool):
         return _POOL_MODES[self.step.kind]
 
     def build_options(self) -> str:
-        return " ".join(f"-DP_{k}={v}" for k, v in self.geometry().items())
+        sizes = ("IH", "IW", "OH", "OW")  # passed at launch
+        return " ".join(f"-DP_{k}={v}" for k, v in self.geometry().items() if k not in sizes)
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
-        n = size_of(self.shape(self.step.outputs[0]))
+        y = self.shape(self.step.outputs[0])
+        planes = size_of(y[:-2])
         k = new_kernel(program, "pool2d")
-        k.set_args(ins[0], outs[0], np.int32(n))
-        return [Launch(k, global_1d(n))]
+        g = self.geometry()
+        k.set_args(ins[0], outs[0], *(np.int32(g[d]) for d in ("IH", "IW", "OH", "OW")))
+        lx = POOL_LOCAL_X  # one local size for every map: one JIT specialisation per program
+        return [Launch(k, (-(-g["OW"] // lx) * lx, g["OH"], planes), (lx, 1, 1))]
 
 
 @register

@@ -2,6 +2,8 @@
 
 import contextlib
 import logging
+import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, fields
@@ -45,8 +47,11 @@ class EngineOptions:
     watchdog_s: float = 30.0
     retry_s: float = 10.0
     disk_cache: bool = True
+    precision: str = "fp32"  # "fp16": conv weights and Winograd scratch stored as half (float math, float32 I/O)
 
     def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "fp16"):
+            raise ConfigError(f"precision must be 'fp32' or 'fp16', got {self.precision!r}")
         if self.max_inflight < 1:
             raise ConfigError(f"max_inflight must be >= 1, got {self.max_inflight}")
         if self.watchdog_s <= 0 or self.retry_s < 0:
@@ -55,7 +60,8 @@ class EngineOptions:
 
 def facts_of(info: DeviceInfo) -> DeviceFacts:
     return DeviceFacts(type=info.type, compute_units=info.compute_units, local_mem_bytes=info.local_mem_bytes,
-                       max_work_group_size=info.max_work_group_size, fp16=info.fp16)
+                       max_work_group_size=info.max_work_group_size, fp16=info.fp16,
+                       key=f"{info.platform} | {info.name} | {info.driver}")
 
 
 def check_fits(plan: Plan, info: DeviceInfo, model: Path | str = "model") -> None:
@@ -96,7 +102,7 @@ class Engine:
         self.devices = self.devices[: len(graphs)]
         try:
             for info, graph in zip(self.devices, graphs, strict=True):
-                plan = make_plan(graph, facts_of(info), fuse=self.options.fuse)
+                plan = make_plan(graph, facts_of(info), fuse=self.options.fuse, precision=self.options.precision)
                 check_fits(plan, info, self.model_path)
                 self.plans.append(plan)
                 self.runtimes.append(DeviceRuntime(plan, cl_device(info), info.label, poison=self.options.poison,
@@ -114,6 +120,8 @@ class Engine:
             except BaseException:
                 self._release()
                 raise
+        self._cache_writers: list[subprocess.Popen[bytes]] = []
+        self._write_program_cache()
         self._dispatcher: Dispatcher | Pipeline
         if pipelined:
             self._dispatcher = Pipeline(self.runtimes, [g.inputs for g in graphs], [g.outputs for g in graphs],
@@ -185,6 +193,32 @@ class Engine:
         for rt in self.runtimes:
             if transform.input in rt.plan.inputs:
                 rt.warm_image(transform.input, feed)
+        self._write_program_cache()
+
+    def _write_program_cache(self) -> None:
+        """Hand the programs compiled so far to a background writer (see runtime/cache_writer.py): the next
+        start loads their binaries, and this one does not wait for them."""
+        from ocl_infer.engine.runtime.cache_writer import start_writer
+
+        jobs: dict[tuple[str, str], dict[Path, tuple[Path, str, str]]] = {}
+        for rt in self.runtimes:
+            for job in rt.programs.take_pending():
+                jobs.setdefault((rt.device.platform.name, rt.device.name), {})[job[0]] = job
+        for (platform, device), todo in jobs.items():
+            writer = start_writer(platform, device, todo.values())
+            if writer is not None:
+                self._cache_writers.append(writer)
+
+    def wait_for_program_cache(self, timeout: float | None = None) -> bool:
+        """Wait until the background writers have put this engine's programs on disk (tests, benchmarks, and
+        tools that prepare a machine). True when none is left running."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for writer in self._cache_writers:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                writer.wait(left)
+        self._cache_writers = [w for w in self._cache_writers if w.poll() is None]
+        return not self._cache_writers
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One frame, blocking."""

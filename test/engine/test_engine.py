@@ -137,7 +137,12 @@ def test_program_cache_on_disk_skips_compiles(cnn, tmp_path, monkeypatch):
     monkeypatch.setenv("OCL_INFER_CACHE", str(tmp_path / "cache"))
     with Engine(nnef_path) as first:
         compiled = first.runtimes[0].programs.compiles
-    assert compiled > 0 and any((tmp_path / "cache" / "kernels").iterdir())
+        # binaries are written by a background child after start-up, not on the way to the first frame
+        assert first.wait_for_program_cache(timeout=120)
+    bins = sorted((tmp_path / "cache" / "kernels").glob("*.bin"))
+    assert compiled > 0 and len(bins) == compiled
+    assert not list((tmp_path / "cache" / "kernels").glob(".jobs-*")), "the writer removes its job file"
+    assert not list((tmp_path / "cache" / "kernels").glob(".tmp-*")), "no half-written binary is left"
     with Engine(nnef_path) as second:
         assert second.runtimes[0].programs.compiles == 0
         assert second.runtimes[0].programs.hits == compiled

@@ -1,7 +1,9 @@
 """Compiled OpenCL programs, cached in memory per context and on disk across processes.
 
 Disk key = source + build options + device + driver + platform version (as pyopencl's own cache), so a second
-start loads binaries instead of compiling. A binary that fails to load or lacks kernels is rebuilt from source."""
+start loads binaries instead of compiling. A binary that fails to load or lacks kernels is rebuilt from source.
+Programs built from source are only listed in `pending`: reading their binaries back is slow on PoCL, so
+cache_writer.py writes them from a low-priority child process after the engine has started."""
 
 import hashlib
 import logging
@@ -32,6 +34,8 @@ class ProgramCache:
         self._programs: dict[str, cl.Program] = {}
         self.hits = 0
         self.compiles = 0
+        # (disk path, source, options) of programs built from source whose binaries are not on disk yet
+        self.pending: list[tuple[Path, str, str]] = []
 
     def key(self, source: str, options: str) -> str:
         d = self.device
@@ -63,9 +67,14 @@ class ProgramCache:
             raise KernelError(f"{what}: OpenCL build failed with options '{options}': {err}") from err
         self.compiles += 1
         if self.disk:
-            self._save(path, prg)
+            self.pending.append((path, source, options))
         self._programs[key] = prg
         return prg
+
+    def take_pending(self) -> list[tuple[Path, str, str]]:
+        """The programs still to be written to disk, handed over once (to cache_writer)."""
+        out, self.pending = self.pending, []
+        return out
 
     def _from_binary(self, path: Path, options: str) -> cl.Program | None:
         try:
@@ -80,15 +89,22 @@ class ProgramCache:
             path.unlink(missing_ok=True)
             return None
 
-    def _save(self, path: Path, prg: cl.Program) -> None:
-        try:
-            binaries = prg.get_info(cl.program_info.BINARIES)
-            if not binaries or not binaries[0]:
-                return
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(binaries[0])
-            Path(tmp).replace(path)
-        except (cl.Error, OSError) as err:  # a read-only cache only costs start time
-            log.debug("could not save program binary %s: %s", path, err)
+
+def save_binary(path: Path, prg: cl.Program) -> bool:
+    """Write `prg`'s binary to `path` atomically (a reader never sees half a file). False if it could not."""
+    tmp = None
+    try:
+        binaries = prg.get_info(cl.program_info.BINARIES)
+        if not binaries or not binaries[0]:
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(binaries[0])
+        Path(tmp).replace(path)
+        return True
+    except (cl.Error, OSError) as err:  # a read-only cache only costs start time
+        log.debug("could not save program binary %s: %s", path, err)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        return False

@@ -16,6 +16,7 @@ class DeviceFacts:
     local_mem_bytes: int = 32768
     max_work_group_size: int = 4096
     fp16: bool = False
+    key: str = ""  # platform | device | driver: names the device's tuning table (engine/tuning.py); "" = none
 
 
 @dataclass(frozen=True)

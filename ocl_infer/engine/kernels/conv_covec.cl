@@ -9,6 +9,16 @@
 // program: fewer compiles at a cold start, and loop bounds at run time cost nothing measurable here.
 #define CO_V (16 * NV)
 
+// HALF=1 (engine precision "fp16"): the weights are stored as half and widened on load (vload_half16 is core
+// OpenCL 1.2; this device has no half arithmetic); accumulation, bias and activations stay float.
+#if HALF
+#define WEIGHTS __global const half* restrict
+#define LOAD_W(p, i) vload_half16((i), (p))
+#else
+#define WEIGHTS __global const float16* restrict
+#define LOAD_W(p, i) ((p)[i])
+#endif
+
 inline float16 activate16(const float16 v, const float a0, const float a1) {
 #if ACT == 1
     return fmax(v, (float16)(0.0f));
@@ -27,7 +37,7 @@ inline float16 activate16(const float16 v, const float a0, const float a1) {
 #endif
 }
 
-__kernel void conv2d_covec(__global const float* restrict x, __global const float16* restrict w,
+__kernel void conv2d_covec(__global const float* restrict x, WEIGHTS w,
                            __global const float16* restrict bias, __global float* restrict y,
                            const float a0, const float a1,
                            const int ic, const int ih, const int iw, const int oc, const int oh,
@@ -51,14 +61,14 @@ __kernel void conv2d_covec(__global const float* restrict x, __global const floa
         if (iy0 + RY <= 0 || iy0 >= ih) continue;  // every row of the block reads padding
         for (int kx = 0; kx < KW; kx++) {
             const int ix0 = x0 + kx - pl;
-            __global const float16* wk = w + ((size_t)(cb * KH + ky) * KW + kx) * ic * NV;
+            size_t wk = ((size_t)(cb * KH + ky) * KW + kx) * ic * NV;  // index in 16-lane vectors
             if (ix0 >= 0 && ix0 + NP <= iw && iy0 >= 0 && iy0 + RY <= ih) {
                 // Interior block: no bounds checks in the hot loop.
                 __global const float* ip = xn + iy0 * iw + ix0;
                 for (int ci = 0; ci < ic; ci++) {
                     float16 wv[NV];
 #pragma unroll
-                    for (int v = 0; v < NV; v++) wv[v] = wk[v];
+                    for (int v = 0; v < NV; v++) wv[v] = LOAD_W(w, wk + v);
 #pragma unroll
                     for (int r = 0; r < RY; r++)
 #pragma unroll
@@ -76,7 +86,7 @@ __kernel void conv2d_covec(__global const float* restrict x, __global const floa
                 for (int ci = 0; ci < ic; ci++) {
                     float16 wv[NV];
 #pragma unroll
-                    for (int v = 0; v < NV; v++) wv[v] = wk[v];
+                    for (int v = 0; v < NV; v++) wv[v] = LOAD_W(w, wk + v);
 #pragma unroll
                     for (int r = 0; r < RY; r++) {
                         const int iy = iy0 + r;

@@ -12,8 +12,27 @@ from ocl_infer.engine.kernels.base import Launch
 from ocl_infer.engine.kernels.conv import _ConvBase
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
+from ocl_infer.errors import ModelError
 
 TAG = "#covec"
+HALF_MAX = 65504.0  # largest finite half
+
+
+def storage_array(a: np.ndarray, half: bool, what: str) -> np.ndarray:
+    """`a` as the kernel stores it: float32, or float16 for precision "fp16" (a value beyond half's range
+    would turn into inf on the device, so it is refused, naming the tensor)."""
+    if not half:
+        return np.ascontiguousarray(a, dtype=np.float32)
+    big = float(np.max(np.abs(a))) if a.size else 0.0
+    if not big <= HALF_MAX:
+        raise ModelError(f"{what}: |value| up to {big:.6g} does not fit fp16 storage (max {HALF_MAX:g}); "
+                         f"use precision fp32")
+    return np.ascontiguousarray(a, dtype=np.float16)
+
+
+def is_half(step: Step) -> bool:
+    """The planner marks conv steps of a precision="fp16" plan; kernels then store weights (and scratch) as half."""
+    return step.attrs.get("precision") == "fp16"
 
 
 def logical_shapes(step: Step, shapes: Mapping[str, tuple[int, ...]], tag: str) -> Mapping[str, tuple[int, ...]]:
@@ -47,6 +66,12 @@ def covec_blocking(oc: int, ow: int, kh: int, kw: int, pool: bool = False) -> tu
     return 7, 2, 1
 
 
+# what the tuner tries besides the rule's choice (bench/kernels_lab/tune.py's lists, a few more)
+BLOCKINGS = ((7, 2, 1), (4, 4, 1), (2, 4, 2), (8, 1, 2), (8, 2, 1), (4, 2, 2), (6, 4, 1), (8, 3, 1), (3, 4, 2),
+             (2, 2, 2), (6, 2, 2), (4, 3, 2))
+LOCALS = ((1, 1, 1), (2, 1, 1))
+
+
 def _all_ones(v: Any) -> bool:
     return all(int(s) == 1 for s in (v or ()))
 
@@ -62,8 +87,12 @@ class ConvCovec(_ConvBase):
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
         super().__init__(step, logical_shapes(step, shapes, TAG))
         self.pool = 2 if step.attrs.get("pool") else 0
-        self.np_, self.nv, self.ry = covec_blocking(self.oc, self.ow, self.kh, self.kw, bool(self.pool))
+        tuned = step.attrs.get("blocking")  # a tuning-table entry (engine/tuning.py) overrides the rule
+        self.np_, self.nv, self.ry = ((int(tuned[0]), int(tuned[1]), int(tuned[2])) if tuned else
+                                      covec_blocking(self.oc, self.ow, self.kh, self.kw, bool(self.pool)))
+        self.local = tuple(int(v) for v in step.attrs.get("local") or (1, 1, 1))
         self.ncb = -(-self.oc // (16 * self.nv))
+        self.half = is_half(step)
 
     @classmethod
     def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
@@ -78,6 +107,8 @@ class ConvCovec(_ConvBase):
         """Only the blocking, taps and epilogue: the geometry is passed at launch, so layers share programs."""
         fixed = {"KH": self.kh, "KW": self.kw, "ACT": self.act, "NP": self.np_, "NV": self.nv, "RY": self.ry,
                  "POOL": self.pool}
+        if self.half:
+            fixed["HALF"] = 1
         return " ".join(f"-D{k}={v}" for k, v in fixed.items()) + " -cl-fast-relaxed-math -cl-mad-enable"
 
     def relayout(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
@@ -89,7 +120,8 @@ class ConvCovec(_ConvBase):
         f = np.zeros((cpad, self.ic, self.kh, self.kw), np.float32)
         f[: self.oc] = consts[fname].reshape(self.oc, self.ic, self.kh, self.kw)
         wl = f.reshape(self.ncb, cov, self.ic, self.kh, self.kw).transpose(0, 3, 4, 2, 1)  # [NCB][KH][KW][IC][CO_V]
-        out = {fname: (f"{fname}{TAG}{cov}:{self.kh}x{self.kw}", np.ascontiguousarray(wl))}
+        out = {fname: (f"{fname}{TAG}{cov}:{self.kh}x{self.kw}",
+                       storage_array(wl, self.half, f"op {self.step.name}: filter {fname}"))}
         bname = self.step.inputs[2]
         if bname not in consts:
             raise self.fail("bias must be a constant")
@@ -105,5 +137,23 @@ class ConvCovec(_ConvBase):
         geometry = (self.ic, self.ih, self.iw, self.oc, self.oh, self.ow, self.pt, self.pl, self.ncb)
         k.set_args(ins[0], ins[1], ins[2], outs[0], np.float32(self.a0), np.float32(self.a1),
                    *(np.int32(v) for v in geometry))
-        gs = (-(-self.ow // self.np_), -(-self.oh // self.ry), self.n * self.ncb)
-        return [Launch(k, gs, (1, 1, 1))]
+        # dims 0 and 1 rounded up to the local size: items past the map store nothing; dim 2 is exact (local 1)
+        lx, ly = self.local[0], self.local[1]
+        gs = (-(-self.ow // (self.np_ * lx)) * lx, -(-self.oh // (self.ry * ly)) * ly, self.n * self.ncb)
+        return [Launch(k, gs, (lx, ly, 1))]
+
+    @classmethod
+    def candidates(cls, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> list[dict[str, Any]]:
+        """Step attrs the tuner tries (blocking x local size), the rule's choice first. Blockings keep at most
+        28 float16 accumulators (32 AVX-512 registers); a fused pool needs RY = 2 and an even NP."""
+        rule = cls(Step(step.kind, step.variant, step.inputs, step.outputs,
+                        {k: v for k, v in step.attrs.items() if k not in ("blocking", "local")}, step.name), shapes)
+        nv_max = -(-rule.oc // 16)
+        blockings = [(rule.np_, rule.nv, rule.ry)]
+        for b in (*BLOCKINGS, (rule.ow, 1, 1), (rule.ow, 2, 1)):
+            np_, nv, ry = b
+            ok = (nv <= nv_max and np_ * nv * ry <= 28 and np_ <= max(rule.ow, 2)
+                  and (not rule.pool or (ry == 2 and np_ % 2 == 0)))
+            if ok and b not in blockings:
+                blockings.append(b)
+        return [{"blocking": list(b), "local": list(loc)} for b in blockings for loc in LOCALS]

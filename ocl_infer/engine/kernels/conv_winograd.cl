@@ -10,8 +10,59 @@
 // arguments, so layers with the same blocking share one program (fewer compiles at a cold start).
 #define CO_V (16 * NV)
 
+// HALF=1 (engine precision "fp16"): U (weights) and the V, M scratch are stored as half, converted on load and
+// store (vload_half*/vstore_half* are core OpenCL 1.2; this device has no half arithmetic); arithmetic, bias
+// and the layer's input and output stay float. Halves the GEMM's weight stream (4.7 M weights -> 17 MB on the
+// 512->1024 layer) and the scratch traffic.
+// PoCL 3.1's scalar vload_half/vstore_half are branchy library code that stops its work-group vectoriser
+// (2-4x slower transforms, measured); the scalar conversions here are a few integer ops that vectorise.
+// The 16-wide vload_half16/vstore_half16 map to vcvtph2ps/vcvtps2ph and are kept.
+#if HALF
+typedef ushort store_t;  // IEEE half bits
+// half bits -> float: exact for every finite half (the 2^112 product rebiases the exponent; subnormals
+// come out right as well, unless the device flushes them: then |x| < 6.1e-5 reads as 0)
+inline float half_bits_to_float(const uint h) {
+    return as_float(((h & 0x8000u) << 16) | ((h & 0x7fffu) << 13)) * 0x1p112f;
+}
+// float -> half bits, round to nearest even, branch-free (overflow gives inf, NaN gives a quiet NaN)
+inline ushort float_to_half_bits(const float x) {
+    const uint f = as_uint(x);
+    const uint sign = (f >> 16) & 0x8000u;
+    const uint a = f & 0x7fffffffu;
+    const uint normal = (a + 0xc8000fffu + ((a >> 13) & 1u)) >> 13;  // rebias, round to nearest even
+    const uint sub = as_uint(as_float(a) + 0.5f) - 0x3f000000u;       // |x| < 2^-14: the FPU rounds it
+    const uint big = a > 0x7f800000u ? 0x7e00u : 0x7c00u;
+    const uint h = a >= 0x47800000u ? big : (a < 0x38800000u ? sub : normal);
+    return (ushort)(h | sign);
+}
+// the GEMM reads its NT tiles of V as one vector of VT >= NT halves (V is allocated VT halves longer)
+#if NT <= 4
+#define VT 4
+#elif NT <= 8
+#define VT 8
+#else
+#define VT 16
+#endif
+#define VEC_(t, n) t##n
+#define VEC(t, n) VEC_(t, n)
+inline VEC(float, VT) half_bits_to_float_vt(const VEC(ushort, VT) h) {
+    const VEC(uint, VT) u = VEC(convert_uint, VT)(h);
+    return VEC(as_float, VT)(((u & 0x8000u) << 16) | ((u & 0x7fffu) << 13)) * 0x1p112f;
+}
+#define LOAD1(p, i) half_bits_to_float((p)[i])
+#define STORE1(v, p, i) ((p)[i] = float_to_half_bits(v))
+#define LOAD16(p, i) vload_half16((i), (__global const half*)(p))
+#define STORE16(v, p) vstore_half16((v), 0, (__global half*)(p))
+#else
+typedef float store_t;
+#define LOAD1(p, i) ((p)[i])
+#define STORE1(v, p, i) ((p)[i] = (v))
+#define LOAD16(p, i) vload16((i), (p))
+#define STORE16(v, p) vstore16((v), 0, (p))
+#endif
+
 // Launch: global (TP rounded up to the local size, IC). Tiles at or past T get zeros.
-__kernel void winograd_input(__global const float* restrict x, __global float* restrict v, const int ic,
+__kernel void winograd_input(__global const float* restrict x, __global store_t* restrict v, const int ic,
                              const int ih, const int iw, const int tw, const int tiles, const int tp,
                              const float inv_tw) {
     const int t = get_global_id(0);
@@ -38,18 +89,19 @@ __kernel void winograd_input(__global const float* restrict x, __global float* r
         b[2][j] = d[2][j] - d[1][j];
         b[3][j] = d[1][j] - d[3][j];
     }
-    __global float* o = v + (size_t)ci * tp + t;
+    __global store_t* o = v + (size_t)ci * tp + t;
+    const size_t plane = (size_t)ic * tp;
 #pragma unroll
     for (int i = 0; i < 4; i++) {  // (B^T d) B
-        o[(size_t)(i * 4 + 0) * ic * tp] = b[i][0] - b[i][2];
-        o[(size_t)(i * 4 + 1) * ic * tp] = b[i][1] + b[i][2];
-        o[(size_t)(i * 4 + 2) * ic * tp] = b[i][2] - b[i][1];
-        o[(size_t)(i * 4 + 3) * ic * tp] = b[i][1] - b[i][3];
+        STORE1(b[i][0] - b[i][2], o, (i * 4 + 0) * plane);
+        STORE1(b[i][1] + b[i][2], o, (i * 4 + 1) * plane);
+        STORE1(b[i][2] - b[i][1], o, (i * 4 + 2) * plane);
+        STORE1(b[i][1] - b[i][3], o, (i * 4 + 3) * plane);
     }
 }
 
-__kernel void winograd_gemm(__global const float* restrict v, __global const float16* restrict u,
-                            __global float* restrict m, const int ic, const int ncb, const int tp) {
+__kernel void winograd_gemm(__global const store_t* restrict v, __global const store_t* restrict u,
+                            __global store_t* restrict m, const int ic, const int ncb, const int tp) {
     const int t0 = get_global_id(0) * NT;
     const int cb = get_global_id(1);
     const int xi = get_global_id(2);
@@ -58,29 +110,37 @@ __kernel void winograd_gemm(__global const float* restrict v, __global const flo
     for (int k = 0; k < NV; k++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[k][t] = (float16)(0.0f);
-    __global const float* vp = v + (size_t)xi * ic * tp + t0;
-    __global const float16* up = u + ((size_t)xi * ncb + cb) * ic * NV;
+    __global const store_t* vp = v + (size_t)xi * ic * tp + t0;
+    __global const store_t* up = u + ((size_t)xi * ncb + cb) * ic * CO_V;
     for (int ci = 0; ci < ic; ci++) {
         float16 w[NV];
 #pragma unroll
-        for (int k = 0; k < NV; k++) w[k] = up[k];
+        for (int k = 0; k < NV; k++) w[k] = LOAD16(up, k);
+#if HALF
+        float at[VT];  // NT tiles of V converted in one vector: a scalar conversion per tile costs ~10% here
+        VEC(vstore, VT)(half_bits_to_float_vt(VEC(vload, VT)(0, vp)), 0, at);
+#endif
 #pragma unroll
         for (int t = 0; t < NT; t++) {
+#if HALF
+            const float a = at[t];
+#else
             const float a = vp[t];
+#endif
 #pragma unroll
             for (int k = 0; k < NV; k++) acc[k][t] = fma((float16)(a), w[k], acc[k][t]);
         }
         vp += tp;
-        up += NV;
+        up += CO_V;
     }
-    __global float* mp = m + ((size_t)xi * tp + t0) * (ncb * CO_V) + cb * CO_V;
+    __global store_t* mp = m + ((size_t)xi * tp + t0) * (ncb * CO_V) + cb * CO_V;
 #pragma unroll
     for (int t = 0; t < NT; t++)
 #pragma unroll
-        for (int k = 0; k < NV; k++) vstore16(acc[k][t], 0, mp + (size_t)t * ncb * CO_V + k * 16);
+        for (int k = 0; k < NV; k++) STORE16(acc[k][t], mp + (size_t)t * ncb * CO_V + k * 16);
 }
 
-__kernel void winograd_output(__global const float* restrict m, __global const float* restrict bias,
+__kernel void winograd_output(__global const store_t* restrict m, __global const float* restrict bias,
                               __global float* restrict y, const float a0, const float a1, const int oc,
                               const int oh, const int ow, const int ncb, const int tp) {
     // Launch: global (OC rounded up to the local size, TW, TH).
@@ -89,7 +149,7 @@ __kernel void winograd_output(__global const float* restrict m, __global const f
     const int t = ty * get_global_size(1) + tx;
     float s[16];
 #pragma unroll
-    for (int xi = 0; xi < 16; xi++) s[xi] = m[((size_t)xi * tp + t) * (ncb * CO_V) + co];
+    for (int xi = 0; xi < 16; xi++) s[xi] = LOAD1(m, ((size_t)xi * tp + t) * (ncb * CO_V) + co);
     float a[2][4];  // A^T s
 #pragma unroll
     for (int j = 0; j < 4; j++) {

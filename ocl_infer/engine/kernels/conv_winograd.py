@@ -4,7 +4,8 @@ covec direct kernel on the YOLOv3-tiny 3x3 layers with 64+ input channels (bench
 Takes 3x3, stride 1, dilation 1, padding 1, groups 1, batch 1, IC >= 64, OC >= 16 on CPU devices.
 
 Two scratch buffers (V: 16*IC*TP floats, M: 16*TP*OC_PAD floats) are allocated per layer when its launches
-are bound and live as long as those launches; the plan's memory figure does not count them."""
+are bound and live as long as those launches; the plan's memory figure does not count them. With the plan's
+precision "fp16" (step attr `precision`), U, V and M are stored as half (half the bytes), arithmetic stays float."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,12 +15,16 @@ import numpy as np
 
 from ocl_infer.engine.kernels.base import Launch
 from ocl_infer.engine.kernels.conv import _ConvBase
+from ocl_infer.engine.kernels.conv_covec import is_half, storage_array
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
 TAG = "#winograd"
 IN_LOCAL = (16, 1)  # transforms' work-groups (16 tiles; 16 output channels), measured best of 8-64 here
 OUT_LOCAL = (16, 1, 1)
+# what the tuner tries besides the rule's choice: GEMM (NT, NV) and the transforms' (input, output) local sizes
+GEMM_BLOCKINGS = ((7, 3), (4, 4), (8, 2), (6, 3), (5, 4), (12, 2), (13, 2), (4, 3))
+TRANSFORM_LOCALS = ((IN_LOCAL, OUT_LOCAL), ((32, 1), (16, 1, 1)), ((8, 1), (8, 1, 1)), ((16, 1), (32, 1, 1)))
 MIN_IC = 64  # below this the transforms cost more than the saved multiplies (first layers of YOLOv3-tiny)
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
@@ -76,10 +81,14 @@ class ConvWinograd(_ConvBase):
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
         super().__init__(step, _logical_shapes(step, shapes))
         self.tiles = ((self.ow + 1) // 2) * ((self.oh + 1) // 2)
-        self.nt, self.nv = winograd_blocking(self.tiles)
+        tuned = step.attrs.get("blocking")  # a tuning-table entry (engine/tuning.py) overrides the rule
+        self.nt, self.nv = (int(tuned[0]), int(tuned[1])) if tuned else winograd_blocking(self.tiles)
+        self.in_local = tuple(int(v) for v in step.attrs.get("in_local") or IN_LOCAL)
+        self.out_local = tuple(int(v) for v in step.attrs.get("out_local") or OUT_LOCAL)
         self.nv = min(self.nv, -(-self.oc // 16))
         self.ncb = -(-self.oc // (16 * self.nv))
         self.tp = -(-self.tiles // self.nt) * self.nt
+        self.half = is_half(step)  # U, V and M stored as half
 
     @classmethod
     def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
@@ -92,9 +101,25 @@ class ConvWinograd(_ConvBase):
         return (len(x) == 4 and x[0] == 1 and tuple(f[2:4]) == (3, 3) and int(a.get("groups", 1)) == 1 and ones
                 and pads == [(1, 1), (1, 1)] and x[1] >= MIN_IC and y[1] >= 16 and facts.type == "cpu")
 
+    @classmethod
+    def candidates(cls, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> list[dict[str, Any]]:
+        """Step attrs the tuner tries (GEMM blocking x the transforms' local sizes), the rule's choice first.
+        At most 26 float16 accumulators per GEMM work-item (32 AVX-512 registers)."""
+        keys = ("blocking", "in_local", "out_local")
+        rule = cls(Step(step.kind, step.variant, step.inputs, step.outputs,
+                        {k: v for k, v in step.attrs.items() if k not in keys}, step.name), shapes)
+        nv_max = -(-rule.oc // 16)
+        blockings = [(rule.nt, rule.nv)]
+        for b in GEMM_BLOCKINGS:
+            if b[1] <= nv_max and b not in blockings:
+                blockings.append(b)
+        return [{"blocking": list(b), "in_local": list(li), "out_local": list(lo)}
+                for b in blockings for li, lo in TRANSFORM_LOCALS]
+
     def build_options(self) -> str:
         """Only the blocking and epilogue: the geometry is passed at launch, so layers share programs."""
-        return f"-DNT={self.nt} -DNV={self.nv} -DACT={self.act} -cl-fast-relaxed-math -cl-mad-enable"
+        half = " -DHALF=1" if self.half else ""
+        return f"-DNT={self.nt} -DNV={self.nv} -DACT={self.act}{half} -cl-fast-relaxed-math -cl-mad-enable"
 
     def relayout(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
         fname, bname = self.step.inputs[1], self.step.inputs[2]
@@ -103,14 +128,16 @@ class ConvWinograd(_ConvBase):
         cov = 16 * self.nv
         u = winograd_filter(consts[fname].reshape(self.oc, self.ic, 3, 3), cov)
         b = np.ascontiguousarray(np.broadcast_to(consts[bname].astype(np.float32).reshape(-1), (self.oc,)))
+        u = storage_array(u, self.half, f"op {self.step.name}: filter {fname} (Winograd-transformed)")
         return {fname: (f"{fname}{TAG}{cov}", u), bname: (f"{bname}{TAG}{self.oc}", b)}
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         import pyopencl as cl
 
         rw = cl.mem_flags.READ_WRITE
-        v = cl.Buffer(program.context, rw, 16 * self.ic * self.tp * 4)
-        m = cl.Buffer(program.context, rw, 16 * self.tp * self.ncb * 16 * self.nv * 4)
+        item = 2 if self.half else 4
+        v = cl.Buffer(program.context, rw, (16 * self.ic * self.tp + 16) * item)  # + 16: the GEMM's vector reads
+        m = cl.Buffer(program.context, rw, 16 * self.tp * self.ncb * 16 * self.nv * item)
         k_in = cl.Kernel(program, "winograd_input")
         i32 = np.int32
         tw, th = (self.ow + 1) // 2, (self.oh + 1) // 2
@@ -122,7 +149,7 @@ class ConvWinograd(_ConvBase):
         k_out.set_args(m, ins[2], outs[0], np.float32(self.a0), np.float32(self.a1), i32(self.oc), i32(self.oh),
                        i32(self.ow), i32(self.ncb), i32(self.tp))
         # Fixed local sizes: the same JIT specialisation serves every layer (PoCL compiles per local size).
-        li, lo = IN_LOCAL, OUT_LOCAL
+        li, lo = self.in_local, self.out_local
         return [ScratchLaunch(k_in, (-(-self.tp // li[0]) * li[0], self.ic), li, (v,)),
                 ScratchLaunch(k_mm, (self.tp // self.nt, self.ncb, 16), (1, 1, 1), (v, m)),
                 ScratchLaunch(k_out, (-(-self.oc // lo[0]) * lo[0], tw, th), lo, (m,))]

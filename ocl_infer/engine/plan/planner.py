@@ -1,21 +1,28 @@
 """Graph -> Plan: constant folding, batch-norm folding, conv/linear + activation fusion, aliases, kernel choice,
 weight re-layout and the buffer plan. Pure Python and numpy; no device needed."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ocl_infer.engine.graph.model import Graph
 from ocl_infer.engine.plan.memory import plan_buffers
 from ocl_infer.engine.plan.model import DeviceFacts, Plan, Step
-from ocl_infer.errors import ModelError
+from ocl_infer.errors import ConfigError, ModelError
 
 # Activations a conv/linear kernel applies at its store; the codes are the kernels' ACT_* constants.
 FUSABLE_ACTIVATIONS = ("relu", "leaky_relu", "clamp", "sigmoid", "tanh", "elu")
 ALIAS_OPS = ("reshape", "squeeze", "unsqueeze", "copy")
+PRECISIONS = ("fp32", "fp16")  # fp16: conv kernels that can store their weights (and scratch) as half do so
+
+
+class StepTuning(Protocol):
+    """A per-device tuning table: `apply` returns `step` with the tuned attrs of kernel `cls`, if it has any."""
+
+    def apply(self, cls: Any, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> Step: ...
 
 
 @dataclass
@@ -45,12 +52,19 @@ def _fold_constant(d: _Draft, consts: dict[str, np.ndarray], shapes: dict[str, t
 
 
 def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
-              choose: Callable[[Step, dict[str, tuple[int, ...]], DeviceFacts], Any] | None = None) -> Plan:
+              choose: Callable[[Step, dict[str, tuple[int, ...]], DeviceFacts], Any] | None = None,
+              precision: str = "fp32", tuning: "StepTuning | None" = None) -> Plan:
     """Make the execution plan of `graph` for a device described by `facts`.
 
-    `choose(step, shapes, facts)` returns the kernel class for a step (default: the kernel registry)."""
+    `choose(step, shapes, facts)` returns the kernel class for a step (default: the kernel registry).
+    `precision="fp16"` marks every conv step (attr `precision`); the covec and Winograd kernels then keep
+    their weights as float16 constants. Activations and the plan's inputs/outputs stay float32.
+    `tuning` (engine/tuning.py's TuningTable of this device): a step with an entry gets the tuned kernel
+    parameters as attrs (overriding the kernel's rule); without one the rule applies."""
     from ocl_infer.engine.kernels.registry import choose_kernel
 
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     facts = facts or DeviceFacts()
     choose = choose or choose_kernel
     shapes = {n: t.shape for n, t in graph.tensors.items()}
@@ -72,17 +86,22 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
         missing = [n for n in d.inputs if n not in shapes]
         if missing:
             raise ModelError(f"{graph.source}: op {d.name} reads unknown tensor(s) {missing}")
-        step = Step(d.kind, d.variant, tuple(d.inputs), tuple(d.outputs), MappingProxyType(dict(d.attrs)),
+        attrs = {**d.attrs, "precision": precision} if precision != "fp32" and d.kind == "conv" else d.attrs
+        step = Step(d.kind, d.variant, tuple(d.inputs), tuple(d.outputs), MappingProxyType(dict(attrs)),
                     " + ".join([d.name, *d.fused]))
         if d.variant != "alias":
             cls = choose(step, shapes, facts)
+            if tuning is not None:
+                step = tuning.apply(cls, step, shapes)
             kernel = cls(step, shapes)
             renamed = kernel.relayout({n: consts[n] for n in step.inputs if n in consts})
             new_inputs = list(step.inputs)
             for i, n in enumerate(step.inputs):
                 if n in renamed:
                     key, arr = renamed[n]
-                    device_consts[key] = np.ascontiguousarray(arr, dtype=np.float32)
+                    # float16 only where the kernel asked for it (precision "fp16"); else float32
+                    device_consts[key] = np.ascontiguousarray(arr, dtype=np.float16 if arr.dtype == np.float16
+                                                              else np.float32)
                     shapes[key] = shapes[n]  # the logical shape: kernels derive geometry from it
                     new_inputs[i] = key
                 elif n in consts:

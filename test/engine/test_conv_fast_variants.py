@@ -79,3 +79,21 @@ def test_winograd_filter_transform_reproduces_direct_conv_in_float64():
     y = at @ (u * (bt @ d @ bt.T)) @ at.T
     direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * g[0, 0]) for j in range(2)] for i in range(2)])
     np.testing.assert_allclose(y, direct, rtol=1e-5, atol=1e-5)
+
+
+def test_winograd_scratch_is_counted_in_the_memory_figure(tmp_path):
+    """memory_bytes() includes the V/M buffers the Winograd launches allocate for themselves, byte for byte."""
+    from onnx_models import convert, make_model
+
+    from ocl_infer.engine import Engine
+    from ocl_infer.engine.kernels.conv_winograd import ScratchLaunch
+
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    model = make_model(nodes, {"x": (1, 64, 13, 13)}, ["y"], {"w": rand(40, 64, 3, 3), "b": rand(40)})
+    with Engine(convert(model, tmp_path / "model.nnef")) as engine:
+        plan = engine.plan
+        allocated = {id(b): b.size for launch in engine.runtimes[0].launches if isinstance(launch, ScratchLaunch)
+                     for b in launch.scratch}
+        assert {s.variant for s in plan.steps if s.kind == "conv"} == {"winograd"}
+        assert plan.scratch_bytes == sum(allocated.values()) > 0
+        assert engine.memory_bytes() == plan.weights_bytes + plan.buffers.activation_bytes + plan.scratch_bytes

@@ -56,6 +56,10 @@ class Kernel:
     def build_options(self) -> str:
         return ""
 
+    def scratch_bytes(self) -> int:
+        """Device memory the launches allocate for themselves (beyond the plan's tensors); counted in the plan."""
+        return 0
+
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         raise NotImplementedError
 

@@ -4,7 +4,7 @@ covec direct kernel on the YOLOv3-tiny 3x3 layers with 64+ input channels (bench
 Takes 3x3, stride 1, dilation 1, padding 1, groups 1, batch 1, IC >= 64, OC >= 16 on CPU devices.
 
 Two scratch buffers (V: 16*IC*TP floats, M: 16*TP*OC_PAD floats) are allocated per layer when its launches
-are bound and live as long as those launches; the plan's memory figure does not count them. With the plan's
+are bound and live as long as those launches; the plan counts them (`scratch_bytes`). With the plan's
 precision "fp16" (step attr `precision`), U, V and M are stored as half (half the bytes), arithmetic stays float."""
 
 from collections.abc import Mapping
@@ -131,13 +131,22 @@ class ConvWinograd(_ConvBase):
         u = storage_array(u, self.half, f"op {self.step.name}: filter {fname} (Winograd-transformed)")
         return {fname: (f"{fname}{TAG}{cov}", u), bname: (f"{bname}{TAG}{self.oc}", b)}
 
+    def scratch_sizes(self) -> tuple[int, int]:
+        """Bytes of the V and M scratch buffers, allocated when the launches are bound."""
+        item = 2 if self.half else 4
+        v = 16 * self.ic * self.tp + 16  # + 16: the GEMM's vector reads past the end
+        return v * item, 16 * self.tp * self.ncb * 16 * self.nv * item
+
+    def scratch_bytes(self) -> int:
+        return sum(self.scratch_sizes())
+
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         import pyopencl as cl
 
         rw = cl.mem_flags.READ_WRITE
-        item = 2 if self.half else 4
-        v = cl.Buffer(program.context, rw, (16 * self.ic * self.tp + 16) * item)  # + 16: the GEMM's vector reads
-        m = cl.Buffer(program.context, rw, 16 * self.tp * self.ncb * 16 * self.nv * item)
+        v_bytes, m_bytes = self.scratch_sizes()
+        v = cl.Buffer(program.context, rw, v_bytes)
+        m = cl.Buffer(program.context, rw, m_bytes)
         k_in = cl.Kernel(program, "winograd_input")
         i32 = np.int32
         tw, th = (self.ow + 1) // 2, (self.oh + 1) // 2

@@ -55,6 +55,7 @@ class Plan:
     steps: tuple[Step, ...]
     constants: Mapping[str, np.ndarray] = field(repr=False)  # device layout, uploaded once per device
     buffers: BufferPlan = field(repr=False)
+    scratch_bytes: int = 0  # buffers kernels allocate for themselves (Winograd's transformed tiles)
 
     @property
     def weights_bytes(self) -> int:
@@ -62,8 +63,8 @@ class Plan:
 
     @property
     def peak_bytes(self) -> int:
-        """Planned device memory: weights plus activations at their peak."""
-        return self.weights_bytes + self.buffers.activation_bytes
+        """Planned device memory: weights, activations at their peak, and the kernels' own scratch."""
+        return self.weights_bytes + self.buffers.activation_bytes + self.scratch_bytes
 
     def size(self, name: str) -> int:
         return int(np.prod(self.shapes[name], dtype=np.int64))

@@ -82,6 +82,7 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
     _mark_aliases(drafts)
     steps: list[Step] = []
     device_consts: dict[str, np.ndarray] = {}
+    scratch = 0
     for d in drafts:
         missing = [n for n in d.inputs if n not in shapes]
         if missing:
@@ -94,6 +95,7 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
             if tuning is not None:
                 step = tuning.apply(cls, step, shapes)
             kernel = cls(step, shapes)
+            scratch += kernel.scratch_bytes()
             renamed = kernel.relayout({n: consts[n] for n in step.inputs if n in consts})
             new_inputs = list(step.inputs)
             for i, n in enumerate(step.inputs):
@@ -113,7 +115,8 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
             raise ModelError(f"{graph.source}: output '{name}' is a constant or an input; nothing to compute")
     buffers = plan_buffers(steps, shapes, graph.inputs, graph.outputs)
     return Plan(inputs=graph.inputs, outputs=graph.outputs, shapes=MappingProxyType(shapes),
-                steps=tuple(steps), constants=MappingProxyType(device_consts), buffers=buffers)
+                steps=tuple(steps), constants=MappingProxyType(device_consts), buffers=buffers,
+                scratch_bytes=scratch)
 
 
 def _single_consumer(drafts: list[_Draft], name: str, outputs: set[str]) -> _Draft | None:

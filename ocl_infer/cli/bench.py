@@ -36,8 +36,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--warmup", type=int, default=5, help="untimed frames first (default 5)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for every backend (default: all cores)")
     p.add_argument("--devices", default=None, help="engine device selector (default: the first device)")
-    p.add_argument("--backends", default="ours,onnxruntime,opencv",
-                   help="which backends to time, comma separated (default ours,onnxruntime,opencv)")
+    p.add_argument("--backends", default="ours,ours-fp16,onnxruntime,opencv",
+                   help="which backends to time, comma separated (default ours,ours-fp16,onnxruntime,opencv; "
+                        "ours-fp16: the engine with precision='fp16')")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 416 only, 5 frames, 1 warm-up, no cold/warm first-frame subprocesses")
     p.add_argument("--no-first-frame", action="store_true", help="skip the cold/warm first-frame subprocesses")
@@ -210,41 +211,49 @@ def _timing(backend: str, size: int, times: list[float], load0: float) -> Timing
                   (load0, os.getloadavg()[0]))
 
 
-def open_engine(nnef_dir: Path, devices: str | None) -> Any:
+def open_engine(nnef_dir: Path, devices: str | None, precision: str = "fp32") -> Any:
     """Engine(model, devices), or a string saying why it cannot run here (not built yet, ...)."""
     try:
         from ocl_infer.engine import Engine
     except ImportError as err:
         return f"engine not available: {err}"
-    return Engine(nnef_dir, devices=devices)
+    return Engine(nnef_dir, devices=devices, precision=precision)
 
 
 def bench_ours(nnef_dir: Path, feed: dict[str, Any], reference: dict[str, Any] | None, devices: str | None,
-               frames: int, warmup: int, size: int, result: SizeResult, profile: bool) -> Timing:
+               frames: int, warmup: int, size: int, result: SizeResult, profile: bool,
+               precision: str = "fp32") -> Timing:
+    """Our engine. precision "fp16" (the "ours fp16" row) keeps its memory and max abs diff in `extra`, so
+    the fp32 figures of the size stay the float32 engine's."""
     import numpy as np
 
     from ocl_infer.errors import OclInferError
 
+    label = "ours (OpenCL)" if precision == "fp32" else f"ours {precision} (OpenCL)"
     try:
-        engine = open_engine(nnef_dir, devices)
+        engine = open_engine(nnef_dir, devices, precision)
     except OclInferError as err:
-        return Timing("ours (OpenCL)", size, error=f"engine failed: {err}")
+        return Timing(label, size, error=f"engine failed: {err}")
     if isinstance(engine, str):
-        return Timing("ours (OpenCL)", size, error=engine)
+        return Timing(label, size, error=engine)
     with engine:
         try:
             outputs = engine.run(feed)
             load0 = os.getloadavg()[0]
             times = time_frames(lambda: engine.run(feed), frames, warmup)
-            timing = _timing("ours (OpenCL)", size, times, load0)
+            timing = _timing(label, size, times, load0)
             timing.extra["device"] = ", ".join(str(s.label) for s in engine.stats())
+            diff = (max(float(np.abs(outputs[k] - reference[k]).max()) for k in reference)
+                    if reference is not None else None)
+            if precision != "fp32":
+                timing.extra.update(memory_bytes=int(engine.memory_bytes()), max_abs_diff=diff)
+                return timing
             result.memory_bytes = int(engine.memory_bytes())
-            if reference is not None:
-                result.max_abs_diff = max(float(np.abs(outputs[k] - reference[k]).max()) for k in reference)
+            result.max_abs_diff = diff
             if profile:
                 result.profile = engine_profile(engine, feed)
         except OclInferError as err:
-            return Timing("ours (OpenCL)", size, error=f"engine failed: {err}")
+            return Timing(label, size, error=f"engine failed: {err}")
     return timing
 
 
@@ -323,6 +332,9 @@ def bench_size(size: int, args: argparse.Namespace, backends: list[str]) -> Size
                                                   size)
         elif backend == "opencv":
             timing = bench_opencv(desc.onnx_path, x, args.threads, args.frames, args.warmup, size)
+        elif backend == "ours-fp16":
+            timing = bench_ours(desc.nnef_path, feed, reference, args.devices, args.frames, args.warmup, size,
+                                result, False, precision="fp16")
         else:
             timing = bench_ours(desc.nnef_path, feed, reference, args.devices, args.frames, args.warmup, size,
                                 result, args.profile)
@@ -396,6 +408,12 @@ def render_report(results: list[SizeResult], ceiling: float, meta: dict[str, str
         mem = "n/a" if r.memory_bytes is None else f"{r.memory_bytes / 2**20:.1f}"
         lines.append(f"| {r.size} | {r.gflop:.2f} | {r.preprocess_ms:.2f} | {_fmt_any(cold)} | {_fmt_any(written)} "
                      f"| {_fmt_any(warm)} | {mem} | {_fmt(r.max_abs_diff, '.1e')} |")
+    half = [(r, t) for r in results for t in r.timings if t.backend.startswith("ours fp16") and not t.error]
+    if half:  # the "ours fp16" rows: what storing weights/scratch as half costs in accuracy, saves in memory
+        lines += ["", "| size | ours fp16: max abs diff vs onnxruntime | ours fp16: peak device memory MiB |",
+                  "|---|---|---|"]
+        lines += [f"| {r.size} | {_fmt(t.extra.get('max_abs_diff'), '.1e')} "
+                  f"| {t.extra.get('memory_bytes', 0) / 2**20:.1f} |" for r, t in half]
     for r in results:
         if r.profile is None and meta.get("profile") == "yes":
             lines += ["", f"Per-layer profile, {r.size}: not available (the engine has no `profile(inputs)` hook)."]
@@ -444,7 +462,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--sizes: each size must be a positive multiple of 32, got {args.sizes!r}")
     if args.frames < 1 or args.warmup < 0:
         raise ConfigError("--frames must be >= 1 and --warmup >= 0")
-    known = ("onnxruntime", "opencv", "ours")
+    known = ("onnxruntime", "opencv", "ours", "ours-fp16")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not backends or any(b not in known for b in backends):
         raise ConfigError(f"--backends: choose from {', '.join(known)}, got {args.backends!r}")

@@ -24,6 +24,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--preprocess", choices=("device", "host"), default=None,
                    help="letterbox/colour/scale on the OpenCL device (default for opencl) or with cv2 on the host "
                         "(the reference; the only choice for onnxruntime)")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                   help="opencl backend: fp16 stores conv weights and Winograd scratch as half (default fp32)")
     p.add_argument("--max-frames", type=int, default=None, help="stop each video after this many frames")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr for videos and folders (default: when stderr is a terminal)")
@@ -146,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     devices = None if args.devices is None else (args.devices[0] if len(args.devices) == 1 else args.devices)
     detector = Detector(args.model, devices=devices, classes=classes, score_threshold=args.score_threshold,
                         nms_iou=args.nms_iou, backend=args.backend,
-                        preprocess=args.preprocess)
+                        preprocess=args.preprocess,
+                        **({"precision": args.precision} if args.backend == "opencl" else {}))
 
     def emit(source: str, index: int, image: np.ndarray, result: DetectionResult) -> None:
         dets = result.detections

@@ -158,7 +158,8 @@ class Detector:
     selectors (opencl backend). ``classes``: names or ids, ``None`` = vehicles. ``backend``: "opencl" (model.nnef/
     on our engine) or "onnxruntime" (model.onnx, the reference). ``preprocess``: "device" (the uint8 frame goes to
     the OpenCL device, which letterboxes it into the input; default for opencl) or "host" (cv2 on the host; the
-    reference, and the only choice for onnxruntime). Extra keyword options go to the Engine.
+    reference, and the only choice for onnxruntime). Extra keyword options go to the Engine (e.g.
+    ``precision="fp16"``: conv weights stored as half; opencl backend only).
     """
 
     def __init__(
@@ -186,6 +187,9 @@ class Detector:
             raise ConfigError(f"preprocess={preprocess!r} must be one of {', '.join(PREPROCESS)}")
         if preprocess == "device" and backend != "opencl":
             raise ConfigError(f"preprocess='device' needs backend='opencl' (backend={backend!r} runs on the host)")
+        if backend != "opencl" and engine_options.get("precision", "fp32") != "fp32":
+            raise ConfigError(f"precision={engine_options['precision']!r} needs backend='opencl' "
+                              f"(backend={backend!r} runs model.onnx in float32)")
         self.preprocess_mode = preprocess
         self.description: ModelDescription = load_description(model if model is not None else default_model_dir())
         self.class_ids = self.description.class_ids(classes)

@@ -31,7 +31,7 @@ def test_quick_bench_prints_every_backend_and_writes_the_section(model_dir: Path
     out = _run("bench", "--quick", "--frames", "3", "--write", str(doc))
     assert out.returncode == 0, out.stderr
     rows = _table_rows(out.stdout, "size")
-    assert [r[1] for r in rows] == ["onnxruntime", "opencv-dnn", "ours (OpenCL)"]
+    assert [r[1] for r in rows] == ["onnxruntime", "opencv-dnn", "ours (OpenCL)", "ours fp16 (OpenCL)"]
     assert all(r[0] == "416" for r in rows)
     ort, cv = rows[0], rows[1]
     for r in (ort, cv):  # the references always run: real numbers, p99 >= median
@@ -47,7 +47,11 @@ def test_quick_bench_prints_every_backend_and_writes_the_section(model_dir: Path
     cells = [c.strip() for c in lines[second + 2].strip("|").split("|")]
     assert cells[0] == "416" and abs(float(cells[1]) - 5.56) < 0.01 and float(cells[2]) > 0
     if ours[2] != "n/a":  # the engine ran: its outputs were compared with onnxruntime's on the same frame
-        assert float(cells[6]) < 5e-3 and float(cells[5]) > 0
+        assert float(cells[7]) < 5e-3 and float(cells[6]) > 0
+
+    if rows[3][2] != "n/a":  # fp16 storage: its own small table, outputs still close to onnxruntime's
+        half = _table_rows(out.stdout, "size | ours fp16: max abs diff vs onnxruntime")
+        assert half[0][0] == "416" and float(half[0][1]) < 0.25 and float(half[0][2]) > 0
 
     text = doc.read_text()
     assert text.startswith("# Performance\n\nHand-written intro stays.\n")

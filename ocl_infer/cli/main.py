@@ -19,6 +19,7 @@ COMMANDS = (
     "run_model",
     "detect",
     "bench",
+    "tune",
     "make_bag",
     "replay",
     "launch",

@@ -48,6 +48,8 @@ class EngineOptions:
     retry_s: float = 10.0
     disk_cache: bool = True
     precision: str = "fp32"  # "fp16": conv weights and Winograd scratch stored as half (float math, float32 I/O)
+    tuning: bool = True  # use the device's cached tuning table (engine/tuning.py); False: the kernels' rules
+    tune: bool = False  # first tune the conv steps the table lacks and save it (slow: seconds per layer shape)
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "fp16"):
@@ -102,7 +104,13 @@ class Engine:
         self.devices = self.devices[: len(graphs)]
         try:
             for info, graph in zip(self.devices, graphs, strict=True):
-                plan = make_plan(graph, facts_of(info), fuse=self.options.fuse, precision=self.options.precision)
+                table = None
+                if self.options.tuning or self.options.tune:
+                    from ocl_infer.engine.tuning import device_table
+
+                    table = device_table(info, graph, self.options.tune, self.options.fuse, self.options.precision)
+                plan = make_plan(graph, facts_of(info), fuse=self.options.fuse, precision=self.options.precision,
+                                 tuning=table)
                 check_fits(plan, info, self.model_path)
                 self.plans.append(plan)
                 self.runtimes.append(DeviceRuntime(plan, cl_device(info), info.label, poison=self.options.poison,

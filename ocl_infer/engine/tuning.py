@@ -1,0 +1,363 @@
+"""Per-device kernel tuning: the blocking and work-group sizes of the conv kernels, measured once per device and
+layer shape and cached on disk.
+
+A `TuningTable` belongs to one device (`DeviceFacts.key`: platform | device | driver) and lives in
+``<cache>/tuning/<device>-<hash>.json``. Its entries are keyed by kernel variant and the layer's signature (the
+shapes that matter) and hold the step attrs the kernel wrapper reads before its rule (e.g. covec's `blocking`,
+`local`). The planner calls `table.apply(cls, step, shapes)` per step; a step without an entry keeps the rule.
+
+`tune_graph` fills a table: for every tunable step of the plan (a wrapper class with a `candidates`
+classmethod, the rule's choice first) it builds one runtime holding every candidate as its own step on the same
+random input and weights, checks each candidate's output against the rule's (a candidate that differs is
+dropped, never chosen), then times them all in interleaved rounds with OpenCL profiling events and keeps each
+one's minimum. Steps with the same variant and signature are tuned once."""
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from ocl_infer.engine.graph import Graph
+from ocl_infer.engine.plan import Plan, Step, make_plan, plan_buffers
+from ocl_infer.errors import OclInferError
+from ocl_infer.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+FORMAT = "ocl_infer tuning table"
+VERSION = 1
+TUNED_ATTR = "tuned"  # set on steps whose kernel parameters came from a table (Engine.tuned_steps counts them)
+CHECK_TOLERANCE = 1e-4  # a candidate's max error relative to the rule output's largest magnitude
+
+
+def tuning_dir() -> Path:
+    return cache_dir() / "tuning"
+
+
+def table_path(device_key: str, directory: Path | None = None) -> Path:
+    """One file per device: a readable slug of the key plus a hash of the whole key (keys may be long)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_key).strip("-")[:60] or "device"
+    digest = hashlib.sha256(device_key.encode()).hexdigest()[:12]
+    return (directory or tuning_dir()) / f"{slug}-{digest}.json"
+
+
+def step_signature(kernel: Any) -> str:
+    """What a tuned choice depends on: batch, channels, spatial sizes, taps, padding, fused pool, activation
+    code and storage precision, read from a conv wrapper (kernels.conv._ConvBase)."""
+    k = kernel
+    precision = k.step.attrs.get("precision", "fp32")
+    return (f"n{k.n} ic{k.ic} {k.ih}x{k.iw} oc{k.oc} {k.oh}x{k.ow} k{k.kh}x{k.kw} p{k.pt},{k.pl} "
+            f"pool{getattr(k, 'pool', 0)} act{k.act} {precision}")
+
+
+def is_tunable(cls: Any) -> bool:
+    return callable(getattr(cls, "candidates", None))
+
+
+def describe(params: Mapping[str, Any]) -> str:
+    """Compact text of a candidate: 'blocking 7/2/1 local 1,1,1'."""
+    return " ".join(f"{k} {('/' if k == 'blocking' else ',').join(str(v) for v in vals)}"
+                    for k, vals in params.items())
+
+
+@dataclass(frozen=True)
+class TuneEntry:
+    """The winner for one (variant, signature): its step attrs and device ms, and the rule's for comparison."""
+
+    params: Mapping[str, Any]
+    ms: float
+    rule: Mapping[str, Any]
+    rule_ms: float
+    layer: str = ""  # the first layer it was measured on (for people reading the file)
+    rounds: int = 0
+    when: str = ""
+
+    @classmethod
+    def from_json(cls, d: Any) -> "TuneEntry":
+        if not isinstance(d, dict) or not isinstance(d.get("params"), dict) or not isinstance(d.get("rule"), dict):
+            raise ValueError("entry needs 'params' and 'rule' objects")
+        for params in (d["params"], d["rule"]):
+            for k, v in params.items():
+                if not (isinstance(v, list) and v and all(isinstance(i, int) and i > 0 for i in v)):
+                    raise ValueError(f"parameter {k!r} must be a list of positive integers, got {v!r}")
+        return cls(params=d["params"], rule=d["rule"], ms=float(d["ms"]), rule_ms=float(d["rule_ms"]),
+                   layer=str(d.get("layer", "")), rounds=int(d.get("rounds", 0)), when=str(d.get("when", "")))
+
+
+class TuningTable:
+    """The tuned kernel parameters of one device. Load with `TuningTable.load(facts.key)`; a missing, corrupt or
+    foreign file gives an empty table (with a warning for the last two), never an error."""
+
+    def __init__(self, device_key: str, path: Path | None = None,
+                 entries: Mapping[str, TuneEntry] | None = None) -> None:
+        self.device_key = device_key
+        self.path = path or table_path(device_key)
+        self.entries: dict[str, TuneEntry] = dict(entries or {})
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @staticmethod
+    def entry_key(variant: str, signature: str) -> str:
+        return f"{variant} | {signature}"
+
+    @classmethod
+    def load(cls, device_key: str, directory: Path | None = None) -> "TuningTable":
+        path = table_path(device_key, directory)
+        return cls(device_key, path, _read_entries(path, device_key))
+
+    def get(self, variant: str, signature: str) -> TuneEntry | None:
+        return self.entries.get(self.entry_key(variant, signature))
+
+    def put(self, variant: str, signature: str, entry: TuneEntry) -> None:
+        self.entries[self.entry_key(variant, signature)] = entry
+
+    def apply(self, cls: Any, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> Step:
+        """`step` with its tuned attrs when this table has an entry for `cls` on this step's shapes; an entry
+        that is not one of the kernel's current candidates (older table, hand edit) is ignored with a warning."""
+        if not self.entries or not is_tunable(cls):
+            return step
+        signature = step_signature(cls(step, shapes))
+        entry = self.get(cls.variant, signature)
+        if entry is None:
+            return step
+        params = {k: list(v) for k, v in entry.params.items()}
+        if params not in cls.candidates(step, shapes):
+            log.warning("tuning table %s: entry for %s [%s] %s is not a candidate of this kernel; using its rule",
+                        self.path, step.name, cls.variant, describe(params))
+            return step
+        attrs = {**step.attrs, **params, TUNED_ATTR: True}
+        return Step(step.kind, step.variant, step.inputs, step.outputs, MappingProxyType(attrs), step.name)
+
+    def save(self) -> Path:
+        """Write atomically (temporary file in the same folder, then rename): a reader sees the old table or the
+        new one, never half a file. Entries another process saved meanwhile are kept unless we have the key."""
+        on_disk = _read_entries(self.path, self.device_key, quiet=True)
+        self.entries = {**on_disk, **self.entries}
+        doc = {"format": FORMAT, "version": VERSION, "device": self.device_key,
+               "entries": {k: asdict(e) for k, e in sorted(self.entries.items())}}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(doc, f, indent=1, default=list)
+                f.flush()
+                os.fsync(f.fileno())
+            Path(tmp).replace(self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.path
+
+
+def _read_entries(path: Path, device_key: str, quiet: bool = False) -> dict[str, TuneEntry]:
+    """The entries of the table file at `path`, or {} (with a warning unless `quiet`) when it is unreadable,
+    not a tuning table of this format version, or written for another device."""
+    warn = log.debug if quiet else log.warning
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        warn("tuning table %s is unreadable (%s); ignored, the kernels' rules apply", path, err)
+        return {}
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
+        warn("tuning table %s is not a version-%d ocl_infer tuning table; ignored", path, VERSION)
+        return {}
+    if doc.get("device") != device_key:
+        warn("tuning table %s was written for device %r, not %r; ignored", path, doc.get("device"), device_key)
+        return {}
+    entries: dict[str, TuneEntry] = {}
+    raw = doc.get("entries")
+    for key, value in (raw.items() if isinstance(raw, dict) else ()):
+        try:
+            entries[str(key)] = TuneEntry.from_json(value)
+        except (KeyError, TypeError, ValueError) as err:
+            warn("tuning table %s: entry %r is malformed (%s); ignored", path, key, err)
+    return entries
+
+
+# ---------------------------------------------------------------------------------------------------- tuner
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """One tuned (variant, signature), as measured now or as read from the table (`cached`)."""
+
+    layer: str
+    variant: str
+    signature: str
+    rule: Mapping[str, Any]
+    rule_ms: float
+    best: Mapping[str, Any]
+    best_ms: float
+    tried: int = 0
+    dropped: int = 0
+    cached: bool = False
+    layers: int = 1  # steps of the network with this signature
+
+    @property
+    def speedup(self) -> float:
+        return self.rule_ms / self.best_ms if self.best_ms > 0 else float("nan")
+
+
+def tunable_steps(plan: Plan) -> list[tuple[Step, Any, str]]:
+    """(step, wrapper class, signature) of every step of `plan` whose kernel has candidates."""
+    from ocl_infer.engine.kernels.registry import kernel_for
+
+    out = []
+    for step in plan.steps:
+        if step.variant == "alias":
+            continue
+        cls = kernel_for(step)
+        if is_tunable(cls):
+            out.append((step, cls, step_signature(cls(step, plan.shapes))))
+    return out
+
+
+def tune_graph(graph: Graph, info: Any, table: TuningTable, rounds: int = 3, reps: int = 2, fuse: bool = True,
+               precision: str = "fp32", force: bool = False,
+               progress: Callable[[str], None] | None = None) -> list[TuneResult]:
+    """Tune every tunable step of `graph`'s plan on device `info` (devices.DeviceInfo) that `table` lacks (all
+    of them with `force`), store the winners in `table` (not saved: call `table.save()`), and return one result
+    per distinct (variant, signature) in plan order, cached ones included."""
+    from ocl_infer.engine.devices.selection import cl_device
+    from ocl_infer.engine.engine import facts_of
+
+    if rounds < 1 or reps < 1:
+        raise OclInferError(f"tuning needs rounds >= 1 and reps >= 1, got {rounds}, {reps}")
+    plan = make_plan(graph, facts_of(info), fuse=fuse, precision=precision)  # the rule's plan
+    device = cl_device(info)
+    groups: dict[tuple[str, str], list[Step]] = {}
+    classes: dict[tuple[str, str], Any] = {}
+    for step, cls, sig in tunable_steps(plan):
+        groups.setdefault((cls.variant, sig), []).append(step)
+        classes[(cls.variant, sig)] = cls
+    results = []
+    for (variant, sig), steps in groups.items():
+        entry = table.get(variant, sig)
+        if entry is not None and not force:
+            results.append(TuneResult(steps[0].name, variant, sig, entry.rule, entry.rule_ms, entry.params,
+                                      entry.ms, cached=True, layers=len(steps)))
+            continue
+        t0 = time.perf_counter()
+        res = tune_step(steps[0], classes[(variant, sig)], plan.shapes, device, info.label, rounds, reps)
+        res = TuneResult(**{**asdict(res), "layers": len(steps)})
+        table.put(variant, sig, TuneEntry(res.best, res.best_ms, res.rule, res.rule_ms, res.layer, rounds,
+                                          time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
+        results.append(res)
+        if progress is not None:
+            progress(f"tuned {res.layer} [{variant}]: {len(steps)} layer(s), {res.tried} candidates "
+                     f"({res.dropped} dropped), {res.rule_ms:.3f} -> {res.best_ms:.3f} ms "
+                     f"in {time.perf_counter() - t0:.1f} s")
+    return results
+
+
+def _without_tuning(step: Step) -> Step:
+    attrs = {k: v for k, v in step.attrs.items() if k != TUNED_ATTR}
+    return Step(step.kind, step.variant, step.inputs, step.outputs, MappingProxyType(attrs), step.name)
+
+
+def candidate_plan(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]],
+                   candidates: list[dict[str, Any]], rng: np.random.Generator) -> Plan:
+    """One plan running every candidate of `step` as its own step: input "x" (random), outputs "y0".. (y0 is
+    the rule's), random weights re-laid out by each candidate's wrapper (shared where the layout is the same).
+
+    The step is re-created with plain tensor names so each wrapper sees the logical shapes."""
+    x_shape, y_shape = tuple(shapes[step.inputs[0]]), tuple(shapes[step.outputs[0]])
+    probe = cls(_without_tuning(step), shapes)
+    w_shape = (probe.oc, probe.ic, probe.kh, probe.kw)
+    consts = {"w": (rng.standard_normal(w_shape) / np.sqrt(probe.ic * probe.kh * probe.kw)).astype(np.float32),
+              "b": rng.standard_normal((1, probe.oc)).astype(np.float32)}
+    plan_shapes: dict[str, tuple[int, ...]] = {"x": x_shape, "w": w_shape, "b": (1, probe.oc)}
+    inputs = ("x", "w", "b")[: len(step.inputs)]
+    device_consts: dict[str, np.ndarray] = {}
+    steps = []
+    for i, params in enumerate(candidates):
+        out = f"y{i}"
+        plan_shapes[out] = y_shape
+        attrs = {**_without_tuning(step).attrs, **params}
+        cand = Step(step.kind, cls.variant, inputs, (out,), MappingProxyType(attrs), f"candidate {i}")
+        renamed = cls(cand, plan_shapes).relayout({n: consts[n] for n in inputs[1:]})
+        new_inputs = list(inputs)
+        for j, n in enumerate(inputs[1:], start=1):
+            key, arr = renamed.get(n, (n, consts[n]))
+            device_consts[key] = np.ascontiguousarray(arr, dtype=np.float16 if arr.dtype == np.float16
+                                                      else np.float32)
+            plan_shapes[key] = plan_shapes[n]
+            new_inputs[j] = key
+        steps.append(Step(cand.kind, cand.variant, tuple(new_inputs), cand.outputs, cand.attrs, cand.name))
+    outputs = tuple(f"y{i}" for i in range(len(candidates)))
+    buffers = plan_buffers(steps, plan_shapes, ("x",), outputs)
+    return Plan(inputs=("x",), outputs=outputs, shapes=MappingProxyType(plan_shapes), steps=tuple(steps),
+                constants=MappingProxyType(device_consts), buffers=buffers)
+
+
+def _rel_error(got: np.ndarray, want: np.ndarray) -> float:
+    if not np.all(np.isfinite(got)):
+        return float("inf")
+    scale = max(float(np.max(np.abs(want))), 1e-6)
+    return float(np.max(np.abs(got.astype(np.float64) - want))) / scale
+
+
+def tune_step(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]], device: Any, label: str,
+              rounds: int = 3, reps: int = 2, seed: int = 0) -> TuneResult:
+    """Measure every candidate of one step on `device` (a pyopencl device) and return the fastest correct one.
+
+    All candidates run from one runtime (one context, shared programs): first once with NaN-filled outputs to
+    compare each with the rule's (candidate 0), then `rounds` x `reps` profiled passes over all of them in
+    turn; each candidate's time is its minimum over the passes (the sum of its launches' event times)."""
+    from ocl_infer.engine.runtime import DeviceRuntime
+
+    candidates = cls.candidates(_without_tuning(step), shapes)
+    rng = np.random.default_rng(seed)
+    plan = candidate_plan(step, cls, shapes, candidates, rng)
+    feeds = {"x": rng.standard_normal(plan.shapes["x"]).astype(np.float32)}
+    try:
+        rt = DeviceRuntime(plan, device, label, poison=True, disk_cache=False)
+    except OclInferError as err:
+        raise OclInferError(f"tuning {step.name} [{cls.variant}] on {label}: {err}") from err
+    try:
+        outs = rt.run(feeds)  # also PoCL's first-launch JIT of every candidate
+        want = outs["y0"].astype(np.float64)
+        if not np.all(np.isfinite(want)):
+            raise OclInferError(f"tuning {step.name} [{cls.variant}] on {label}: the rule's output is not finite")
+        ok = [i for i in range(len(candidates)) if _rel_error(outs[f"y{i}"], want) <= CHECK_TOLERANCE]
+        for i in sorted(set(range(len(candidates))) - set(ok)):
+            log.info("tuning %s: candidate %s differs from the rule's output; dropped", step.name,
+                     describe(candidates[i]))
+        best = dict.fromkeys(ok, float("inf"))
+        for _ in range(rounds * reps):
+            times = dict(rt.profile(feeds))  # keyed "<step name> [<variant>]"
+            for i in ok:
+                best[i] = min(best[i], times[f"candidate {i} [{cls.variant}]"])
+    finally:
+        rt.close()
+    win = min(ok, key=best.__getitem__)
+    return TuneResult(step.name, cls.variant, step_signature(cls(step, shapes)), candidates[0], best[0],
+                      candidates[win], best[win], tried=len(candidates), dropped=len(candidates) - len(ok))
+
+
+def device_table(info: Any, graph: Graph, tune: bool, fuse: bool = True, precision: str = "fp32") -> TuningTable:
+    """The tuning table of device `info` (devices.DeviceInfo); with `tune`, the steps of `graph` it lacks are
+    tuned first and the table saved (slow: seconds per distinct layer shape)."""
+    from ocl_infer.engine.engine import facts_of
+
+    table = TuningTable.load(facts_of(info).key)
+    if tune:
+        before = len(table)
+        tune_graph(graph, info, table, fuse=fuse, precision=precision,
+                   progress=lambda line: log.info("%s: %s", info.label, line))
+        if len(table) != before:
+            table.save()
+    return table

@@ -243,6 +243,7 @@ def bench_ours(nnef_dir: Path, feed: dict[str, Any], reference: dict[str, Any] |
             times = time_frames(lambda: engine.run(feed), frames, warmup)
             timing = _timing(label, size, times, load0)
             timing.extra["device"] = ", ".join(str(s.label) for s in engine.stats())
+            timing.extra["tuning"] = tuning_note(engine)
             diff = (max(float(np.abs(outputs[k] - reference[k]).max()) for k in reference)
                     if reference is not None else None)
             if precision != "fp32":
@@ -255,6 +256,16 @@ def bench_ours(nnef_dir: Path, feed: dict[str, Any], reference: dict[str, Any] |
         except OclInferError as err:
             return Timing(label, size, error=f"engine failed: {err}")
     return timing
+
+
+def tuning_note(engine: Any) -> str:
+    """How many of the engine's tunable conv steps took their parameters from a device tuning table."""
+    from ocl_infer.engine.tuning import tunable_steps
+
+    steps = [s for plan in engine.plans for s, _, _ in tunable_steps(plan)]
+    tuned = sum(1 for s in steps if s.attrs.get("tuned"))
+    return (f"{tuned} of {len(steps)} conv steps from the device's tuning table (`ocl-infer tune`)" if tuned
+            else f"none of {len(steps)} conv steps tuned (no tuning table: the kernels' rules)")
 
 
 def engine_profile(engine: Any, feed: dict[str, Any]) -> list[tuple[str, float]] | None:
@@ -414,6 +425,9 @@ def render_report(results: list[SizeResult], ceiling: float, meta: dict[str, str
                   "|---|---|---|"]
         lines += [f"| {r.size} | {_fmt(t.extra.get('max_abs_diff'), '.1e')} "
                   f"| {t.extra.get('memory_bytes', 0) / 2**20:.1f} |" for r, t in half]
+    tuning = [(r.size, t.backend, t.extra["tuning"]) for r in results for t in r.timings if t.extra.get("tuning")]
+    if tuning:
+        lines += ["", *(f"- kernel tuning, {size} {backend}: {note}" for size, backend, note in tuning)]
     for r in results:
         if r.profile is None and meta.get("profile") == "yes":
             lines += ["", f"Per-layer profile, {r.size}: not available (the engine has no `profile(inputs)` hook)."]

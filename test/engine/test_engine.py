@@ -219,3 +219,43 @@ def test_yolov3_tiny_on_real_frames_matches_onnxruntime(request, data_dir):
             want = run_onnx(model_dir / "model.onnx", {name: x})
             for out in want:
                 assert rel_error(got[out], want[out]) <= TOL, out
+
+
+def test_cold_start_shares_compiling_with_a_prewarm_child(cnn, tmp_path, monkeypatch):
+    """With nothing on disk the engine starts a child compiling from the last step; the child stops by itself
+    once the engine is ready, leaves no files behind, and the engine's results are unchanged. A warm start
+    starts no child."""
+    _, nnef_path = cnn
+    monkeypatch.setenv("OCL_INFER_CACHE", str(tmp_path / "cache"))
+    kernels = tmp_path / "cache" / "kernels"
+    x = frames(1)[0]
+    with Engine(nnef_path) as cold:
+        children = list(cold._children)
+        assert len(children) == 1
+        assert children[0].wait(timeout=60) == 0, "the child ends by itself once its stdin is closed"
+        assert cold.wait_for_program_cache(timeout=120)
+        got = cold.run({"image": x})
+    assert not list(kernels.glob(".prewarm-*")), "the child deletes the plan it was given"
+    with Engine(nnef_path) as warm, Engine(nnef_path, disk_cache=False) as reference:
+        assert warm._children == [] and warm.runtimes[0].programs.compiles == 0
+        for name, want in reference.run({"image": x}).items():
+            np.testing.assert_array_equal(got[name], want)
+
+
+def test_reverse_bind_stops_early_and_keeps_plan_order(cnn):
+    """The prewarm child's walk: from the last step backwards, stopping when told; what it bound stays in plan
+    order, and a step launched once (primed) leaves the runtime usable."""
+    from ocl_infer.engine.runtime import DeviceRuntime
+
+    _, nnef_path = cnn
+    with Engine(nnef_path, disk_cache=False, warmup=False) as engine:
+        plan, device = engine.plan, engine.runtimes[0].device
+        steps = [s for s in plan.steps if s.variant != "alias"]
+        asked = []
+        rt = DeviceRuntime(plan, device, "t", disk_cache=False, prime=True, reverse=True,
+                           stop=lambda: asked.append(1) or len(asked) > 3)
+        try:
+            names = list(dict.fromkeys(rt.launch_steps))
+            assert names == [f"{s.name} [{s.variant}]" for s in steps[-3:]]
+        finally:
+            rt.close()

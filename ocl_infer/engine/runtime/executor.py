@@ -27,7 +27,9 @@ class DeviceRuntime:
     """Runs a Plan on one OpenCL device. Not re-entrant: one frame at a time (the dispatcher ensures it)."""
 
     def __init__(self, plan: Plan, device: cl.Device, label: str, poison: bool = False,
-                 disk_cache: bool = True) -> None:
+                 disk_cache: bool = True, prime: bool = False, reverse: bool = False,
+                 stop: Callable[[], bool] | None = None) -> None:
+        """`prime`, `reverse` and `stop` are for cold starts: see `_bind`."""
         self.plan = plan
         self.device = device
         self.label = label
@@ -47,7 +49,7 @@ class DeviceRuntime:
         self._image_launches: dict[tuple[object, ...], tuple[ImageKernel, Launch]] = {}
         try:
             self._allocate()
-            self.launches = self._bind()
+            self.launches = self._bind(prime, reverse, stop)
         except cl.Error as err:
             raise DeviceError(f"{label}: cannot allocate or bind buffers ({err})") from err
 
@@ -70,21 +72,40 @@ class DeviceRuntime:
             return self.pinned_bufs[root]
         return self.slot_bufs[self.plan.buffers.slot_of[root]]
 
-    def _bind(self) -> list[Launch]:
-        launches: list[Launch] = []
-        self.launch_steps: list[str] = []  # the step name of each launch, for profiles
-        for step in self.plan.steps:
-            if step.variant == "alias":
-                continue
+    def _bind(self, prime: bool = False, reverse: bool = False, stop: Callable[[], bool] | None = None,
+              ) -> list[Launch]:
+        """Build each step's program and bind its launches, in plan order (`reverse`: from the last step, as the
+        prewarm child does; `stop()` ends the walk early, leaving later steps unbound).
+
+        With `prime`, a step whose program had to be compiled from source is launched once right away: PoCL
+        compiles a kernel at its first launch, and doing it step by step lets a prewarm child working from the
+        other end share that work through PoCL's own cache. The inputs are whatever the buffers hold."""
+        steps = [s for s in self.plan.steps if s.variant != "alias"]
+        order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
+        bound: dict[int, tuple[str, list[Launch]]] = {}
+        for i in order:
+            if stop is not None and stop():
+                break
+            step = steps[i]
             kernel = kernel_for(step)(step, self.plan.shapes)
+            compiled = self.programs.compiles
             prg = self.programs.get(kernel.source(), kernel.build_options(), f"{kernel.variant} kernel for {step.name}")
             try:
                 mine = kernel.launches(prg, [self.buffer(t) for t in step.inputs],
                                        [self.buffer(t) for t in step.outputs])
             except cl.Error as err:
                 raise KernelError(f"{kernel.variant} kernel for op {step.name}: cannot bind arguments: {err}") from err
+            bound[i] = (f"{step.name} [{kernel.variant}]", mine)
+            if prime and self.programs.compiles > compiled:
+                for launch in mine:
+                    cl.enqueue_nd_range_kernel(self.queue, launch.kernel, launch.global_size, launch.local_size)
+                self.queue.finish()
+        launches: list[Launch] = []
+        self.launch_steps: list[str] = []  # the step name of each launch, for profiles
+        for i in sorted(bound):
+            name, mine = bound[i]
             launches += mine
-            self.launch_steps += [f"{step.name} [{kernel.variant}]"] * len(mine)
+            self.launch_steps += [name] * len(mine)
         return launches
 
     def profile(self, feeds: Mapping[str, np.ndarray]) -> list[tuple[str, float]]:

@@ -24,6 +24,20 @@ def program_cache_dir() -> Path:
     return cache_dir() / "kernels"
 
 
+def program_key(device: cl.Device, source: str, options: str) -> str:
+    """The disk cache name of a program: what it is built from and for."""
+    h = hashlib.sha256()
+    for part in (source, options, device.name, device.vendor, device.driver_version, device.version,
+                 device.platform.version, cl.VERSION_TEXT):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+def on_disk(device: cl.Device, source: str, options: str) -> bool:
+    return (program_cache_dir() / f"{program_key(device, source, options)}.bin").is_file()
+
+
 class ProgramCache:
     """Programs of one context and device. `get` never compiles the same source + options twice."""
 
@@ -38,13 +52,7 @@ class ProgramCache:
         self.pending: list[tuple[Path, str, str]] = []
 
     def key(self, source: str, options: str) -> str:
-        d = self.device
-        h = hashlib.sha256()
-        for part in (source, options, d.name, d.vendor, d.driver_version, d.version, d.platform.version,
-                     cl.VERSION_TEXT):
-            h.update(part.encode())
-            h.update(b"\0")
-        return h.hexdigest()[:32]
+        return program_key(self.device, source, options)
 
     def get(self, source: str, options: str, what: str) -> cl.Program:
         """The built program; `what` names the kernel for error messages."""

@@ -17,7 +17,43 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--force", action="store_true", help="re-tune layers the table already has")
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="storage precision to tune for")
     p.add_argument("--no-fuse", action="store_true", help="tune the plan without fusion (as Engine(fuse=False))")
+    p.add_argument("--compare", type=int, default=0, metavar="FRAMES",
+                   help="then run the whole network FRAMES times with the rules and with the table, interleaved "
+                        "in blocks of 5, and print both medians")
     p.set_defaults(func=run)
+
+
+def compare_latency(path: Path, device: int, frames: int, fuse: bool, precision: str) -> str:
+    """Whole-network wall time per frame, rules vs tuned table, on one device in one process: two engines,
+    interleaved blocks of 5 frames (a neighbour's burst hits both), median and minimum of each."""
+    import os
+    import time
+
+    import numpy as np
+
+    from ocl_infer.engine import Engine
+
+    engines = {name: Engine(path, devices=[device], fuse=fuse, precision=precision, tuning=name == "tuned")
+               for name in ("rules", "tuned")}
+    try:
+        feed = {n: np.random.default_rng(0).random(s.shape, dtype=np.float32)
+                for n, s in engines["rules"].inputs.items()}
+        times: dict[str, list[float]] = {name: [] for name in engines}
+        load0 = os.getloadavg()[0]
+        while len(times["tuned"]) < frames:
+            for name, engine in engines.items():
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    engine.run(feed)
+                    times[name].append(time.perf_counter() - t0)
+        med = {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+        low = {name: 1e3 * min(t) for name, t in times.items()}
+        return (f"whole network, {len(times['tuned'])} frames each, load {load0:.2f} -> {os.getloadavg()[0]:.2f}: "
+                f"rules median {med['rules']:.2f} ms (min {low['rules']:.2f}), tuned median {med['tuned']:.2f} ms "
+                f"(min {low['tuned']:.2f}): {med['rules'] / med['tuned']:.2f}x")
+    finally:
+        for engine in engines.values():
+            engine.close()
 
 
 def model_path(model: Path | None) -> Path:
@@ -92,4 +128,6 @@ def run(args: argparse.Namespace) -> int:
         (rp, rc), (tp, tc) = programs_of(rule_plan), programs_of(tuned_plan)
         print(f"\nprograms to compile at a cold start: rule {rp}, tuned {tp}; kernel launch configurations: "
               f"rule {rc}, tuned {tc}")
+        if args.compare > 0:
+            print(compare_latency(path, info.index, args.compare, fuse, args.precision), flush=True)
     return 0

@@ -38,6 +38,9 @@ FORMAT = "ocl_infer tuning table"
 VERSION = 1
 TUNED_ATTR = "tuned"  # set on steps whose kernel parameters came from a table (Engine.tuned_steps counts them)
 CHECK_TOLERANCE = 1e-4  # a candidate's max error relative to the rule output's largest magnitude
+# A candidate must beat the rule by this factor to replace it: smaller gaps are within the noise of a shared
+# machine, and a non-rule choice may cost a program compile (and a JIT per local size) at a cold start.
+MIN_GAIN = 1.03
 
 
 def tuning_dir() -> Path:
@@ -316,7 +319,8 @@ def tune_step(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]], devic
 
     All candidates run from one runtime (one context, shared programs): first once with NaN-filled outputs to
     compare each with the rule's (candidate 0), then `rounds` x `reps` profiled passes over all of them in
-    turn; each candidate's time is its minimum over the passes (the sum of its launches' event times)."""
+    turn; each candidate's time is its minimum over the passes (the sum of its launches' event times). The
+    fastest wins if it beats the rule by MIN_GAIN; else the rule's choice is kept (and stored as tuned)."""
     from ocl_infer.engine.runtime import DeviceRuntime
 
     candidates = cls.candidates(_without_tuning(step), shapes)
@@ -344,6 +348,8 @@ def tune_step(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]], devic
     finally:
         rt.close()
     win = min(ok, key=best.__getitem__)
+    if best[win] * MIN_GAIN > best[0]:
+        win = 0  # within the noise margin: keep the rule's choice
     return TuneResult(step.name, cls.variant, step_signature(cls(step, shapes)), candidates[0], best[0],
                       candidates[win], best[win], tried=len(candidates), dropped=len(candidates) - len(ok))
 

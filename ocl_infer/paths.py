@@ -43,3 +43,34 @@ def downloads_dir() -> Path:
 def default_model_dir() -> Path:
     """The prepared default detector: a folder with model.nnef/, model.onnx and model.json."""
     return models_dir() / DEFAULT_MODEL_NAME
+
+
+STALE_AFTER_S = 3600.0  # no extraction, job or binary write takes this long: an older temp entry is an orphan
+
+
+def remove_stale(folder: Path, prefixes: tuple[str, ...], older_than_s: float = STALE_AFTER_S) -> int:
+    """Delete entries of `folder` whose names start with one of `prefixes` and that were last modified more
+    than `older_than_s` ago: temporary files and folders left by a process killed mid-write. Returns how many."""
+    import shutil
+    import time
+
+    removed = 0
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return 0
+    cutoff = time.time() - older_than_s
+    for entry in entries:
+        if not entry.name.startswith(prefixes):
+            continue
+        try:
+            if entry.lstat().st_mtime >= cutoff:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+        except OSError:  # gone already, or not ours to remove: harmless
+            continue
+    return removed

@@ -47,6 +47,7 @@ class EngineOptions:
     watchdog_s: float = 30.0
     retry_s: float = 10.0
     disk_cache: bool = True
+    prewarm: bool = True  # cold start: share compiling with a child process (runtime/prewarm.py)
     precision: str = "fp32"  # "fp16": conv weights and Winograd scratch stored as half (float math, float32 I/O)
     tuning: bool = True  # use the device's cached tuning table (engine/tuning.py); False: the kernels' rules
     tune: bool = False  # first tune the conv steps the table lacks and save it (slow: seconds per layer shape)
@@ -216,7 +217,8 @@ class Engine:
         (see runtime/prewarm.py): about halves the time to the first frame on a 2-core CPU."""
         from ocl_infer.engine.runtime.prewarm import MIN_MISSING, missing_programs, start_prewarm
 
-        if not (self.options.disk_cache and self.options.warmup) or missing_programs(plan, device) < MIN_MISSING:
+        o = self.options
+        if not (o.prewarm and o.disk_cache and o.warmup) or missing_programs(plan, device) < MIN_MISSING:
             return None
         child = start_prewarm(plan, device)
         if child is not None:

@@ -155,6 +155,27 @@ def test_archive_extracts_into_cache_and_loads(model, tmp_path, cache):
     assert load_graph(archive).source == g.source  # extracted once, reused
 
 
+def test_archive_extraction_removes_orphans_of_killed_extractions(model, tmp_path, cache):
+    """A `.extract-*` folder older than an hour is what a process killed mid-extraction left: the next
+    extraction removes it; a young one (maybe another process at work) stays."""
+    import os
+    import time
+
+    root = cache / "nnef"
+    old, young = root / ".extract-old", root / ".extract-young"
+    for d in (old, young):
+        d.mkdir(parents=True)
+        (d / "graph.nnef").write_text("partial")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(old, (hours_ago, hours_ago))
+    archive = tmp_path / "net.nnef.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for f in sorted(model.iterdir()):
+            tar.add(f, arcname=f.name)
+    load_graph(archive)
+    assert not old.exists() and young.is_dir()
+
+
 @pytest.mark.parametrize("name,kind", [("../evil.dat", "file"), ("/abs/evil.dat", "file"), ("a/../../evil", "file"),
                                        ("link.dat", "sym"), ("hard.dat", "lnk"), ("dev", "chr")])
 def test_archive_rejects_unsafe_members(tmp_path, cache, name, kind):

@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from ocl_infer.errors import ModelError
-from ocl_infer.paths import cache_dir
+from ocl_infer.paths import cache_dir, remove_stale
 
 MAX_TOTAL_BYTES = 2 * 2**30  # no real model we run comes near this; a bomb does
 MAX_MEMBERS = 10_000  # an NNEF model has one file per variable; 100k headers took 4-30 s to refuse
@@ -49,6 +49,7 @@ def extract_archive(archive: Path, max_total_bytes: int = MAX_TOTAL_BYTES) -> Pa
     dest = root / _file_digest(archive)
     if not (dest / ".complete").is_file():
         root.mkdir(parents=True, exist_ok=True)
+        remove_stale(root, (".extract-",))  # left by a process killed mid-extraction
         tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
         try:
             _extract_into(archive, tmp, max_total_bytes)

@@ -58,6 +58,7 @@ def write_jobs(job_file: Path) -> int:
     import pyopencl as cl
 
     from ocl_infer.engine.runtime.program_cache import save_binary
+    from ocl_infer.paths import remove_stale
 
     spec = json.loads(job_file.read_text())
     device = next((d for p in cl.get_platforms() if p.name == spec["platform"] for d in p.get_devices()
@@ -67,6 +68,8 @@ def write_jobs(job_file: Path) -> int:
     context = cl.Context([device])
     written = 0
     with _writer_lock(job_file.parent):
+        # job files, prewarm plans and half-written binaries of processes killed long ago
+        remove_stale(job_file.parent, (".jobs-", ".prewarm-", ".tmp-"))
         for job in spec["jobs"]:
             path = Path(job["path"])
             if path.is_file():  # another writer got there first

@@ -1,0 +1,187 @@
+"""Engine precision "fp16": conv weights (covec, Winograd U) and Winograd's V/M scratch stored as half, float math.
+
+Op level against float64 numpy, with an error bound computed from the data (what rounding the stored values to
+half can cost, element by element), never a guessed tolerance; end to end on YOLOv3-tiny against onnxruntime;
+the option's checks and the memory it saves."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import helper
+
+rng = np.random.default_rng(816)
+U16 = 2.0**-11  # unit roundoff of half (round to nearest)
+U32 = 2.0**-24
+TINY16 = 2.0**-14  # smallest normal half: a device that flushes subnormals reads smaller values as 0
+
+BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)  # Winograd F(2x2, 3x3)
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], float)
+AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
+
+
+def conv64(x: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
+    """Float64 2-D correlation, stride 1, `pad` zeros on every side: x [N,C,H,W], w [O,C,KH,KW]."""
+    kh, kw = w.shape[2:]
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh, ow = xp.shape[2] - kh + 1, xp.shape[3] - kw + 1
+    y = np.zeros((x.shape[0], w.shape[0], oh, ow))
+    for ky in range(kh):
+        for kx in range(kw):
+            y += np.einsum("nchw,oc->nohw", xp[:, :, ky:ky + oh, kx:kx + ow], w[:, :, ky, kx].astype(np.float64))
+    return y
+
+
+def leaky(v: np.ndarray) -> np.ndarray:
+    return np.where(v < 0, 0.1 * v, v)
+
+
+@pytest.fixture
+def conv_engine(tmp_path: Path):
+    """A conv (+ LeakyRelu 0.1) model as ONNX -> NNEF, run by the engine at `precision` (poisoned buffers).
+    Returns (output, input, weights, bias, conv variants, the plan's filter dtypes)."""
+    from onnx_models import convert, make_model
+
+    from ocl_infer.engine import Engine
+
+    def run(shape: tuple[int, ...], oc: int, k: int, act: bool, precision: str = "fp16",
+            w: np.ndarray | None = None):
+        x = rng.standard_normal(shape).astype(np.float32)
+        if w is None:
+            w = (rng.standard_normal((oc, shape[1], k, k)) / np.sqrt(shape[1] * k * k)).astype(np.float32)
+        b = rng.standard_normal(oc).astype(np.float32)
+        pad = k // 2
+        nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if act else "y"], kernel_shape=[k, k],
+                                  pads=[pad] * 4)]
+        if act:
+            nodes.append(helper.make_node("LeakyRelu", ["c"], ["y"], alpha=0.1))
+        model = make_model(nodes, {"x": x.shape}, ["y"], {"w": w, "b": b})
+        with Engine(convert(model, tmp_path / "model.nnef"), poison=True, precision=precision) as engine:
+            y = engine.run({"x": x})["y"]
+            convs = [s for s in engine.plan.steps if s.kind == "conv"]
+            dtypes = {str(engine.plan.constants[s.inputs[1]].dtype) for s in convs}
+            return y, x, w, b, {s.variant for s in convs}, dtypes
+
+    return run
+
+
+@pytest.mark.parametrize("shape,oc,k,act", [
+    ((1, 19, 11, 13), 35, 3, True),    # channel tail (35 of 64 lanes), border blocks, NV 2
+    ((1, 3, 17, 19), 16, 3, True),     # first-layer class: NV 1, RY 2
+    ((1, 48, 13, 13), 255, 1, False),  # the YOLO head class: 1x1, one row per work-item
+])
+def test_covec_fp16_error_is_the_weight_rounding_and_nothing_else(conv_engine, shape, oc, k, act):
+    y, x, w, b, variants, dtypes = conv_engine(shape, oc, k, act)
+    assert variants == {"covec"} and dtypes == {"float16"}
+    act_fn = leaky if act else (lambda v: v)
+    w16 = w.astype(np.float16).astype(np.float64)
+    # 1) Against float64 with the weights rounded to half: only float32 summation error is left, bounded by
+    #    (K + 1) u32 * sum |x||w| per output (K = taps summed); activations here are 1-Lipschitz.
+    fp32_bound = (shape[1] * k * k + 1) * U32 * (conv64(np.abs(x), np.abs(w16), k // 2) + np.abs(b)[:, None, None])
+    assert np.all(np.abs(y - act_fn(conv64(x, w16, k // 2) + b[:, None, None])) <= fp32_bound + 1e-7)
+    # 2) Against the exact weights: the rounding costs at most sum |x| |w16 - w| per output.
+    exact = act_fn(conv64(x, w, k // 2) + b[:, None, None])
+    bound = conv64(np.abs(x), np.abs(w16 - w), k // 2) + fp32_bound + 1e-7
+    err = np.abs(y - exact)
+    assert np.all(err <= bound)
+    assert bound.max() < 2e-3 * np.abs(exact).max()  # the bound is tight enough to mean something
+    assert err.max() > 0  # and half storage really happened (float32 weights would be exact here)
+
+
+@pytest.mark.parametrize("shape,oc,act", [
+    ((1, 64, 13, 13), 40, True),    # 49 tiles -> 7 per GEMM item; odd map: the last tile is half outside
+    ((1, 96, 10, 7), 48, False),    # 20 tiles -> padded to 4s; odd width
+])
+def test_winograd_fp16_within_the_bound_of_half_u_v_m(conv_engine, shape, oc, act):
+    y, x, w, b, variants, dtypes = conv_engine(shape, oc, 3, act)
+    assert variants == {"winograd"} and dtypes == {"float16"}
+    exact = conv64(x, w, 1) + b[:, None, None]
+    exact = leaky(exact) if act else exact
+    # Per tile and output channel: U = G g G^T, V = B^T d B and M = sum_ci U V are each stored as half, so each
+    # carries a relative error u16 (plus its float32 computation; a value below 2^-14 may read back as 0 where
+    # the device flushes subnormals), the sum adds (IC + 8) u32 sum|U||V|, and Y = A^T M A adds |A^T| |dM| |A|.
+    # All of it computed element by element in float64 from this test's data.
+    _, ic, h, wd = shape
+    th, tw = -(-h // 2), -(-wd // 2)
+    pads = ((0, 0), (1, 2 * th + 1 - h), (1, 2 * tw + 1 - wd))
+    def tiles_of(a: np.ndarray) -> np.ndarray:  # [IC, th, tw, 4, 4] input patches, stride 2
+        return np.lib.stride_tricks.sliding_window_view(np.pad(a, pads), (4, 4), axis=(1, 2))[:, ::2, ::2]
+    d = tiles_of(x[0].astype(np.float64))
+    v = np.einsum("ij,ctsjk,lk->ctsil", BT, d, BT)
+    v_mag = np.einsum("ij,ctsjk,lk->ctsil", np.abs(BT), np.abs(d), np.abs(BT))
+    u = np.einsum("ij,ocjk,lk->ocil", G, w.astype(np.float64), G)
+    du = (U16 + 4 * U32) * np.abs(u) + np.where(np.abs(u) < TINY16, np.abs(u), 0)
+    dv = U16 * np.abs(v) + 4 * U32 * v_mag + np.where(np.abs(v) < TINY16, np.abs(v), 0)
+    uv_mag = np.einsum("ocil,ctsil->otsil", np.abs(u), np.abs(v))
+    m = np.einsum("ocil,ctsil->otsil", u, v)
+    dm = (np.einsum("ocil,ctsil->otsil", du, np.abs(v)) + np.einsum("ocil,ctsil->otsil", np.abs(u) + du, dv)
+          + (ic + 8) * U32 * uv_mag)
+    dm = 1.001 * (dm + U16 * (np.abs(m) + dm)) + TINY16
+    dy = np.einsum("ij,otsjk,lk->otsil", np.abs(AT), dm, np.abs(AT))  # [OC, th, tw, 2, 2]
+    bound = dy.transpose(0, 1, 3, 2, 4).reshape(oc, 2 * th, 2 * tw)[None, :, :h, :wd] + 1e-6
+    err = np.abs(y - exact)
+    assert np.all(err <= bound), f"worst excess {np.max(err - bound):.3g}"
+    assert bound.max() < 0.01 * np.abs(exact).max()  # not a vacuous bound
+    assert err.max() > 1e-5 * np.abs(exact).max()     # half storage really happened
+
+
+def test_yolov3_tiny_fp16_matches_onnxruntime_and_saves_memory(model_dir: Path, data_dir: Path):
+    """End to end on dog.jpg. Stated tolerance: max abs <= 0.15 and <= 6e-3 of the largest |output| (measured
+    over dog.jpg + 20 vtest frames: 0.057 and 2.4e-3, docs/performance.md "fp16 storage"); fp32 stays 1e-4."""
+    import cv2
+    from onnx_models import run_onnx
+
+    from ocl_infer.detection.description import load_description
+    from ocl_infer.detection.preprocess import preprocess
+    from ocl_infer.engine import Engine
+    from ocl_infer.engine.engine import facts_of
+    from ocl_infer.engine.plan import make_plan
+
+    desc = load_description(model_dir)
+    x, _ = preprocess(cv2.imread(str(data_dir / "dog.jpg")), desc.input)
+    feed = {desc.input.name: np.ascontiguousarray(x)}
+    ref = run_onnx(desc.onnx_path, feed)
+    with Engine(desc.nnef_path, precision="fp16") as engine:
+        out = engine.run(feed)
+        for name, want in ref.items():
+            err = float(np.max(np.abs(out[name].astype(np.float64) - want)))
+            assert np.all(np.isfinite(out[name])) and out[name].dtype == np.float32
+            assert err <= 0.15 and err <= 6e-3 * float(np.max(np.abs(want))), (name, err)
+            assert err > 1e-4, "fp16 storage should not be bit-for-bit the float32 path"
+        # memory: every covec/Winograd filter is float16; the plan counts the real (smaller) sizes
+        facts = facts_of(engine.devices[0])
+        p32, p16 = (make_plan(engine.graph, facts, precision=p) for p in ("fp32", "fp16"))
+        fast = [s for s in p16.steps if s.variant in ("covec", "winograd")]
+        assert len(fast) == 13 and all(p16.constants[s.inputs[1]].dtype == np.float16 for s in fast)
+        halves = {n: a for n, a in p16.constants.items() if a.dtype == np.float16}
+        assert all(p32.constants[n].dtype == np.float32 and p32.constants[n].shape == a.shape
+                   for n, a in halves.items())
+        assert p16.weights_bytes == p32.weights_bytes - sum(a.nbytes for a in halves.values())
+        assert p16.scratch_bytes * 2 == p32.scratch_bytes
+        assert engine.memory_bytes() == engine.plan.peak_bytes < 0.6 * p32.peak_bytes
+
+
+def test_bad_precision_is_a_config_error_naming_it(model_dir: Path):
+    from ocl_infer.detection import Detector
+    from ocl_infer.engine import Engine
+    from ocl_infer.engine.graph import load_graph
+    from ocl_infer.engine.plan import make_plan
+    from ocl_infer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"precision.*'fp8'"):
+        Engine(model_dir / "model.nnef", precision="fp8")
+    with pytest.raises(ConfigError, match=r"precision.*'bf16'"):
+        make_plan(load_graph(model_dir / "model.nnef"), precision="bf16")
+    with pytest.raises(ConfigError, match="precision='fp16' needs backend='opencl'"):
+        Detector(model_dir, backend="onnxruntime", precision="fp16")
+
+
+def test_weights_beyond_half_range_are_refused_naming_the_filter(conv_engine):
+    from ocl_infer.errors import ModelError
+
+    w = np.full((16, 4, 3, 3), 0.01, np.float32)
+    w[3, 1, 1, 1] = 7.0e4  # > 65504: would be inf on the device
+    y, *_ = conv_engine((1, 4, 8, 8), 16, 3, False, precision="fp32", w=w)  # float32 takes it
+    assert np.all(np.isfinite(y))
+    with pytest.raises(ModelError, match=r"filter .*does not fit fp16 storage"):
+        conv_engine((1, 4, 8, 8), 16, 3, False, w=w)

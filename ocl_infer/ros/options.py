@@ -18,6 +18,7 @@ INPUT_TYPES = ("raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
 LATE_POLICIES = ("publish", "drop")
 BACKENDS = ("opencl", "onnxruntime")
+PRECISIONS = ("fp32", "fp16")
 INPUT_DEADLINES = ("auto", "qos", "watchdog", "off")
 
 
@@ -39,6 +40,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model", "", "Prepared model folder (model.json, model.nnef/); empty: the one `make setup` prepared"),
     ParamSpec("backend", "opencl", "Inference backend: opencl (our engine) or onnxruntime (reference)",
               choices=BACKENDS),
+    ParamSpec("precision", "fp32", "opencl backend: fp16 stores conv weights and Winograd scratch as half "
+              "(half the memory, float math; docs/performance.md 'fp16 storage')", choices=PRECISIONS),
     ParamSpec("devices", "", "OpenCL device selectors, comma separated ('0', 'cl:1', 'gpu', 'all'); "
               "empty: the first device"),
     ParamSpec("classes", "", "Class names or ids to report, comma separated; empty: vehicles "
@@ -87,6 +90,7 @@ class NodeOptions:
 
     model: str = ""
     backend: str = "opencl"
+    precision: str = "fp32"
     devices: str = ""
     classes: str = ""
     score_threshold: float = 0.25
@@ -120,6 +124,9 @@ class NodeOptions:
                     raise ConfigError(
                         f"parameter {spec.name}: {value} is outside [{spec.minimum}, {spec.maximum}]"
                     )
+        if self.precision != "fp32" and self.backend != "opencl":
+            raise ConfigError(f"parameter precision: {self.precision!r} needs backend 'opencl' "
+                              f"(backend {self.backend!r} runs in float32)")
         if len(set(self.image_topics)) != len(self.image_topics):
             raise ConfigError(f"parameter image_topics: a topic is listed twice: {list(self.image_topics)}")
         if any(not t or t.endswith("/") or " " in t for t in self.image_topics):

@@ -171,6 +171,7 @@ class VehicleDetectorNode(Node):
                 score_threshold=opts.score_threshold,
                 nms_iou=opts.nms_iou,
                 backend=opts.backend,
+                precision=opts.precision,
             )
             # First run builds kernels; do it now so the first real frame is not a guaranteed miss.
             detector.detect(np.zeros((240, 320, 3), dtype=np.uint8))

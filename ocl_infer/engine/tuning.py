@@ -320,7 +320,8 @@ def tune_step(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]], devic
     All candidates run from one runtime (one context, shared programs): first once with NaN-filled outputs to
     compare each with the rule's (candidate 0), then `rounds` x `reps` profiled passes over all of them in
     turn; each candidate's time is its minimum over the passes (the sum of its launches' event times). The
-    fastest wins if it beats the rule by MIN_GAIN; else the rule's choice is kept (and stored as tuned)."""
+    fastest wins if it beats the rule by MIN_GAIN in that measurement and again in a second one; else the
+    rule's choice is kept (and stored as tuned)."""
     from ocl_infer.engine.runtime import DeviceRuntime
 
     candidates = cls.candidates(_without_tuning(step), shapes)
@@ -340,16 +341,30 @@ def tune_step(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]], devic
         for i in sorted(set(range(len(candidates))) - set(ok)):
             log.info("tuning %s: candidate %s differs from the rule's output; dropped", step.name,
                      describe(candidates[i]))
-        best = dict.fromkeys(ok, float("inf"))
-        for _ in range(rounds * reps):
-            times = dict(rt.profile(feeds))  # keyed "<step name> [<variant>]"
-            for i in ok:
-                best[i] = min(best[i], times[f"candidate {i} [{cls.variant}]"])
+
+        def measure() -> dict[int, float]:
+            best = dict.fromkeys(ok, float("inf"))
+            for _ in range(rounds * reps):
+                times = dict(rt.profile(feeds))  # keyed "<step name> [<variant>]"
+                for i in ok:
+                    best[i] = min(best[i], times[f"candidate {i} [{cls.variant}]"])
+            return best
+
+        best = measure()
+        win = min(ok, key=best.__getitem__)
+        if win != 0 and best[win] * MIN_GAIN <= best[0]:
+            # a second, fresh measurement must confirm the gain: one lucky minimum (a neighbour idle just
+            # then) is not enough to leave the rule; the times kept are the better of the two
+            again = measure()
+            if again[win] * MIN_GAIN > again[0]:
+                log.info("tuning %s: %s not confirmed (%.3f vs rule %.3f ms); rule kept", step.name,
+                         describe(candidates[win]), again[win], again[0])
+                win = 0
+            best = {i: min(best[i], again[i]) for i in ok}
+        else:
+            win = 0  # within the noise margin: keep the rule's choice
     finally:
         rt.close()
-    win = min(ok, key=best.__getitem__)
-    if best[win] * MIN_GAIN > best[0]:
-        win = 0  # within the noise margin: keep the rule's choice
     return TuneResult(step.name, cls.variant, step_signature(cls(step, shapes)), candidates[0], best[0],
                       candidates[win], best[win], tried=len(candidates), dropped=len(candidates) - len(ok))
 

@@ -234,3 +234,22 @@ def test_tuner_drops_wrong_candidates_and_engine_tune_saves_the_winners(
         assert rel_error(engine.run({"x": x})["y"], run_onnx(model, {"x": x})["y"]) <= 1e-4
     saved = TuningTable.load(device_key())
     assert len(saved) == 2 and all("activation" not in e.params for e in saved.entries.values())
+
+
+def test_cli_tune_prints_rule_vs_tuned_and_saves_the_table(
+        cache: Path, two_conv_model: tuple[Path, Any, np.ndarray], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from ocl_infer.cli.main import main
+    from ocl_infer.engine.kernels.conv_covec import ConvCovec
+    from ocl_infer.engine.kernels.conv_winograd import ConvWinograd
+    from ocl_infer.engine.tuning import TuningTable
+
+    for cls in (ConvCovec, ConvWinograd):  # the first three candidates: fewer programs to compile
+        monkeypatch.setattr(cls, "candidates", classmethod(lambda c, s, sh, f=cls.candidates: f(s, sh)[:3]))
+    assert main(["tune", str(two_conv_model[0]), "--rounds", "1", "--reps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| layer | kernel | rule | rule ms | tuned | tuned ms | speed-up |" in out
+    assert "| conv1 | covec | blocking " in out and "| conv2 | winograd | blocking " in out
+    assert "programs to compile at a cold start: rule 2, tuned " in out
+    assert len(TuningTable.load(device_key())) == 2
+    assert main(["tune", str(two_conv_model[0]), "--rounds", "0"]) == 2  # a clear error, no traceback

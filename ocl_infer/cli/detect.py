@@ -148,8 +148,7 @@ def run(args: argparse.Namespace) -> int:
     devices = None if args.devices is None else (args.devices[0] if len(args.devices) == 1 else args.devices)
     detector = Detector(args.model, devices=devices, classes=classes, score_threshold=args.score_threshold,
                         nms_iou=args.nms_iou, backend=args.backend,
-                        preprocess=args.preprocess,
-                        **({"precision": args.precision} if args.backend == "opencl" else {}))
+                        preprocess=args.preprocess, precision=args.precision)
 
     def emit(source: str, index: int, image: np.ndarray, result: DetectionResult) -> None:
         dets = result.detections

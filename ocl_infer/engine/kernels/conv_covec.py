@@ -145,14 +145,15 @@ class ConvCovec(_ConvBase):
     @classmethod
     def candidates(cls, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> list[dict[str, Any]]:
         """Step attrs the tuner tries (blocking x local size), the rule's choice first. Blockings keep at most
-        28 float16 accumulators (32 AVX-512 registers); a fused pool needs RY = 2 and an even NP."""
+        28 float16 accumulators (32 AVX-512 registers) and pad OC by at most 1/8; a fused pool needs RY = 2 and
+        an even NP."""
         rule = cls(Step(step.kind, step.variant, step.inputs, step.outputs,
                         {k: v for k, v in step.attrs.items() if k not in ("blocking", "local")}, step.name), shapes)
-        nv_max = -(-rule.oc // 16)
+        nb = -(-rule.oc // 16)  # 16-channel vectors; an NV that pads them by more than 1/8 wastes work
         blockings = [(rule.np_, rule.nv, rule.ry)]
         for b in (*BLOCKINGS, (rule.ow, 1, 1), (rule.ow, 2, 1)):
             np_, nv, ry = b
-            ok = (nv <= nv_max and np_ * nv * ry <= 28 and np_ <= max(rule.ow, 2)
+            ok = (-(-nb // nv) * nv * 8 <= nb * 9 and np_ * nv * ry <= 28 and np_ <= max(rule.ow, 2)
                   and (not rule.pool or (ry == 2 and np_ % 2 == 0)))
             if ok and b not in blockings:
                 blockings.append(b)

@@ -117,14 +117,14 @@ class ConvWinograd(_ConvBase):
     @classmethod
     def candidates(cls, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> list[dict[str, Any]]:
         """Step attrs the tuner tries (GEMM blocking x the transforms' local sizes), the rule's choice first.
-        At most 26 float16 accumulators per GEMM work-item (32 AVX-512 registers)."""
+        At most 26 float16 accumulators per GEMM work-item (32 AVX-512 registers); OC padded by at most 1/8."""
         keys = ("blocking", "in_local", "out_local")
         rule = cls(Step(step.kind, step.variant, step.inputs, step.outputs,
                         {k: v for k, v in step.attrs.items() if k not in keys}, step.name), shapes)
-        nv_max = -(-rule.oc // 16)
+        nb = -(-rule.oc // 16)  # 16-channel vectors; an NV that pads them by more than 1/8 wastes work
         blockings = [(rule.nt, rule.nv)]
         for b in GEMM_BLOCKINGS:
-            if b[1] <= nv_max and b not in blockings:
+            if -(-nb // b[1]) * b[1] * 8 <= nb * 9 and b not in blockings:
                 blockings.append(b)
         return [{"blocking": list(b), "in_local": list(li), "out_local": list(lo)}
                 for b in blockings for li, lo in TRANSFORM_LOCALS]

@@ -318,60 +318,87 @@ def _rel_error(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.max(np.abs(got.astype(np.float64) - want))) / scale
 
 
+def _runtime(plan: Plan, device: Any, label: str, what: str) -> Any:
+    from ocl_infer.engine.runtime import DeviceRuntime
+
+    try:
+        return DeviceRuntime(plan, device, label, poison=True, disk_cache=False)
+    except OclInferError as err:
+        raise OclInferError(f"tuning {what} on {label}: {err}") from err
+
+
 def tune_step(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]], device: Any, label: str,
               rounds: int = 3, reps: int = 2, seed: int = 0) -> TuneResult:
     """Measure every candidate of one step on `device` (a pyopencl device) and return the fastest correct one.
 
-    All candidates run from one runtime (one context, shared programs): first once with NaN-filled outputs to
-    compare each with the rule's (candidate 0), then `rounds` x `reps` profiled passes over all of them in
-    turn; each candidate's time is its minimum over the passes (the sum of its launches' event times). The
-    fastest wins if it beats the rule by MIN_GAIN in that measurement and again in a second one; else the
-    rule's choice is kept (and stored as tuned)."""
-    from ocl_infer.engine.runtime import DeviceRuntime
-
+    Screening: all candidates run from one runtime (one context, shared programs), first once with NaN-filled
+    outputs to compare each with the rule's (candidate 0), then `rounds` x `reps` profiled passes over all of
+    them in turn; each candidate's time is its minimum over the passes (the sum of its launches' event times).
+    Confirmation: the fastest, if not the rule, runs against the rule in adjacent pairs (rule-candidate,
+    candidate-rule, ...), which share whatever else the machine is doing; it wins only if the median of its
+    paired time ratios beats the rule by MIN_GAIN. Otherwise the rule's choice is kept (and stored as tuned)."""
+    what = f"{step.name} [{cls.variant}]"
     candidates = cls.candidates(_without_tuning(step), shapes)
     rng = np.random.default_rng(seed)
     plan = candidate_plan(step, cls, shapes, candidates, rng)
     feeds = {"x": rng.standard_normal(plan.shapes["x"]).astype(np.float32)}
-    try:
-        rt = DeviceRuntime(plan, device, label, poison=True, disk_cache=False)
-    except OclInferError as err:
-        raise OclInferError(f"tuning {step.name} [{cls.variant}] on {label}: {err}") from err
+    rt = _runtime(plan, device, label, what)
     try:
         outs = rt.run(feeds)  # also PoCL's first-launch JIT of every candidate
         want = outs["y0"].astype(np.float64)
         if not np.all(np.isfinite(want)):
-            raise OclInferError(f"tuning {step.name} [{cls.variant}] on {label}: the rule's output is not finite")
+            raise OclInferError(f"tuning {what} on {label}: the rule's output is not finite")
         ok = [i for i in range(len(candidates)) if _rel_error(outs[f"y{i}"], want) <= CHECK_TOLERANCE]
         for i in sorted(set(range(len(candidates))) - set(ok)):
-            log.info("tuning %s: candidate %s differs from the rule's output; dropped", step.name,
-                     describe(candidates[i]))
-
-        def measure() -> dict[int, float]:
-            best = dict.fromkeys(ok, float("inf"))
-            for _ in range(rounds * reps):
-                times = dict(rt.profile(feeds))  # keyed "<step name> [<variant>]"
-                for i in ok:
-                    best[i] = min(best[i], times[f"candidate {i} [{cls.variant}]"])
-            return best
-
-        best = measure()
-        win = min(ok, key=best.__getitem__)
-        if win != 0 and best[win] * MIN_GAIN <= best[0]:
-            # a second, fresh measurement must confirm the gain: one lucky minimum (a neighbour idle just
-            # then) is not enough to leave the rule; the times kept are the better of the two
-            again = measure()
-            if again[win] * MIN_GAIN > again[0]:
-                log.info("tuning %s: %s not confirmed (%.3f vs rule %.3f ms); rule kept", step.name,
-                         describe(candidates[win]), again[win], again[0])
-                win = 0
-            best = {i: min(best[i], again[i]) for i in ok}
-        else:
-            win = 0  # within the noise margin: keep the rule's choice
+            log.info("tuning %s: candidate %s differs from the rule's output; dropped", what, describe(candidates[i]))
+        best = dict.fromkeys(ok, float("inf"))
+        for _ in range(rounds * reps):
+            times = dict(rt.profile(feeds))  # keyed "<step name> [<variant>]"
+            for i in ok:
+                best[i] = min(best[i], times[f"candidate {i} [{cls.variant}]"])
     finally:
         rt.close()
-    return TuneResult(step.name, cls.variant, step_signature(cls(step, shapes)), candidates[0], best[0],
-                      candidates[win], best[win], tried=len(candidates), dropped=len(candidates) - len(ok))
+    win = min(ok, key=best.__getitem__)
+    rule_ms, win_ms = best[0], best[win]
+    if win != 0 and best[win] * MIN_GAIN <= best[0]:
+        ratio, rule_ms, win_ms = confirm(step, cls, shapes, device, label, candidates[0], candidates[win],
+                                         rounds * reps, seed)
+        if ratio * MIN_GAIN > 1.0:
+            log.info("tuning %s: %s not confirmed in pairs with the rule (time ratio %.3f); rule kept", what,
+                     describe(candidates[win]), ratio)
+            win = 0
+    else:
+        win = 0  # within the noise margin: keep the rule's choice
+    return TuneResult(step.name, cls.variant, step_signature(cls(step, shapes)), candidates[0], rule_ms,
+                      candidates[win], rule_ms if win == 0 else win_ms, tried=len(candidates),
+                      dropped=len(candidates) - len(ok))
+
+
+PAIRS = 4  # (rule, candidate) pairs per confirmation pass, in alternating order
+
+
+def confirm(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]], device: Any, label: str,
+            rule: dict[str, Any], cand: dict[str, Any], passes: int, seed: int = 0) -> tuple[float, float, float]:
+    """(median of candidate/rule time ratios over adjacent launch pairs, rule's min ms, candidate's min ms)."""
+    order = [rule, cand, cand, rule] * (PAIRS // 2)
+    rng = np.random.default_rng(seed)
+    plan = candidate_plan(step, cls, shapes, order, rng)
+    feeds = {"x": rng.standard_normal(plan.shapes["x"]).astype(np.float32)}
+    rt = _runtime(plan, device, label, f"{step.name} [{cls.variant}]")
+    ratios: list[float] = []
+    mins = [float("inf"), float("inf")]
+    try:
+        rt.run(feeds)
+        for _ in range(passes):
+            t = dict(rt.profile(feeds))
+            ms = [t[f"candidate {i} [{cls.variant}]"] for i in range(len(order))]
+            for k in range(0, len(order), 2):
+                r, c = (ms[k], ms[k + 1]) if order[k] is rule else (ms[k + 1], ms[k])
+                ratios.append(c / r)
+                mins = [min(mins[0], r), min(mins[1], c)]
+    finally:
+        rt.close()
+    return float(np.median(ratios)), mins[0], mins[1]
 
 
 def device_table(info: Any, graph: Graph, tune: bool, fuse: bool = True, precision: str = "fp32") -> TuningTable:

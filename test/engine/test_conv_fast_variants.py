@@ -1,4 +1,4 @@
-"""The fast conv variants (covec, winograd) against onnxruntime, on shapes that reach their border, padding
+"""The fast conv variants (covec, winograd, depthwise) against onnxruntime, on shapes that reach their border, padding
 and channel-tail code paths; each case also asserts that the planner really picked the variant under test."""
 
 import numpy as np
@@ -19,13 +19,14 @@ def run_conv(tmp_path):
 
     from ocl_infer.engine import Engine
 
-    def run(shape, oc, k, pads, act=None, stride=(1, 1)):
+    def run(shape, oc, k, pads, act=None, stride=(1, 1), group=1, dilation=(1, 1)):
         x = rand(*shape)
         nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if act else "y"], kernel_shape=list(k),
-                                  pads=list(pads), strides=list(stride))]
+                                  pads=list(pads), strides=list(stride), group=group, dilations=list(dilation))]
         if act:
             nodes.append(helper.make_node(act, ["c"], ["y"], **({"alpha": 0.1} if act == "LeakyRelu" else {})))
-        inits = {"w": rand(oc, shape[1], *k) / np.float32(np.sqrt(shape[1] * k[0] * k[1])), "b": rand(oc)}
+        icg = shape[1] // group
+        inits = {"w": rand(oc, icg, *k) / np.float32(np.sqrt(icg * k[0] * k[1])), "b": rand(oc)}
         model = make_model(nodes, {"x": x.shape}, ["y"], inits)
         path = convert(model, tmp_path / "model.nnef")
         with Engine(path, poison=True) as engine:
@@ -97,3 +98,36 @@ def test_winograd_scratch_is_counted_in_the_memory_figure(tmp_path):
         assert {s.variant for s in plan.steps if s.kind == "conv"} == {"winograd"}
         assert plan.scratch_bytes == sum(allocated.values()) > 0
         assert engine.memory_bytes() == plan.weights_bytes + plan.buffers.activation_bytes + plan.scratch_bytes
+
+
+@pytest.mark.parametrize("shape,oc,k,pads,dilation,act", [
+    ((1, 32, 17, 19), 32, (3, 3), (1, 1, 1, 1), (1, 1), "Relu"),      # 16-wide vectors, one hanging over
+    ((1, 24, 7, 7), 24, (3, 3), (1, 1, 1, 1), (1, 1), None),           # narrow map: 8-wide vectors
+    ((2, 8, 20, 33), 16, (3, 3), (0, 2, 1, 1), (1, 1), "LeakyRelu"),   # batch 2, multiplier 2, odd padding
+    ((1, 16, 23, 18), 16, (5, 5), (4, 4, 4, 4), (2, 2), "Sigmoid"),    # 5x5 dilated
+    ((1, 40, 9, 40), 40, (3, 1), (1, 0, 1, 0), (1, 1), None),          # non-square kernel
+])
+def test_depthwise_matches_onnxruntime(run_conv, shape, oc, k, pads, dilation, act):
+    err, variants = run_conv(shape, oc, k, pads, act, group=shape[1], dilation=dilation)
+    assert variants == {"depthwise"}
+    assert err <= 1e-4
+
+
+def test_strided_depthwise_stays_with_the_general_kernel(run_conv):
+    err, variants = run_conv((1, 16, 15, 15), 16, (3, 3), (1, 1, 1, 1), "Relu", stride=(2, 2), group=16)
+    assert variants == {"blocked"}
+    assert err <= 1e-4
+
+
+def test_depthwise_padding_scratch_is_counted(tmp_path):
+    from onnx_models import convert, make_model
+
+    from ocl_infer.engine import Engine
+    from ocl_infer.engine.kernels.conv_winograd import ScratchLaunch
+
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=32)]
+    model = make_model(nodes, {"x": (1, 32, 30, 30)}, ["y"], {"w": rand(32, 1, 3, 3), "b": rand(32)})
+    with Engine(convert(model, tmp_path / "model.nnef")) as engine:
+        allocated = {id(b): b.size for launch in engine.runtimes[0].launches if isinstance(launch, ScratchLaunch)
+                     for b in launch.scratch}
+        assert engine.plan.scratch_bytes == sum(allocated.values()) == 32 * (30 + 2) * (32 + 2) * 4

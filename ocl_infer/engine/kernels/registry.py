@@ -27,6 +27,7 @@ def _load_families() -> None:
         from ocl_infer.engine.kernels import (  # noqa: F401
             conv,
             conv_covec,
+            conv_depthwise,
             conv_winograd,
             elementwise,
             layout,

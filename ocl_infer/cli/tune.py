@@ -33,8 +33,9 @@ def compare_latency(path: Path, device: int, frames: int, fuse: bool, precision:
 
     from ocl_infer.engine import Engine
 
-    engines = {name: Engine(path, devices=[device], fuse=fuse, precision=precision, tuning=name == "tuned")
-               for name in ("rules", "tuned")}
+    # no disk cache: its background binary writer would compete with the first engine's frames
+    engines = {name: Engine(path, devices=[device], fuse=fuse, precision=precision, tuning=name == "tuned",
+                            disk_cache=False) for name in ("rules", "tuned")}
     try:
         feed = {n: np.random.default_rng(0).random(s.shape, dtype=np.float32)
                 for n, s in engines["rules"].inputs.items()}

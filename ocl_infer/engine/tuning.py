@@ -335,8 +335,8 @@ def tune_step(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]], devic
     outputs to compare each with the rule's (candidate 0), then `rounds` x `reps` profiled passes over all of
     them in turn; each candidate's time is its minimum over the passes (the sum of its launches' event times).
     Confirmation: the fastest, if not the rule, runs against the rule in adjacent pairs (rule-candidate,
-    candidate-rule, ...), which share whatever else the machine is doing; it wins only if the median of its
-    paired time ratios beats the rule by MIN_GAIN. Otherwise the rule's choice is kept (and stored as tuned)."""
+    candidate-rule, ...), which share whatever else the machine is doing; it wins only if both the median of
+    its paired time ratios and its minimum time beat the rule's by MIN_GAIN. Otherwise the rule's choice is kept (and stored as tuned)."""
     what = f"{step.name} [{cls.variant}]"
     candidates = cls.candidates(_without_tuning(step), shapes)
     rng = np.random.default_rng(seed)
@@ -363,9 +363,9 @@ def tune_step(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]], devic
     if win != 0 and best[win] * MIN_GAIN <= best[0]:
         ratio, rule_ms, win_ms = confirm(step, cls, shapes, device, label, candidates[0], candidates[win],
                                          rounds * reps, seed)
-        if ratio * MIN_GAIN > 1.0:
-            log.info("tuning %s: %s not confirmed in pairs with the rule (time ratio %.3f); rule kept", what,
-                     describe(candidates[win]), ratio)
+        if ratio * MIN_GAIN > 1.0 or win_ms * MIN_GAIN > rule_ms:
+            log.info("tuning %s: %s not confirmed in pairs with the rule (median time ratio %.3f, min %.3f vs "
+                     "%.3f ms); rule kept", what, describe(candidates[win]), ratio, win_ms, rule_ms)
             win = 0
     else:
         win = 0  # within the noise margin: keep the rule's choice

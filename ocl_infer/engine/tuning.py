@@ -336,7 +336,8 @@ def tune_step(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]], devic
     them in turn; each candidate's time is its minimum over the passes (the sum of its launches' event times).
     Confirmation: the fastest, if not the rule, runs against the rule in adjacent pairs (rule-candidate,
     candidate-rule, ...), which share whatever else the machine is doing; it wins only if both the median of
-    its paired time ratios and its minimum time beat the rule's by MIN_GAIN. Otherwise the rule's choice is kept (and stored as tuned)."""
+    its paired time ratios and its minimum time beat the rule's by MIN_GAIN. Otherwise the rule's choice is
+    kept (and stored as tuned)."""
     what = f"{step.name} [{cls.variant}]"
     candidates = cls.candidates(_without_tuning(step), shapes)
     rng = np.random.default_rng(seed)

@@ -18,3 +18,14 @@ inline float activate(const float v, const float a0, const float a1) {
 #endif
 }
 
+
+// RES: a residual add fused by the planner (conv -> add), 0 none, 1 before the activation (ResNet), 2 after it
+// (Darknet's shortcut). The residual tensor, laid out as the output, is then the kernel's last argument.
+#ifndef RES
+#define RES 0
+#endif
+#if RES
+#define RESIDUAL_ARG , __global const float* restrict res
+#else
+#define RESIDUAL_ARG
+#endif

@@ -1,8 +1,8 @@
 // Direct convolution, register blocked: a work-item computes OCB output channels x XB (8) pixels of one output
 // row, as float8 accumulators over x. Weights are laid out at load time as [G][NOCB][ICG][KH][KW][OCB] (zero
 // padded in OCB), so each tap needs one weight vector load and one input vector load for OCB*8 FMAs.
-// Compile-time constants: N IC OC G ICG OCG OCB NOCB YB IH IW OH OW KH KW SH SW DH DW PT PL ACT.
-// ACT: the fused activation, see activation.h.cl.
+// Compile-time constants: N IC OC G ICG OCG OCB NOCB YB IH IW OH OW KH KW SH SW DH DW PT PL ACT RES.
+// ACT: the fused activation, RES the fused residual add, see activation.h.cl.
 
 #define XB 8
 
@@ -11,7 +11,7 @@
 // YB output rows per work-item reuse each weight vector YB times (the big 13x13 layers are weight-bound).
 __kernel void conv2d_blocked(__global const float* restrict x, __global const float* restrict w,
                              __global const float* restrict bias, __global float* restrict y,
-                             const float a0, const float a1) {
+                             const float a0, const float a1 RESIDUAL_ARG) {
     const int xb = get_global_id(0);
     const int oy0 = get_global_id(1) * YB;
     const int z = get_global_id(2);
@@ -84,10 +84,27 @@ __kernel void conv2d_blocked(__global const float* restrict x, __global const fl
             const int c = g * OCG + oc;
             const float b = bias[c];
             float8 t = acc[r][j] + (float8)(b);
+            const size_t at = ((size_t)(n * OC + c) * OH + oy) * OW + ox0;
+#if RES
+            float8 rv;
+            if (ox0 + XB <= OW) {
+                rv = vload8(0, res + at);
+            } else {
+                float rt[XB];
+                for (int k = 0; k < XB; ++k) rt[k] = k < OW - ox0 ? res[at + k] : 0.0f;
+                rv = vload8(0, rt);
+            }
+#endif
+#if RES == 1
+            t += rv;
+#endif
             t = (float8)(activate(t.s0, a0, a1), activate(t.s1, a0, a1), activate(t.s2, a0, a1),
                          activate(t.s3, a0, a1), activate(t.s4, a0, a1), activate(t.s5, a0, a1),
                          activate(t.s6, a0, a1), activate(t.s7, a0, a1));
-            __global float* out = y + ((size_t)(n * OC + c) * OH + oy) * OW + ox0;
+#if RES == 2
+            t += rv;
+#endif
+            __global float* out = y + at;
             if (ox0 + XB <= OW) {
                 vstore8(t, 0, out);
             } else {

@@ -13,6 +13,7 @@ from ocl_infer.engine.plan.model import DeviceFacts, Step
 
 XB = 8
 ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2, "clamp": 3, "sigmoid": 4, "tanh": 5, "elu": 6}
+RESIDUALS = {None: 0, "pre": 1, "post": 2}  # as RES in activation.h.cl
 
 
 class _ConvBase(Kernel):
@@ -56,15 +57,22 @@ class _ConvBase(Kernel):
             self.pl = auto_padding(self.iw, self.ow, self.kw, self.sw, self.dw)[0]
         act = a.get("activation")
         self.act = ACTIVATIONS[act[0] if act else None]
+        self.res = RESIDUALS[a.get("residual")]  # a fused residual add: its tensor is the step's 4th input
         self.a0, self.a1 = (float(act[1]), float(act[2])) if act else (0.0, 0.0)
 
     @classmethod
     def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
         return (step.kind in cls.ops and len(shapes[step.inputs[0]]) in (3, 4)
                 and step.attrs.get("border", "constant") in ("constant", "ignore")
-                and (cls.fuses_pool or not step.attrs.get("pool")))
+                and (cls.fuses_pool or not step.attrs.get("pool"))
+                and (cls.fuses_residual or not step.attrs.get("residual")))
 
     fuses_pool = False  # wrappers that can apply a fused 2x2/2 max pool set this
+    fuses_residual = False  # wrappers whose epilogue adds a residual tensor (RES) set this
+
+    def residual_args(self, ins: list[Any]) -> tuple[Any, ...]:
+        """The residual buffer as the kernel's last argument, when one is fused."""
+        return (ins[3],) if self.res else ()
 
     def bias(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
         if len(self.step.inputs) < 3:
@@ -78,7 +86,7 @@ class _ConvBase(Kernel):
     def defines(self) -> dict[str, int]:
         return dict(N=self.n, IC=self.ic, OC=self.oc, G=self.g, ICG=self.icg, OCG=self.ocg, IH=self.ih, IW=self.iw,
                     OH=self.oh, OW=self.ow, KH=self.kh, KW=self.kw, SH=self.sh, SW=self.sw, DH=self.dh, DW=self.dw,
-                    PT=self.pt, PL=self.pl, ACT=self.act)
+                    PT=self.pt, PL=self.pl, ACT=self.act, RES=self.res)
 
     def build_options(self) -> str:
         return " ".join(f"-D{k}={v}" for k, v in self.defines().items())
@@ -88,6 +96,7 @@ class _ConvBase(Kernel):
 class ConvBlocked(_ConvBase):
     ops = ("conv",)
     variant = "blocked"
+    fuses_residual = True
 
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
         super().__init__(step, shapes)
@@ -111,7 +120,7 @@ class ConvBlocked(_ConvBase):
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         k = new_kernel(program, "conv2d_blocked")
         bias = ins[2] if len(ins) > 2 else ins[1]  # no bias: NNEF writes 0.0, which arrives as a constant
-        k.set_args(ins[0], ins[1], bias, outs[0], np.float32(self.a0), np.float32(self.a1))
+        k.set_args(ins[0], ins[1], bias, outs[0], np.float32(self.a0), np.float32(self.a1), *self.residual_args(ins))
         gx, gz = -(-self.ow // XB), self.n * self.g * self.nocb
         lx, lz = self.local_size(gx, gz)
         # explicit small work-groups: PoCL's automatic choice can be huge and its per-work-group

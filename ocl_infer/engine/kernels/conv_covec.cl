@@ -41,7 +41,7 @@ __kernel void conv2d_covec(__global const float* restrict x, WEIGHTS w,
                            __global const float16* restrict bias, __global float* restrict y,
                            const float a0, const float a1,
                            const int ic, const int ih, const int iw, const int oc, const int oh,
-                           const int ow, const int pt, const int pl, const int ncb) {
+                           const int ow, const int pt, const int pl, const int ncb RESIDUAL_ARG) {
     const int x0 = get_global_id(0) * NP;
     const int y0 = get_global_id(1) * RY;
     const int cb = get_global_id(2) % ncb;
@@ -140,8 +140,22 @@ __kernel void conv2d_covec(__global const float* restrict x, WEIGHTS w,
             for (int p = 0; p < NP; p++) {
                 if (x0 + p >= ow) break;
                 float t[16];
+                const size_t at = ((size_t)(n * oc + c0) * oh + y0 + r) * ow + x0 + p;
+#if RES
+                // the residual, read lane by lane as the output is stored (channel stride oh * ow)
+                float rt[16];
+#pragma unroll
+                for (int l = 0; l < 16; l++) rt[l] = l < nl ? res[at + (size_t)l * oh * ow] : 0.0f;
+                const float16 rv = vload16(0, rt);
+#endif
+#if RES == 1
+                vstore16(activate16(acc[v][r][p] + rv, a0, a1), 0, t);
+#elif RES == 2
+                vstore16(activate16(acc[v][r][p], a0, a1) + rv, 0, t);
+#else
                 vstore16(activate16(acc[v][r][p], a0, a1), 0, t);
-                __global float* o = y + ((size_t)(n * oc + c0) * oh + y0 + r) * ow + x0 + p;
+#endif
+                __global float* o = y + at;
 #pragma unroll
                 for (int l = 0; l < 16; l++)
                     if (l < nl) o[(size_t)l * oh * ow] = t[l];

@@ -83,6 +83,7 @@ class ConvCovec(_ConvBase):
     priority = 10
     cl_file = "conv_covec.cl"
     fuses_pool = True
+    fuses_residual = True
 
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
         super().__init__(step, logical_shapes(step, shapes, TAG))
@@ -109,6 +110,8 @@ class ConvCovec(_ConvBase):
                  "POOL": self.pool}
         if self.half:
             fixed["HALF"] = 1
+        if self.res:
+            fixed["RES"] = self.res
         return " ".join(f"-D{k}={v}" for k, v in fixed.items()) + " -cl-fast-relaxed-math -cl-mad-enable"
 
     def relayout(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
@@ -136,7 +139,7 @@ class ConvCovec(_ConvBase):
         k = cl.Kernel(program, "conv2d_covec")  # a fresh kernel per layer: layers may share a program
         geometry = (self.ic, self.ih, self.iw, self.oc, self.oh, self.ow, self.pt, self.pl, self.ncb)
         k.set_args(ins[0], ins[1], ins[2], outs[0], np.float32(self.a0), np.float32(self.a1),
-                   *(np.int32(v) for v in geometry))
+                   *(np.int32(v) for v in geometry), *self.residual_args(ins))
         # dims 0 and 1 rounded up to the local size: items past the map store nothing; dim 2 is exact (local 1)
         lx, ly = self.local[0], self.local[1]
         gs = (-(-self.ow // (self.np_ * lx)) * lx, -(-self.oh // (self.ry * ly)) * ly, self.n * self.ncb)

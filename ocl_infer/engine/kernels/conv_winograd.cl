@@ -142,7 +142,7 @@ __kernel void winograd_gemm(__global const store_t* restrict v, __global const s
 
 __kernel void winograd_output(__global const store_t* restrict m, __global const float* restrict bias,
                               __global float* restrict y, const float a0, const float a1, const int oc,
-                              const int oh, const int ow, const int ncb, const int tp) {
+                              const int oh, const int ow, const int ncb, const int tp RESIDUAL_ARG) {
     // Launch: global (OC rounded up to the local size, TW, TH).
     const int co = get_global_id(0), tx = get_global_id(1), ty = get_global_id(2);
     if (co >= oc) return;
@@ -158,11 +158,25 @@ __kernel void winograd_output(__global const store_t* restrict m, __global const
     }
     const float b = bias[co];
     __global float* o = y + (size_t)co * oh * ow;
+#if RES
+    __global const float* rp = res + (size_t)co * oh * ow;
+#endif
 #pragma unroll
     for (int i = 0; i < 2; i++) {
         const int yy = 2 * ty + i, xx = 2 * tx;
         if (yy >= oh) break;
-        o[yy * ow + xx] = activate(a[i][0] + a[i][1] + a[i][2] + b, a0, a1);
-        if (xx + 1 < ow) o[yy * ow + xx + 1] = activate(a[i][1] - a[i][2] - a[i][3] + b, a0, a1);
+#pragma unroll
+        for (int k = 0; k < 2; k++) {
+            if (xx + k >= ow) break;
+            float v = (k == 0 ? a[i][0] + a[i][1] + a[i][2] : a[i][1] - a[i][2] - a[i][3]) + b;
+#if RES == 1
+            v += rp[yy * ow + xx + k];
+#endif
+            v = activate(v, a0, a1);
+#if RES == 2
+            v += rp[yy * ow + xx + k];
+#endif
+            o[yy * ow + xx + k] = v;
+        }
     }
 }

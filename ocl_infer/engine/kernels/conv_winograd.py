@@ -90,6 +90,7 @@ class ConvWinograd(_ConvBase):
     variant = "winograd"
     priority = 20
     cl_file = "conv_winograd.cl"
+    fuses_residual = True
 
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
         super().__init__(step, _logical_shapes(step, shapes))
@@ -131,8 +132,8 @@ class ConvWinograd(_ConvBase):
 
     def build_options(self) -> str:
         """Only the blocking and epilogue: the geometry is passed at launch, so layers share programs."""
-        half = " -DHALF=1" if self.half else ""
-        return f"-DNT={self.nt} -DNV={self.nv} -DACT={self.act}{half} -cl-fast-relaxed-math -cl-mad-enable"
+        extra = (" -DHALF=1" if self.half else "") + (f" -DRES={self.res}" if self.res else "")
+        return f"-DNT={self.nt} -DNV={self.nv} -DACT={self.act}{extra} -cl-fast-relaxed-math -cl-mad-enable"
 
     def relayout(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
         fname, bname = self.step.inputs[1], self.step.inputs[2]
@@ -169,7 +170,7 @@ class ConvWinograd(_ConvBase):
         k_mm.set_args(v, ins[1], m, i32(self.ic), i32(self.ncb), i32(self.tp))
         k_out = cl.Kernel(program, "winograd_output")
         k_out.set_args(m, ins[2], outs[0], np.float32(self.a0), np.float32(self.a1), i32(self.oc), i32(self.oh),
-                       i32(self.ow), i32(self.ncb), i32(self.tp))
+                       i32(self.ow), i32(self.ncb), i32(self.tp), *self.residual_args(ins))
         # Fixed local sizes: the same JIT specialisation serves every layer (PoCL compiles per local size).
         li, lo = self.in_local, self.out_local
         return [ScratchLaunch(k_in, (-(-self.tp // li[0]) * li[0], self.ic), li, (v,)),

@@ -78,6 +78,9 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
     if fuse:
         drafts = _fold_batch_norm(drafts, consts, shapes, outputs)
         drafts = _fuse_activations(drafts, consts, outputs)
+        drafts = _fuse_residual(drafts, consts, shapes, outputs, graph.inputs,
+                                lambda st: _kernel_or_none(choose, st, shapes, facts))
+        drafts = _fuse_activations(drafts, consts, outputs)  # act(conv + residual): ResNet's order
         drafts = _fuse_max_pool(drafts, shapes, outputs, lambda st: _supported(choose, st, shapes, facts))
     _mark_aliases(drafts)
     steps: list[Step] = []
@@ -184,6 +187,46 @@ def _supported(choose: Callable[..., Any], step: Step, shapes: dict[str, tuple[i
         return False
 
 
+def _kernel_or_none(choose: Callable[..., Any], step: Step, shapes: dict[str, tuple[int, ...]],
+                    facts: DeviceFacts) -> Any:
+    try:
+        return choose(step, shapes, facts)
+    except ModelError:
+        return None
+
+
+def _fuse_residual(drafts: list[_Draft], consts: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
+                   outputs: set[str], graph_inputs: tuple[str, ...],
+                   kernel_of: Callable[[Step], Any]) -> list[_Draft]:
+    """conv (+ activation) -> add(other) becomes one conv step that adds `other` in its epilogue (a residual
+    connection: the sum is never written and read back separately). attrs["residual"] says where: "pre" adds
+    before the activation (ResNet: a relu after the add is fused next), "post" after it (Darknet's shortcut).
+    Only when `other` is computed before the conv and the kernel chosen stays the same one."""
+    produced_before: set[str] = set(graph_inputs)
+    out: list[_Draft] = []
+    removed: set[int] = set()
+    for d in drafts:
+        if id(d) in removed:
+            continue
+        add = _single_consumer(drafts, d.outputs[0], outputs) if d.kind == "conv" else None
+        if (add is not None and add.kind == "add" and len(add.inputs) == 2 and len(d.inputs) == 3
+                and not d.attrs.get("pool") and "residual" not in d.attrs):
+            other = add.inputs[1] if add.inputs[0] == d.outputs[0] else add.inputs[0]
+            if (other != d.outputs[0] and other not in consts and other in produced_before
+                    and tuple(shapes[other]) == tuple(shapes[d.outputs[0]])
+                    and tuple(shapes[add.outputs[0]]) == tuple(shapes[d.outputs[0]])):
+                attrs = {**d.attrs, "residual": "post" if "activation" in d.attrs else "pre"}
+                plain = Step("conv", "", tuple(d.inputs), tuple(d.outputs), MappingProxyType(d.attrs), d.name)
+                trial = Step("conv", "", (*d.inputs, other), (add.outputs[0],), MappingProxyType(attrs), d.name)
+                kernel = kernel_of(plain)
+                if kernel is not None and kernel_of(trial) is kernel:
+                    d = _Draft("conv", [*d.inputs, other], [add.outputs[0]], attrs, d.name, fused=[*d.fused, add.name])
+                    removed.add(id(add))
+        produced_before.update(d.outputs)
+        out.append(d)
+    return out
+
+
 def _fuse_max_pool(drafts: list[_Draft], shapes: dict[str, tuple[int, ...]], outputs: set[str],
                    supported: Callable[[Step], bool]) -> list[_Draft]:
     """conv (+ activation) -> 2x2/2 max pool becomes one conv step writing the pooled map, when a conv kernel
@@ -193,7 +236,7 @@ def _fuse_max_pool(drafts: list[_Draft], shapes: dict[str, tuple[int, ...]], out
     for d in drafts:
         if id(d) in removed:
             continue
-        if d.kind == "conv" and len(shapes[d.inputs[0]]) == 4:
+        if d.kind == "conv" and len(shapes[d.inputs[0]]) == 4 and "residual" not in d.attrs:
             pool = _single_consumer(drafts, d.outputs[0], outputs)
             act = d.attrs.get("activation")
             # max commutes with non-decreasing activations only

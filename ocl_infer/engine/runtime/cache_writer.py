@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -84,10 +85,22 @@ def write_jobs(job_file: Path) -> int:
     return written
 
 
+LOCK_WAIT_S = 600.0  # a writer stuck longer than this (a hung driver) is not waited for
+
+
 @contextlib.contextmanager
 def _writer_lock(folder: Path) -> Iterator[None]:
+    """Writers queue (one core for them, at most); TimeoutError after LOCK_WAIT_S."""
     with open(folder / ".writer.lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # writers queue: one core for them, at most
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{folder}: another program cache writer holds the lock") from None
+                time.sleep(0.2)
         try:
             yield
         finally:
@@ -96,14 +109,16 @@ def _writer_lock(folder: Path) -> Iterator[None]:
 
 def main(argv: list[str]) -> int:
     job_file = Path(argv[0])
-    with contextlib.suppress(OSError):
-        os.nice(19)
     try:
         write_jobs(job_file)
+    except TimeoutError:  # the next start compiles again and hands the job to a new writer
+        return 1
     finally:
         job_file.unlink(missing_ok=True)
     return 0
 
 
 if __name__ == "__main__":
+    with contextlib.suppress(OSError):
+        os.nice(19)  # only ever behind the frames of the process that started us
     sys.exit(main(sys.argv[1:]))

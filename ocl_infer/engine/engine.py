@@ -218,7 +218,10 @@ class Engine:
         from ocl_infer.engine.runtime.prewarm import MIN_MISSING, missing_programs, start_prewarm
 
         o = self.options
-        if not (o.prewarm and o.disk_cache and o.warmup) or missing_programs(plan, device) < MIN_MISSING:
+        # a second device of the same kind finds the first one's kernels in the driver's cache already
+        same_kind = any(rt.device.name == device.name for rt in self.runtimes)
+        if (not (o.prewarm and o.disk_cache and o.warmup) or same_kind
+                or missing_programs(plan, device) < MIN_MISSING):
             return None
         child = start_prewarm(plan, device)
         if child is not None:

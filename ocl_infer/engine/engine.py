@@ -100,7 +100,7 @@ class Engine:
         self.devices = select_devices(devices)
         self.plans: list[Plan] = []
         self.runtimes: list[DeviceRuntime] = []
-        self._children: list[subprocess.Popen[bytes]] = []  # prewarm children and program cache writers
+        self._children: list[subprocess.Popen[bytes]] = []  # prewarm children (runtime/prewarm.py)
         pipelined = self.options.pipeline and len(self.devices) > 1
         # one graph per device: the whole graph (frames spread over devices) or one stage each (pipeline)
         graphs = split_graph(self.graph, len(self.devices)) if pipelined else [self.graph] * len(self.devices)
@@ -281,8 +281,8 @@ class Engine:
         if getattr(self, "_closed", True) and not getattr(self, "runtimes", None):
             return
         self._closed = True
-        for child in getattr(self, "_children", []):
-            child.poll()  # reap a finished prewarm child; a running one ends by itself
+        for child in (*getattr(self, "_children", ()), *getattr(self, "_cache_writers", ())):
+            child.poll()  # reap a finished child; a running one ends by itself
         stuck = self._dispatcher.close() if hasattr(self, "_dispatcher") else []
         self._release(keep=stuck)
 

@@ -253,3 +253,41 @@ def test_cli_tune_prints_rule_vs_tuned_and_saves_the_table(
     assert "programs to compile at a cold start: rule 2, tuned " in out
     assert len(TuningTable.load(device_key())) == 2
     assert main(["tune", str(two_conv_model[0]), "--rounds", "0"]) == 2  # a clear error, no traceback
+
+
+@pytest.mark.parametrize("confirmed", [True, False])
+def test_a_screened_winner_must_be_confirmed_against_the_rule(
+        cache: Path, two_conv_model: tuple[Path, Any, np.ndarray], monkeypatch: pytest.MonkeyPatch,
+        confirmed: bool) -> None:
+    """Device times replaced by fixed ones (the decision, not the clock, is under test): candidate 1 looks twice
+    as fast as the rule in the screening runtime; in the paired confirmation runtime it does again or not."""
+    from ocl_infer.engine.devices.selection import select_devices
+    from ocl_infer.engine.graph import load_graph
+    from ocl_infer.engine.kernels.conv_covec import ConvCovec
+    from ocl_infer.engine.kernels.conv_winograd import ConvWinograd
+    from ocl_infer.engine.runtime import DeviceRuntime
+    from ocl_infer.engine.tuning import TuningTable, tunable_steps, tune_graph
+
+    for cls in (ConvCovec, ConvWinograd):
+        monkeypatch.setattr(cls, "candidates", classmethod(lambda c, s, sh, f=cls.candidates: f(s, sh)[:3]))
+    fast: list[dict[str, Any]] = []
+    real_profile = DeviceRuntime.profile
+
+    def fixed_profile(self: Any, feeds: Any) -> list[tuple[str, float]]:
+        real_profile(self, feeds)  # the launches still run
+        steps = {f"{s.name} [{s.variant}]": s for s in self.plan.steps}
+        pairs = len(self.plan.steps) > 4  # warm-up + 3 candidates when screening; warm-up + 8 in pairs
+
+        def ms(name: str) -> float:
+            is_fast = any(all(list(steps[name].attrs[k]) == v for k, v in p.items()) for p in fast)
+            return 1.0 if is_fast and (confirmed or not pairs) else 2.0
+        return [(name, ms(name)) for name in steps]
+
+    monkeypatch.setattr(DeviceRuntime, "profile", fixed_profile)
+    graph = load_graph(two_conv_model[0])
+    plan = make_plan(graph, DeviceFacts())
+    fast += [cls.candidates(step, plan.shapes)[1] for step, cls, _ in tunable_steps(plan)]
+    results = tune_graph(graph, select_devices(None)[0], TuningTable("test"), rounds=1, reps=1)
+    for r, f in zip(results, fast, strict=True):
+        assert r.rule_ms == 2.0
+        assert (r.best, r.best_ms) == ((f, 1.0) if confirmed else (r.rule, 2.0))

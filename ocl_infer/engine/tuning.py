@@ -56,11 +56,11 @@ def table_path(device_key: str, directory: Path | None = None) -> Path:
 
 def step_signature(kernel: Any) -> str:
     """What a tuned choice depends on: batch, channels, spatial sizes, taps, padding, fused pool, activation
-    code and storage precision, read from a conv wrapper (kernels.conv._ConvBase)."""
+    code, fused residual add and storage precision, read from a conv wrapper (kernels.conv._ConvBase)."""
     k = kernel
     precision = k.step.attrs.get("precision", "fp32")
     return (f"n{k.n} ic{k.ic} {k.ih}x{k.iw} oc{k.oc} {k.oh}x{k.ow} k{k.kh}x{k.kw} p{k.pt},{k.pl} "
-            f"pool{getattr(k, 'pool', 0)} act{k.act} {precision}")
+            f"pool{getattr(k, 'pool', 0)} act{k.act} res{getattr(k, 'res', 0)} {precision}")
 
 
 def is_tunable(cls: Any) -> bool:
@@ -273,9 +273,9 @@ def _without_tuning(step: Step) -> Step:
 
 def candidate_plan(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]],
                    candidates: list[dict[str, Any]], rng: np.random.Generator) -> Plan:
-    """One plan running every candidate of `step` as its own step "candidate <i>": input "x" (random), outputs
-    "y0".. (y0 is the rule's), after an untimed "warm-up" step (output "y_warm"); random weights re-laid out
-    by each candidate's wrapper (shared where the layout is the same).
+    """One plan running every candidate of `step` as its own step "candidate <i>": inputs "x" (and "r3" for a
+    fused residual), outputs "y0".. (y0 is the rule's), after an untimed "warm-up" step (output "y_warm");
+    random weights re-laid out by each candidate's wrapper (shared where the layout is the same).
 
     The step is re-created with plain tensor names so each wrapper sees the logical shapes."""
     x_shape, y_shape = tuple(shapes[step.inputs[0]]), tuple(shapes[step.outputs[0]])
@@ -284,7 +284,10 @@ def candidate_plan(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]],
     consts = {"w": (rng.standard_normal(w_shape) / np.sqrt(probe.ic * probe.kh * probe.kw)).astype(np.float32),
               "b": rng.standard_normal((1, probe.oc)).astype(np.float32)}
     plan_shapes: dict[str, tuple[int, ...]] = {"x": x_shape, "w": w_shape, "b": (1, probe.oc)}
-    inputs = ("x", "w", "b")[: len(step.inputs)]
+    # tensors after input, filter and bias (a fused residual add's) are plan inputs too, fed random data
+    extra = {f"r{i}": tuple(shapes[n]) for i, n in enumerate(step.inputs[3:], start=3)}
+    plan_shapes.update(extra)
+    inputs = (*("x", "w", "b")[: len(step.inputs)], *extra)
     device_consts: dict[str, np.ndarray] = {}
     steps = []
     for i, params in enumerate(candidates):
@@ -292,9 +295,9 @@ def candidate_plan(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]],
         plan_shapes[out] = y_shape
         attrs = {**_without_tuning(step).attrs, **params}
         cand = Step(step.kind, cls.variant, inputs, (out,), MappingProxyType(attrs), f"candidate {i}")
-        renamed = cls(cand, plan_shapes).relayout({n: consts[n] for n in inputs[1:]})
+        renamed = cls(cand, plan_shapes).relayout({n: consts[n] for n in inputs[1:3]})
         new_inputs = list(inputs)
-        for j, n in enumerate(inputs[1:], start=1):
+        for j, n in enumerate(inputs[1:3], start=1):
             key, arr = renamed.get(n, (n, consts[n]))
             device_consts[key] = np.ascontiguousarray(arr, dtype=np.float16 if arr.dtype == np.float16
                                                       else np.float32)
@@ -306,9 +309,13 @@ def candidate_plan(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]],
     plan_shapes["y_warm"] = y_shape
     steps.insert(0, Step(steps[0].kind, steps[0].variant, steps[0].inputs, ("y_warm",), steps[0].attrs, "warm-up"))
     outputs = ("y_warm", *(f"y{i}" for i in range(len(candidates))))
-    buffers = plan_buffers(steps, plan_shapes, ("x",), outputs)
-    return Plan(inputs=("x",), outputs=outputs, shapes=MappingProxyType(plan_shapes), steps=tuple(steps),
+    buffers = plan_buffers(steps, plan_shapes, ("x", *extra), outputs)
+    return Plan(inputs=("x", *extra), outputs=outputs, shapes=MappingProxyType(plan_shapes), steps=tuple(steps),
                 constants=MappingProxyType(device_consts), buffers=buffers)
+
+
+def random_feeds(plan: Plan, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {n: rng.standard_normal(plan.shapes[n]).astype(np.float32) for n in plan.inputs}
 
 
 def _rel_error(got: np.ndarray, want: np.ndarray) -> float:
@@ -342,7 +349,7 @@ def tune_step(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]], devic
     candidates = cls.candidates(_without_tuning(step), shapes)
     rng = np.random.default_rng(seed)
     plan = candidate_plan(step, cls, shapes, candidates, rng)
-    feeds = {"x": rng.standard_normal(plan.shapes["x"]).astype(np.float32)}
+    feeds = random_feeds(plan, rng)
     rt = _runtime(plan, device, label, what)
     try:
         outs = rt.run(feeds)  # also PoCL's first-launch JIT of every candidate
@@ -384,7 +391,7 @@ def confirm(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]], device:
     order = [rule, cand, cand, rule] * (PAIRS // 2)
     rng = np.random.default_rng(seed)
     plan = candidate_plan(step, cls, shapes, order, rng)
-    feeds = {"x": rng.standard_normal(plan.shapes["x"]).astype(np.float32)}
+    feeds = random_feeds(plan, rng)
     rt = _runtime(plan, device, label, f"{step.name} [{cls.variant}]")
     ratios: list[float] = []
     mins = [float("inf"), float("inf")]

@@ -291,3 +291,21 @@ def test_a_screened_winner_must_be_confirmed_against_the_rule(
     for r, f in zip(results, fast, strict=True):
         assert r.rule_ms == 2.0
         assert (r.best, r.best_ms) == ((f, 1.0) if confirmed else (r.rule, 2.0))
+
+
+def test_tuner_handles_a_fused_residual_add(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """relu(conv(x) + x): covec with the add fused (a 4th, non-constant input); tuned plan vs onnxruntime."""
+    from ocl_infer.engine import Engine
+    from ocl_infer.engine.kernels.conv_covec import ConvCovec
+
+    monkeypatch.setattr(ConvCovec, "candidates",
+                        classmethod(lambda c, s, sh, f=ConvCovec.candidates: f(s, sh)[:3]))
+    x = rand(1, 16, 12, 12)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "x"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    model = make_model(nodes, {"x": x.shape}, ["y"], {"w": rand(16, 16, 3, 3) / np.float32(12), "b": rand(16)})
+    path = convert(model, tmp_path / "res.nnef")
+    with Engine(path, poison=True, disk_cache=False, tune=True) as engine:
+        (conv,) = [s for s in engine.plan.steps if s.kind == "conv"]
+        assert conv.variant == "covec" and conv.attrs.get("residual") and conv.attrs.get("tuned")
+        assert rel_error(engine.run({"x": x})["y"], run_onnx(model, {"x": x})["y"]) <= 1e-4

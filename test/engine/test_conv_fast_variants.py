@@ -52,13 +52,41 @@ def test_covec_matches_onnxruntime(run_conv, shape, oc, k, pads, act):
 
 @pytest.mark.parametrize("shape,oc,act", [
     ((1, 64, 13, 13), 40, "LeakyRelu"),   # 49 tiles -> 7 per item, odd map: the last tile is half outside
-    ((1, 96, 10, 7), 48, "Tanh"),         # 20 tiles -> padded to 4s; odd width
-    ((1, 128, 26, 26), 256, None),
+    ((1, 96, 6, 5), 48, "Tanh"),          # 9 tiles -> padded to 4s; odd width
+    ((1, 128, 10, 10), 256, None),        # 25 tiles -> 5 per item
 ])
 def test_winograd_matches_onnxruntime(run_conv, shape, oc, act):
     err, variants = run_conv(shape, oc, (3, 3), (1, 1, 1, 1), act)
     assert variants == {"winograd"}
     assert err <= 1e-4
+
+
+@pytest.mark.parametrize("shape,oc,act", [
+    ((1, 128, 26, 26), 256, None),        # 49 tiles of 4x4, the last row and column half outside
+    ((1, 96, 10, 7), 48, "Tanh"),         # 6 tiles -> padded to 4s; odd width
+    ((1, 64, 20, 22), 40, "LeakyRelu"),   # 30 tiles -> 5 per item; channel tail
+])
+def test_winograd4_matches_onnxruntime(run_conv, shape, oc, act):
+    """F(4x4, 3x3) where it saves enough multiplies over F(2x2); its rounding error is larger but well within
+    the float32 tolerance."""
+    err, variants = run_conv(shape, oc, (3, 3), (1, 1, 1, 1), act)
+    assert variants == {"winograd4"}
+    assert err <= 1e-4
+
+
+def test_winograd4_filter_transform_reproduces_direct_conv_in_float64():
+    from ocl_infer.engine.kernels.conv_winograd4 import winograd4_filter
+
+    # One 6x6 tile through B^T d B, (U * V), A^T M A must equal the 4x4 direct correlation.
+    g = rng.standard_normal((1, 1, 3, 3))
+    d = rng.standard_normal((6, 6))
+    bt = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                   [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], float)
+    at = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], float)
+    u = winograd4_filter(g.astype(np.float32), 16)[:, 0, 0, 0].astype(np.float64).reshape(6, 6)
+    y = at @ (u * (bt @ d @ bt.T)) @ at.T
+    direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * g[0, 0]) for j in range(4)] for i in range(4)])
+    np.testing.assert_allclose(y, direct, rtol=1e-5, atol=1e-5)
 
 
 def test_strided_conv_is_left_to_the_general_kernel(run_conv):

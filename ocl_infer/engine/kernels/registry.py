@@ -29,6 +29,7 @@ def _load_families() -> None:
             conv_covec,
             conv_depthwise,
             conv_winograd,
+            conv_winograd4,
             elementwise,
             layout,
             matmul,

@@ -1,0 +1,112 @@
+// Winograd F(4x4, 3x3): the same three launches as F(2x2, 3x3) (conv_winograd.cl, put before this file:
+// its GEMM and storage macros serve both) with 6x6 input tiles, 36 GEMMs and 4x4 output tiles. 4x fewer
+// multiplies than a direct conv (F(2x2) saves 2.25x); larger transforms and slightly larger rounding error.
+//   winograd4_input : V = B^T d B for each 6x6 patch (origin 4 ty - 1, 4 tx - 1), V [36][IC][TP]
+//   winograd4_output: Y = A^T M A (4x4 outputs) + bias, activation (and a fused residual), y [OC][OH][OW]
+// TW = ceil(OW/4), T = TW * ceil(OH/4) tiles, TP = T rounded up to NT.
+
+// B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1], applied to
+// the six values d0..d5 of one column (or row)
+#define BT6(d, o)                                                \
+    o[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];                     \
+    o[1] = -4.0f * (d[1] + d[2]) + d[3] + d[4];                  \
+    o[2] = 4.0f * (d[1] - d[2]) - d[3] + d[4];                   \
+    o[3] = 2.0f * (d[3] - d[1]) + d[4] - d[2];                   \
+    o[4] = 2.0f * (d[1] - d[3]) + d[4] - d[2];                   \
+    o[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
+
+// Launch: global (TP rounded up to the local size, IC). Tiles at or past T get zeros.
+__kernel void winograd4_input(__global const float* restrict x, __global store_t* restrict v, const int ic,
+                              const int ih, const int iw, const int tw, const int tiles, const int tp,
+                              const float inv_tw) {
+    const int t = get_global_id(0);
+    const int ci = get_global_id(1);
+    if (t >= tp) return;
+    const int ty = (int)(((float)t + 0.5f) * inv_tw), tx = t - ty * tw;  // exact: see conv_winograd.cl
+    const int y0 = 4 * ty - 1, x0 = 4 * tx - 1;
+    __global const float* p = x + (size_t)ci * ih * iw;
+    float d[6][6];
+#pragma unroll
+    for (int i = 0; i < 6; i++)
+#pragma unroll
+        for (int j = 0; j < 6; j++) {
+            const int yy = y0 + i, xx = x0 + j;
+            d[i][j] = (t < tiles && yy >= 0 && yy < ih && xx >= 0 && xx < iw) ? p[yy * iw + xx] : 0.0f;
+        }
+    float b[6][6];  // B^T d, column by column
+#pragma unroll
+    for (int j = 0; j < 6; j++) {
+        float c[6], o[6];
+#pragma unroll
+        for (int i = 0; i < 6; i++) c[i] = d[i][j];
+        BT6(c, o)
+#pragma unroll
+        for (int i = 0; i < 6; i++) b[i][j] = o[i];
+    }
+    __global store_t* out = v + (size_t)ci * tp + t;
+    const size_t plane = (size_t)ic * tp;
+#pragma unroll
+    for (int i = 0; i < 6; i++) {  // (B^T d) B, row by row
+        float o[6];
+        BT6(b[i], o)
+#pragma unroll
+        for (int j = 0; j < 6; j++) STORE1(o[j], out, (i * 6 + j) * plane);
+    }
+}
+
+// A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1] on six values
+#define AT6(s, o)                                                \
+    o[0] = s[0] + s[1] + s[2] + s[3] + s[4];                     \
+    o[1] = s[1] - s[2] + 2.0f * (s[3] - s[4]);                   \
+    o[2] = s[1] + s[2] + 4.0f * (s[3] + s[4]);                   \
+    o[3] = s[1] - s[2] + 8.0f * (s[3] - s[4]) + s[5];
+
+// Launch: global (OC rounded up to the local size, TW, TH).
+__kernel void winograd4_output(__global const store_t* restrict m, __global const float* restrict bias,
+                               __global float* restrict y, const float a0, const float a1, const int oc,
+                               const int oh, const int ow, const int ncb, const int tp RESIDUAL_ARG) {
+    const int co = get_global_id(0), tx = get_global_id(1), ty = get_global_id(2);
+    if (co >= oc) return;
+    const int t = ty * get_global_size(1) + tx;
+    float s[6][6];
+#pragma unroll
+    for (int i = 0; i < 6; i++)
+#pragma unroll
+        for (int j = 0; j < 6; j++) s[i][j] = LOAD1(m, ((size_t)(i * 6 + j) * tp + t) * (ncb * CO_V) + co);
+    float a[4][6];  // A^T s, column by column
+#pragma unroll
+    for (int j = 0; j < 6; j++) {
+        float c[6], o[4];
+#pragma unroll
+        for (int i = 0; i < 6; i++) c[i] = s[i][j];
+        AT6(c, o)
+#pragma unroll
+        for (int i = 0; i < 4; i++) a[i][j] = o[i];
+    }
+    const float b = bias[co];
+    __global float* out = y + (size_t)co * oh * ow;
+#if RES
+    __global const float* rp = res + (size_t)co * oh * ow;
+#endif
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int yy = 4 * ty + i;
+        if (yy >= oh) break;
+        float r[4];
+        AT6(a[i], r)
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const int xx = 4 * tx + k;
+            if (xx >= ow) break;
+            float v = r[k] + b;
+#if RES == 1
+            v += rp[yy * ow + xx];
+#endif
+            v = activate(v, a0, a1);
+#if RES == 2
+            v += rp[yy * ow + xx];
+#endif
+            out[yy * ow + xx] = v;
+        }
+    }
+}

@@ -9,6 +9,7 @@ from ocl_infer.engine.graph.ops import BINARY_OPS, UNARY_OPS
 from ocl_infer.engine.kernels.base import (
     Kernel,
     Launch,
+    contiguous_strides,
     global_1d,
     int8,
     new_kernel,
@@ -72,6 +73,11 @@ class Binary(_Elementwise):
                 k.set_args(a, ins[i], outs[0], d, int8(sa, 0), int8(strides[i], 0), np.int32(n))
                 result.append(Launch(k, global_1d(n)))
             return result
+        flat = contiguous_strides(out)
+        if all(st == flat or n == 1 for st in strides):  # same shapes: the flat kernel, no index arithmetic
+            k = new_kernel(program, "bf_" + name[2:])
+            k.set_args(ins[0], ins[1], outs[0], np.int32(n))
+            return [Launch(k, global_1d(n))]
         k = new_kernel(program, name)
         k.set_args(ins[0], ins[1], outs[0], d, int8(strides[0], 0), int8(strides[1], 0), np.int32(n))
         return [Launch(k, global_1d(n))]

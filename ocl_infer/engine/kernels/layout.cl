@@ -13,13 +13,17 @@ __kernel void contiguous_copy(__global const float* restrict src, __global float
     if (i < n) dst[doff + i] = src[soff + i];
 }
 
+// One input pixel per work-item, written fh x fw times: grid coordinates, no run-time divisions (which made
+// the flat version 4x slower). Launch: global (IW rounded up to the local size, IH, planes).
 __kernel void nearest_upsample2d(__global const float* restrict src, __global float* restrict dst, const int ih,
-                                 const int iw, const int fh, const int fw, const int n) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
-    const int ow = iw * fw, oh = ih * fh;
-    const int ox = i % ow, oy = (i / ow) % oh, p = i / (ow * oh);
-    dst[i] = src[((size_t)p * ih + oy / fh) * iw + ox / fw];
+                                 const int iw, const int fh, const int fw) {
+    const int ix = get_global_id(0), iy = get_global_id(1), p = get_global_id(2);
+    if (ix >= iw) return;
+    const float v = src[((size_t)p * ih + iy) * iw + ix];
+    const int ow = iw * fw;
+    __global float* o = dst + ((size_t)p * ih * fh + iy * fh) * ow + ix * fw;
+    for (int a = 0; a < fh; a++)
+        for (int b = 0; b < fw; b++) o[a * ow + b] = v;
 }
 
 inline int pad_index(int j, const int len, const int border) {

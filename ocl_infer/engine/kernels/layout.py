@@ -137,11 +137,11 @@ class StridedCopy(_Layout):
                                      contiguous_strides(tuple(dims)))]
         if kind == "nearest_upsample":
             f = tuple(a["factor"])
-            if len(x) == 4 and len(f) == 2:  # the common 2-D case: a dedicated kernel, 3 divisions per pixel
-                n = size_of(y)
+            if len(x) == 4 and len(f) == 2:  # the common 2-D case: a dedicated kernel
                 k = new_kernel(program, "nearest_upsample2d")
-                k.set_args(ins[0], outs[0], *(np.int32(v) for v in (x[2], x[3], f[0], f[1], n)))
-                return [Launch(k, global_1d(n))]
+                k.set_args(ins[0], outs[0], *(np.int32(v) for v in (x[2], x[3], f[0], f[1])))
+                lx = 8  # one local size for every map: one JIT specialisation
+                return [Launch(k, (-(-x[3] // lx) * lx, x[2], x[0] * x[1]), (lx, 1, 1))]
             # otherwise view the output as (..., H, fh, W, fw) reading the input with 0 strides
             lead = x[: len(x) - len(f)]
             dims, ss = list(lead), list(contiguous_strides(x)[: len(lead)])

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ocl_infer.engine.kernels.conv_winograd import ConvWinograd
+from ocl_infer.engine.kernels.conv_winograd import ConvWinograd, filter_taps
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
@@ -24,11 +24,8 @@ G4 = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
 def winograd4_filter(w: np.ndarray, cov: int) -> np.ndarray:
     """U = G g G^T for each (oc, ic) of w [OC, IC, 3, 3], laid out [36][NCB][IC][cov], OC zero-padded.
     One output slab at a time from small reused temporaries (see `winograd_filter`)."""
-    oc, ic = w.shape[:2]
-    ncb = -(-oc // cov)
-    padded = np.zeros((ncb * cov, ic, 3, 3), np.float32)
-    padded[:oc] = w
-    g = np.ascontiguousarray(padded.reshape(ncb, cov, ic, 3, 3).transpose(3, 4, 0, 2, 1))  # [kh][kw][NCB][IC][cov]
+    g = filter_taps(w, cov)
+    ncb, ic = g.shape[2:4]
     out = np.empty((6, 6, ncb, ic, cov), np.float32)
     rows = np.empty((3, ncb, ic, cov), np.float32)
     scratch = np.empty((3, ncb, ic, cov), np.float32)

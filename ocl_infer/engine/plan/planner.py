@@ -1,5 +1,6 @@
-"""Graph -> Plan: constant folding, batch-norm folding, conv/linear + activation fusion, aliases, kernel choice,
-weight re-layout and the buffer plan. Pure Python and numpy; no device needed."""
+"""Graph -> Plan: constant folding, batch-norm folding, conv/linear + activation fusion, conv + residual add and
+conv + 2x2 max-pool fusion, aliases, kernel choice (and tuned parameters), weight re-layout, the buffer plan and
+the kernels' scratch. Pure Python and numpy; no device needed."""
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field

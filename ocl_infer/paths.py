@@ -6,6 +6,8 @@ prepared there, so a newcomer needs no flags.
 """
 
 import os
+import shutil
+import time
 from pathlib import Path
 
 DEFAULT_MODEL_NAME = "yolov3-tiny"
@@ -51,9 +53,6 @@ STALE_AFTER_S = 3600.0  # no extraction, job or binary write takes this long: an
 def remove_stale(folder: Path, prefixes: tuple[str, ...], older_than_s: float = STALE_AFTER_S) -> int:
     """Delete entries of `folder` whose names start with one of `prefixes` and that were last modified more
     than `older_than_s` ago: temporary files and folders left by a process killed mid-write. Returns how many."""
-    import shutil
-    import time
-
     removed = 0
     try:
         entries = list(folder.iterdir())

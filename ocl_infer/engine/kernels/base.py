@@ -24,6 +24,14 @@ class Launch:
     local_size: tuple[int, ...] | None = None
 
 
+@dataclass(frozen=True)
+class ScratchLaunch(Launch):
+    """A launch that owns scratch buffers (Winograd V/M, depthwise padding): OpenCL does not retain buffers set
+    as kernel arguments, so the launch keeps them alive as long as it is bound."""
+
+    scratch: tuple[Any, ...] = ()
+
+
 @cache
 def read_source(cl_file: str) -> str:
     return (Path(__file__).with_name(cl_file)).read_text()

@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from ocl_infer.engine.kernels.base import Launch, new_kernel
+from ocl_infer.engine.kernels.base import Launch, ScratchLaunch, new_kernel
 from ocl_infer.engine.kernels.conv import _ConvBase
-from ocl_infer.engine.kernels.conv_winograd import ScratchLaunch
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
+RY = 2  # output rows per work-item: each weight is loaded once for RY rows
 LY = 4  # work-items per work-group along rows (PoCL runs a group as one loop; fewer, fuller groups)
 PAD_LOCAL = 4  # padded rows per work-group of the padding pass
 
@@ -29,10 +29,9 @@ class ConvDepthwise(_ConvBase):
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
         super().__init__(step, shapes)
         self.xv = 16 if self.ow > 8 else 8  # narrow maps (7x7) would waste half of a 16-lane vector
-        self.ry = 2
-        rows, cols = -(-self.oh // self.ry), -(-self.ow // self.xv)
+        rows, cols = -(-self.oh // RY), -(-self.ow // self.xv)
         # every row / column a work-item reads, over-hanging ones included
-        self.ph = rows * self.ry + (self.kh - 1) * self.dh
+        self.ph = rows * RY + (self.kh - 1) * self.dh
         self.pw = cols * self.xv + (self.kw - 1) * self.dw
 
     @classmethod
@@ -46,7 +45,7 @@ class ConvDepthwise(_ConvBase):
                 and stride_1)
 
     def build_options(self) -> str:
-        fixed = {"KH": self.kh, "KW": self.kw, "DH": self.dh, "DW": self.dw, "RY": self.ry, "XV": self.xv,
+        fixed = {"KH": self.kh, "KW": self.kw, "DH": self.dh, "DW": self.dw, "RY": RY, "XV": self.xv,
                  "ACT": self.act}
         return " ".join(f"-D{k}={v}" for k, v in fixed.items()) + " -cl-fast-relaxed-math -cl-mad-enable"
 
@@ -68,7 +67,7 @@ class ConvDepthwise(_ConvBase):
         conv = new_kernel(program, "depthwise_conv")
         conv.set_args(xp, ins[1], ins[2], outs[0], np.float32(self.a0), np.float32(self.a1),
                       *(i32(v) for v in (self.oc, self.oc // self.ic, self.ph, self.pw, self.oh, self.ow)))
-        rows = -(-self.oh // self.ry)
+        rows = -(-self.oh // RY)
         return [ScratchLaunch(pad, (-(-self.ph // PAD_LOCAL) * PAD_LOCAL, self.n * self.ic), (PAD_LOCAL, 1), (xp,)),
                 ScratchLaunch(conv, (-(-self.ow // self.xv), -(-rows // LY) * LY, self.n * self.oc), (1, LY, 1),
                               (xp,))]

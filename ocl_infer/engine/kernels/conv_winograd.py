@@ -8,12 +8,11 @@ are bound and live as long as those launches; the plan counts them (`scratch_byt
 precision "fp16" (step attr `precision`), U, V and M are stored as half (half the bytes), arithmetic stays float."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ocl_infer.engine.kernels.base import Launch
+from ocl_infer.engine.kernels.base import Launch, ScratchLaunch
 from ocl_infer.engine.kernels.conv import _ConvBase
 from ocl_infer.engine.kernels.conv_covec import is_half, storage_array
 from ocl_infer.engine.kernels.registry import register
@@ -83,13 +82,6 @@ def winograd_blocking(tiles: int) -> tuple[int, int]:
         if tiles % nt == 0:
             return nt, nv
     return 4, 4
-
-
-@dataclass(frozen=True)
-class ScratchLaunch(Launch):
-    """A launch that owns scratch buffers: OpenCL does not retain buffers set as kernel arguments."""
-
-    scratch: tuple[Any, ...] = ()
 
 
 def _logical_shapes(step: Step, shapes: Mapping[str, tuple[int, ...]]) -> Mapping[str, tuple[int, ...]]:

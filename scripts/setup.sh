@@ -30,6 +30,10 @@ if ! ls "$ICD_DIR"/*.icd >/dev/null 2>&1; then
   apt_install "an OpenCL driver (PoCL, the portable CPU one)" pocl-opencl-icd ocl-icd-libopencl1 clinfo
   ls "$ICD_DIR"/*.icd >/dev/null 2>&1 || fail "PoCL installed but no $ICD_DIR/*.icd appeared"
 fi
+# Oclgrind: a second OpenCL implementation (a simulated GPU) on which the tests check every kernel family for
+# races and out-of-bounds accesses; it registers no ICD file, so PoCL stays the default platform.
+[ -f /usr/lib/oclgrind/liboclgrind-rt-icd.so ] || [ -f /usr/lib/x86_64-linux-gnu/liboclgrind-rt-icd.so ] \
+  || apt_install "Oclgrind (the OpenCL simulator the kernel checks run on)" oclgrind
 missing=()
 command -v cc >/dev/null || missing+=(gcc g++)
 command -v cmake >/dev/null || missing+=(cmake)

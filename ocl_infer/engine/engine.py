@@ -50,20 +50,32 @@ class EngineOptions:
     prewarm: bool = True  # cold start: share compiling with a child process (runtime/prewarm.py)
     precision: str = "fp32"  # "fp16": conv weights and Winograd scratch stored as half (float math, float32 I/O)
     tuning: bool = True  # use the device's cached tuning table (engine/tuning.py); False: the kernels' rules
+    kernels: str = "auto"  # kernel family: "auto" (by device type), "cpu" or "gpu" (facts_of)
     tune: bool = False  # first tune the conv steps the table lacks and save it (slow: seconds per layer shape)
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "fp16"):
             raise ConfigError(f"precision must be 'fp32' or 'fp16', got {self.precision!r}")
+        if self.kernels not in KERNEL_FAMILIES:
+            raise ConfigError(f"kernels must be one of {list(KERNEL_FAMILIES)}, got {self.kernels!r}")
         if self.max_inflight < 1:
             raise ConfigError(f"max_inflight must be >= 1, got {self.max_inflight}")
         if self.watchdog_s <= 0 or self.retry_s < 0:
             raise ConfigError(f"watchdog_s must be > 0 and retry_s >= 0, got {self.watchdog_s}, {self.retry_s}")
 
 
-def facts_of(info: DeviceInfo) -> DeviceFacts:
+KERNEL_FAMILIES = ("auto", "cpu", "gpu")
+
+
+def facts_of(info: DeviceInfo, kernels: str = "auto") -> DeviceFacts:
+    """The device facts kernel choice reads. `kernels` picks the kernel family: "auto" takes the GPU family on
+    GPU and accelerator devices and the CPU family elsewhere; "cpu"/"gpu" force one (tests run each family on
+    every device, and a user can try the other family on an unusual device)."""
+    if kernels not in KERNEL_FAMILIES:
+        raise ConfigError(f"kernels must be one of {list(KERNEL_FAMILIES)}, got {kernels!r}")
+    family = "" if kernels == "auto" else kernels  # "": DeviceFacts takes it from the device type
     return DeviceFacts(type=info.type, compute_units=info.compute_units, local_mem_bytes=info.local_mem_bytes,
-                       max_work_group_size=info.max_work_group_size, fp16=info.fp16,
+                       max_work_group_size=info.max_work_group_size, fp16=info.fp16, family=family,
                        key=f"{info.platform} | {info.name} | {info.driver}")
 
 
@@ -111,9 +123,10 @@ class Engine:
                 if self.options.tuning or self.options.tune:
                     from ocl_infer.engine.tuning import device_table
 
-                    table = device_table(info, graph, self.options.tune, self.options.fuse, self.options.precision)
-                plan = make_plan(graph, facts_of(info), fuse=self.options.fuse, precision=self.options.precision,
-                                 tuning=table)
+                    table = device_table(info, graph, self.options.tune, self.options.fuse, self.options.precision,
+                                         self.options.kernels)
+                plan = make_plan(graph, facts_of(info, self.options.kernels), fuse=self.options.fuse,
+                                 precision=self.options.precision, tuning=table)
                 check_fits(plan, info, self.model_path)
                 self.plans.append(plan)
                 device = cl_device(info)

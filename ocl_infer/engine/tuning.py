@@ -43,8 +43,18 @@ CHECK_TOLERANCE = 1e-4  # a candidate's max error relative to the rule output's 
 MIN_GAIN = 1.03
 
 
+# Tables measured on real devices and shipped with the package, so users of the same device start tuned. One
+# is used when the user's cache has none for the device; it matches on platform and device name, whatever the
+# driver version (`ocl-infer tune` then writes the user's own table, which wins from then on).
+SHIPPED_DIR = Path(__file__).with_name("tuned")
+
+
 def tuning_dir() -> Path:
     return cache_dir() / "tuning"
+
+
+def without_driver(device_key: str) -> str:
+    return device_key.rsplit(" | ", 1)[0]
 
 
 def table_path(device_key: str, directory: Path | None = None) -> Path:
@@ -115,9 +125,14 @@ class TuningTable:
         return f"{variant} | {signature}"
 
     @classmethod
-    def load(cls, device_key: str, directory: Path | None = None) -> "TuningTable":
+    def load(cls, device_key: str, directory: Path | None = None, shipped: Path | None = SHIPPED_DIR
+             ) -> "TuningTable":
+        """The device's table in `directory` (default: the cache), else a shipped table of the same device."""
         path = table_path(device_key, directory)
-        return cls(device_key, path, _read_entries(path, device_key))
+        entries = _read_entries(path, device_key)
+        if not entries and not path.exists() and shipped is not None:
+            entries = _shipped_entries(shipped, device_key)
+        return cls(device_key, path, entries)
 
     def get(self, variant: str, signature: str) -> TuneEntry | None:
         return self.entries.get(self.entry_key(variant, signature))
@@ -161,6 +176,21 @@ class TuningTable:
             Path(tmp).unlink(missing_ok=True)
             raise
         return self.path
+
+
+def _shipped_entries(directory: Path, device_key: str) -> dict[str, TuneEntry]:
+    """The entries of a shipped table written for this platform and device name (any driver version)."""
+    for path in sorted(directory.glob("*.json")):
+        try:
+            device = json.loads(path.read_text()).get("device", "")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(device, str) and without_driver(device) == without_driver(device_key):
+            entries = _read_entries(path, device, quiet=True)
+            if entries:
+                log.info("tuning: using the shipped table %s for %s", path.name, device_key)
+                return entries
+    return {}
 
 
 def _read_entries(path: Path, device_key: str, quiet: bool = False) -> dict[str, TuneEntry]:
@@ -230,7 +260,7 @@ def tunable_steps(plan: Plan) -> list[tuple[Step, Any, str]]:
 
 def tune_graph(graph: Graph, info: Any, table: TuningTable, rounds: int = 3, reps: int = 2, fuse: bool = True,
                precision: str = "fp32", force: bool = False,
-               progress: Callable[[str], None] | None = None) -> list[TuneResult]:
+               progress: Callable[[str], None] | None = None, kernels: str = "auto") -> list[TuneResult]:
     """Tune every tunable step of `graph`'s plan on device `info` (devices.DeviceInfo) that `table` lacks (all
     of them with `force`), store the winners in `table` (not saved: call `table.save()`), and return one result
     per distinct (variant, signature) in plan order, cached ones included."""
@@ -239,7 +269,7 @@ def tune_graph(graph: Graph, info: Any, table: TuningTable, rounds: int = 3, rep
 
     if rounds < 1 or reps < 1:
         raise OclInferError(f"tuning needs rounds >= 1 and reps >= 1, got {rounds}, {reps}")
-    plan = make_plan(graph, facts_of(info), fuse=fuse, precision=precision)  # the rule's plan
+    plan = make_plan(graph, facts_of(info, kernels), fuse=fuse, precision=precision)  # the rule's plan
     device = cl_device(info)
     groups: dict[tuple[str, str], list[Step]] = {}
     classes: dict[tuple[str, str], Any] = {}
@@ -409,7 +439,8 @@ def confirm(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]], device:
     return float(np.median(ratios)), mins[0], mins[1]
 
 
-def device_table(info: Any, graph: Graph, tune: bool, fuse: bool = True, precision: str = "fp32") -> TuningTable:
+def device_table(info: Any, graph: Graph, tune: bool, fuse: bool = True, precision: str = "fp32",
+                 kernels: str = "auto") -> TuningTable:
     """The tuning table of device `info` (devices.DeviceInfo); with `tune`, the steps of `graph` it lacks are
     tuned first and the table saved (slow: seconds per distinct layer shape)."""
     from ocl_infer.engine.engine import facts_of
@@ -418,7 +449,7 @@ def device_table(info: Any, graph: Graph, tune: bool, fuse: bool = True, precisi
     if tune:
         before = len(table)
         tune_graph(graph, info, table, fuse=fuse, precision=precision,
-                   progress=lambda line: log.info("%s: %s", info.label, line))
+                   progress=lambda line: log.info("%s: %s", info.label, line), kernels=kernels)
         if len(table) != before:
             table.save()
     return table

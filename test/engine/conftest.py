@@ -15,9 +15,10 @@ from onnx_models import convert, make_model, rel_error, run_onnx
 TOLERANCE = 1e-4
 
 
-@pytest.fixture
-def check_against_onnx(tmp_path: Path) -> Callable[..., dict[str, float]]:
-    """Build `nodes` as ONNX, convert to NNEF, run engine (poisoned buffers) and onnxruntime, compare."""
+@pytest.fixture(params=["cpu", "gpu"])
+def check_against_onnx(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[..., dict[str, float]]:
+    """Build `nodes` as ONNX, convert to NNEF, run engine (poisoned buffers) and onnxruntime, compare. Runs once
+    per kernel family, each forced onto whatever device the tests see (PoCL here, Oclgrind, a real GPU)."""
 
     def check(nodes: Sequence[onnx.NodeProto], inputs: dict[str, np.ndarray], outputs: Sequence[str],
               initializers: dict[str, np.ndarray] | None = None, opset: int = 13,
@@ -27,7 +28,7 @@ def check_against_onnx(tmp_path: Path) -> Callable[..., dict[str, float]]:
         model = make_model(nodes, {k: v.shape for k, v in inputs.items()}, outputs, initializers, opset)
         nnef_path = convert(model, tmp_path / "model.nnef")
         want = run_onnx(model, inputs)
-        with Engine(nnef_path, poison=True) as engine:
+        with Engine(nnef_path, poison=True, kernels=request.param) as engine:
             got = engine.run(inputs)
         errors = {name: rel_error(got[name], want[name]) for name in outputs}
         bad = {k: v for k, v in errors.items() if not v <= tol}

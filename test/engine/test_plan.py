@@ -118,7 +118,7 @@ def test_plan_buffers_grows_slot_for_bigger_tensor():
 def test_registry_picks_highest_priority_supporting_kernel(net):
     class FastConv(ConvBlocked):
         variant = "test_fast"
-        priority = 10
+        priority = 100  # above every built-in conv
 
         @classmethod
         def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
@@ -128,7 +128,7 @@ def test_registry_picks_highest_priority_supporting_kernel(net):
     try:
         g = load_graph(net)
         cpu = make_plan(g, DeviceFacts(type="cpu"))
-        gpu = make_plan(g, DeviceFacts(type="gpu"))
+        gpu = make_plan(g, DeviceFacts(type="gpu"), fuse=False)  # fused with its pool, the conv would be gemm's
         assert cpu.steps[0].variant == "blocked"
         assert gpu.steps[0].variant == "test_fast"
         assert choose_kernel(gpu.steps[0], gpu.shapes, DeviceFacts(type="gpu")) is FastConv
@@ -158,7 +158,11 @@ def test_conv_variant_chosen_by_shape_and_device():
     assert choose_kernel(*conv_step(33, 1), cpu).variant == "covec"  # channel-vectorised, >= 16 channels
     assert choose_kernel(*conv_step(33, 2), cpu).variant == "blocked"  # strided: the general kernel
     assert choose_kernel(*conv_step(8, 1), cpu).variant == "blocked"  # too few channels for 16-wide vectors
-    assert choose_kernel(*conv_step(33, 1), gpu).variant == "blocked"  # tuned for CPUs only
+    for oc, stride in ((33, 1), (33, 2), (8, 1)):  # the GPU family's implicit GEMM takes every ungrouped conv
+        assert choose_kernel(*conv_step(oc, stride), gpu).variant == "gemm"
+    forced = DeviceFacts(type="cpu", family="gpu")  # Engine(kernels="gpu"): the GPU family on any device
+    assert choose_kernel(*conv_step(33, 1), forced).variant == "gemm"
+    assert DeviceFacts(type="accelerator").family == "gpu"
 
 
 def test_conv_maxpool_fusion_only_where_a_kernel_can(net, tmp_path):
@@ -176,8 +180,10 @@ def test_conv_maxpool_fusion_only_where_a_kernel_can(net, tmp_path):
     assert [(s.kind, s.variant) for s in cpu.steps][:2] == [("conv", "covec"), ("conv", "blocked")]
     assert cpu.steps[0].outputs == ("p1",) and cpu.steps[0].attrs["pool"] == 2
     assert "c1" not in cpu.buffers.storage_of and "a1" not in cpu.buffers.storage_of  # never written
-    gpu = make_plan(g, DeviceFacts(type="gpu"))  # no kernel fuses the pool there: two steps
-    assert [s.kind for s in gpu.steps][:2] == ["conv", "max_pool"]
+    gpu = make_plan(g, DeviceFacts(type="gpu"))  # the implicit GEMM fuses it too
+    assert [(s.kind, s.variant) for s in gpu.steps][:1] == [("conv", "gemm")] and gpu.steps[0].attrs["pool"] == 2
+    tiny = make_plan(g, DeviceFacts(type="gpu", local_mem_bytes=1024))  # no GEMM tile fits: no kernel fuses
+    assert [(s.kind, s.variant) for s in tiny.steps][:2] == [("conv", "blocked"), ("max_pool", "2d")]
 
 
 def test_plan_that_does_not_fit_the_device_is_refused_before_allocation(net):

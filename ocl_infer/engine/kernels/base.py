@@ -54,6 +54,12 @@ class Kernel:
     def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
         return step.kind in cls.ops
 
+    @classmethod
+    def device_rule(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> Step:
+        """`step` with any attrs this kernel derives from the device's facts (a blocking rule, say), so that
+        wrappers re-created later without the facts (runtime, tuner) build the same kernel. Default: unchanged."""
+        return step
+
     def relayout(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
         """Constant input name -> (new name, array in this kernel's device layout). Default: unchanged."""
         return {}

@@ -102,7 +102,7 @@ class ConvCovec(_ConvBase):
         a = step.attrs
         groups = int(a.get("groups", 1))
         return (groups == 1 and _all_ones(a.get("stride")) and _all_ones(a.get("dilation"))
-                and len(step.inputs) > 2 and shapes[step.outputs[0]][1] >= 16 and facts.type == "cpu")
+                and len(step.inputs) > 2 and shapes[step.outputs[0]][1] >= 16 and facts.family == "cpu")
 
     def build_options(self) -> str:
         """Only the blocking, taps and epilogue: the geometry is passed at launch, so layers share programs."""

@@ -126,7 +126,7 @@ class ConvWinograd(_ConvBase):
         pads = [tuple(p) for p in (a.get("padding") or ())]
         ones = all(int(v) == 1 for v in (*(a.get("stride") or ()), *(a.get("dilation") or ())))
         return (len(x) == 4 and x[0] == 1 and tuple(f[2:4]) == (3, 3) and int(a.get("groups", 1)) == 1 and ones
-                and pads == [(1, 1), (1, 1)] and x[1] >= MIN_IC and y[1] >= 16 and facts.type == "cpu")
+                and pads == [(1, 1), (1, 1)] and x[1] >= MIN_IC and y[1] >= 16 and facts.family == "cpu")
 
     @classmethod
     def candidates(cls, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> list[dict[str, Any]]:

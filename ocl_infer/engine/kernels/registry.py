@@ -28,6 +28,7 @@ def _load_families() -> None:
             conv,
             conv_covec,
             conv_depthwise,
+            conv_gemm,
             conv_winograd,
             conv_winograd4,
             elementwise,

@@ -16,7 +16,14 @@ class DeviceFacts:
     local_mem_bytes: int = 32768
     max_work_group_size: int = 4096
     fp16: bool = False
+    # kernel family: "cpu" (wide vector registers, no local memory) or "gpu" (tiles staged in local memory);
+    # "" takes it from the device type
+    family: str = ""
     key: str = ""  # platform | device | driver: names the device's tuning table (engine/tuning.py); "" = none
+
+    def __post_init__(self) -> None:
+        if not self.family:
+            object.__setattr__(self, "family", "gpu" if self.type in ("gpu", "accelerator") else "cpu")
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,7 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
                     " + ".join([d.name, *d.fused]))
         if d.variant != "alias":
             cls = choose(step, shapes, facts)
+            step = cls.device_rule(step, shapes, facts)
             if tuning is not None:
                 step = tuning.apply(cls, step, shapes)
             kernel = cls(step, shapes)

@@ -1,0 +1,137 @@
+// Convolution as an implicit GEMM for GPUs ("gemm"): per image, Y[OC][P] = W[OC][K] x X[K][P] with K = IC*KH*KW
+// and P the output pixels. The im2col matrix X is never written: each work-group gathers a TK x TN tile of it
+// (zero outside the input and past K) and a TK x TM tile of the weights into local memory, then every work-item
+// accumulates RM x RN outputs in registers. A TM x TN tile loads (TM + TN) * TK floats from global memory for
+// TM * TN * TK multiply-adds: 4 (TM + TN) / (TM TN) bytes per multiply-add (0.125 at 64 x 64, against ~1.1 for a
+// direct kernel without local memory).
+// Work-item (tx, ty) of a TX x TY work-group owns channels m = ty + i*TY and columns c = tx + j*TX: strided, so
+// neighbours read neighbouring local words (no bank conflicts) and store neighbouring pixels (coalesced).
+// Layouts: x [N][IC][IH][IW]; w [KP][OCP] (k = (ic*KH + ky)*KW + kx, zero-padded to multiples of TK and TM);
+// bias [OCP]; y [N][OC][OH][OW], or [N][OC][OH/2][OW/2] with POOL.
+// Compile-time: TX TY RM RN TK, KH KW, ACT, RES, POOL, HALF. Geometry comes as arguments so layers with the
+// same blocking share one program.
+// POOL=2 fuses a 2x2/2 max pool: column c of a tile is sub-pixel s = c / TQ of pooled pixel q = c % TQ
+// (TQ = TN/4), so the four conv pixels of a pooled pixel sit in one work-item's registers (j = s*RQ + jj).
+#define NT (TX * TY)
+#define TM (TY * RM)
+#define TN (TX * RN)
+#define KHW (KH * KW)
+
+#if HALF
+#define WEIGHTS __global const half* restrict
+#define LOAD_W(p, i) vload_half((i), (p))
+#else
+#define WEIGHTS __global const float* restrict
+#define LOAD_W(p, i) ((p)[i])
+#endif
+
+#if POOL == 2
+#define RQ (RN / 4)
+#define TQ (TN / 4)
+#endif
+
+__kernel __attribute__((reqd_work_group_size(TX, TY, 1)))
+void conv2d_gemm(__global const float* restrict x, WEIGHTS w, __global const float* restrict bias,
+                 __global float* restrict y, const float a0, const float a1,
+                 const int ic, const int ih, const int iw, const int oc, const int oh, const int ow,
+                 const int sh, const int sw, const int dh, const int dw, const int pt, const int pl,
+                 const int ocp RESIDUAL_ARG) {
+    __local float ws[TK][TM];
+    __local float xs[TK][TN];
+    const int tx = get_local_id(0), ty = get_local_id(1);
+    const int lid = ty * TX + tx;
+    const int n = get_global_id(2);
+    const int m0 = get_group_id(1) * TM;
+    const int k_total = ic * KHW;
+    const int ihw = ih * iw;
+#if POOL == 2
+    const int pw = ow / 2, np = (oh / 2) * pw;  // pooled map (floor, as ONNX)
+    const int q0 = get_group_id(0) * TQ;
+#else
+    const int np = oh * ow;
+    const int p0 = get_group_id(0) * TN;
+#endif
+    __global const float* xn = x + (size_t)n * ic * ihw;
+
+    // This work-item gathers X tile column `lc` (rows lk, lk + NT/TN, ...); its pixel is fixed for the whole K
+    // loop, so the division into (oy, ox) happens once.
+    const int lc = lid % TN, lk = lid / TN;
+#if POOL == 2
+    const int lq = q0 + lc % TQ, ls = lc / TQ;
+    const bool lvalid = lq < np;
+    const int loy = 2 * (lq / pw) + ls / 2, lox = 2 * (lq % pw) + ls % 2;
+#else
+    const int lp = p0 + lc;
+    const bool lvalid = lp < np;
+    const int loy = lp / ow, lox = lp % ow;
+#endif
+    const int iy0 = loy * sh - pt, ix0 = lox * sw - pl;
+    // ... and weight tile column `wc` of rows wk, wk + NT/TM, ...
+    const int wc = lid % TM, wk = lid / TM;
+
+    float acc[RM][RN];
+#pragma unroll
+    for (int i = 0; i < RM; i++)
+#pragma unroll
+        for (int j = 0; j < RN; j++) acc[i][j] = 0.0f;
+
+    for (int k0 = 0; k0 < k_total; k0 += TK) {
+#pragma unroll
+        for (int r = wk; r < TK; r += NT / TM) ws[r][wc] = LOAD_W(w, (size_t)(k0 + r) * ocp + m0 + wc);
+#pragma unroll
+        for (int r = lk; r < TK; r += NT / TN) {
+            const int k = k0 + r;
+            const int c = k / KHW, t = k - c * KHW;
+            const int iy = iy0 + (t / KW) * dh, ix = ix0 + (t % KW) * dw;
+            const bool in = lvalid && k < k_total && iy >= 0 && iy < ih && ix >= 0 && ix < iw;
+            xs[r][lc] = in ? xn[(size_t)c * ihw + iy * iw + ix] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+        for (int r = 0; r < TK; r++) {
+            float a[RM], b[RN];
+#pragma unroll
+            for (int i = 0; i < RM; i++) a[i] = ws[r][ty + i * TY];
+#pragma unroll
+            for (int j = 0; j < RN; j++) b[j] = xs[r][tx + j * TX];
+#pragma unroll
+            for (int i = 0; i < RM; i++)
+#pragma unroll
+                for (int j = 0; j < RN; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+
+#pragma unroll
+    for (int i = 0; i < RM; i++) {
+        const int m = m0 + ty + i * TY;
+        if (m >= oc) break;
+        const float bm = bias[m];
+#if POOL == 2
+        // every activation fused with a pool is non-decreasing: max first, then bias and activation
+#pragma unroll
+        for (int jj = 0; jj < RQ; jj++) {
+            const int q = q0 + tx + jj * TX;
+            if (q >= np) break;
+            const float v = fmax(fmax(acc[i][jj], acc[i][RQ + jj]), fmax(acc[i][2 * RQ + jj], acc[i][3 * RQ + jj]));
+            y[((size_t)n * oc + m) * np + q] = activate(v + bm, a0, a1);
+        }
+#else
+#pragma unroll
+        for (int j = 0; j < RN; j++) {
+            const int p = p0 + tx + j * TX;
+            if (p >= np) break;
+            const size_t o = ((size_t)n * oc + m) * np + p;
+            float v = acc[i][j] + bm;
+#if RES == 1
+            v += res[o];
+#endif
+            v = activate(v, a0, a1);
+#if RES == 2
+            v += res[o];
+#endif
+            y[o] = v;
+        }
+#endif
+    }
+}

@@ -1,6 +1,7 @@
 """Every kernel family on a second OpenCL implementation: Oclgrind, a simulator whose device reports type GPU
-(so the engine picks the GPU family by itself), with data-race and bounds checking on. The op tests run there
-in a child process (both families, as on PoCL); any report from Oclgrind fails the test, as does a wrong result.
+(so the engine picks the GPU family by itself), with data-race and bounds checking on. The op tests (both
+families, as on PoCL) and the GPU conv's every-blocking test run there in a child process; any report from
+Oclgrind fails the test, as does a wrong result.
 `make setup` installs Oclgrind (Debian package `oclgrind`)."""
 
 import os
@@ -51,9 +52,9 @@ def oclgrind_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.mark.slow
 def test_op_tests_pass_clean_on_oclgrind(oclgrind_env: dict[str, str]) -> None:
     # -s: Oclgrind writes its reports to the process's stderr, which pytest would otherwise swallow
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
-                           str(ROOT / "test" / "engine" / "test_ops.py")], cwd=ROOT, env=oclgrind_env,
-                          capture_output=True, text=True, timeout=900)
+    tests = [str(ROOT / "test" / "engine" / name) for name in ("test_ops.py", "test_conv_gemm.py")]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *tests], cwd=ROOT,
+                          env=oclgrind_env, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
     reports = [line for line in out.splitlines() if REPORT.search(line)]
     assert proc.returncode == 0, f"op tests failed on Oclgrind:\n{out[-4000:]}"

@@ -8,8 +8,12 @@
 // neighbours read neighbouring local words (no bank conflicts) and store neighbouring pixels (coalesced).
 // Layouts: x [N][IC][IH][IW]; w [KP][OCP] (k = (ic*KH + ky)*KW + kx, zero-padded to multiples of TK and TM);
 // bias [OCP]; y [N][OC][OH][OW], or [N][OC][OH/2][OW/2] with POOL.
-// Compile-time: TX TY RM RN TK, KH KW, ACT, RES, POOL, HALF. Geometry comes as arguments so layers with the
+// Compile-time: TX TY RM RN TK, KH KW, ACT, RES, POOL, HALF, SPLIT. Geometry comes as arguments so layers with the
 // same blocking share one program.
+// SPLIT=1: K is split over `splits` work-groups per tile (grid dim 2 = N * splits), each taking `kc` of it (a
+// multiple of TK): small maps with deep K (13x13 x 4608 at batch 1) would otherwise leave most compute units
+// idle. Each writes raw partial sums to part[splits][N][OC][P]; conv2d_gemm_reduce adds them up and applies
+// the epilogue.
 // POOL=2 fuses a 2x2/2 max pool: column c of a tile is sub-pixel s = c / TQ of pooled pixel q = c % TQ
 // (TQ = TN/4), so the four conv pixels of a pooled pixel sit in one work-item's registers (j = s*RQ + jj).
 #define NT (TX * TY)
@@ -35,14 +39,14 @@ void conv2d_gemm(__global const float* restrict x, WEIGHTS w, __global const flo
                  __global float* restrict y, const float a0, const float a1,
                  const int ic, const int ih, const int iw, const int oc, const int oh, const int ow,
                  const int sh, const int sw, const int dh, const int dw, const int pt, const int pl,
-                 const int ocp RESIDUAL_ARG) {
+                 const int ocp, const int kc, const int splits RESIDUAL_ARG) {
     __local float ws[TK][TM];
     __local float xs[TK][TN];
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int lid = ty * TX + tx;
-    const int n = get_global_id(2);
     const int m0 = get_group_id(1) * TM;
-    const int k_total = ic * KHW;
+    const int split = get_global_id(2) % splits, n = get_global_id(2) / splits;  // splits = 1 without SPLIT
+    const int k_lo = split * kc, k_total = min(ic * KHW, k_lo + kc);
     const int ihw = ih * iw;
 #if POOL == 2
     const int pw = ow / 2, np = (oh / 2) * pw;  // pooled map (floor, as ONNX)
@@ -75,11 +79,17 @@ void conv2d_gemm(__global const float* restrict x, WEIGHTS w, __global const flo
 #pragma unroll
         for (int j = 0; j < RN; j++) acc[i][j] = 0.0f;
 
-    for (int k0 = 0; k0 < k_total; k0 += TK) {
+    for (int k0 = k_lo; k0 < k_total; k0 += TK) {
+        // fixed trip counts (rows r = first + it * rows-per-pass), so the compiler unrolls both loads
 #pragma unroll
-        for (int r = wk; r < TK; r += NT / TM) ws[r][wc] = LOAD_W(w, (size_t)(k0 + r) * ocp + m0 + wc);
+        for (int it = 0; it < (TK * TM + NT - 1) / NT; it++) {
+            const int r = wk + it * (NT / TM);
+            if (r < TK) ws[r][wc] = LOAD_W(w, (size_t)(k0 + r) * ocp + m0 + wc);
+        }
 #pragma unroll
-        for (int r = lk; r < TK; r += NT / TN) {
+        for (int it = 0; it < (TK * TN + NT - 1) / NT; it++) {
+            const int r = lk + it * (NT / TN);
+            if (r >= TK) break;
             const int k = k0 + r;
             const int c = k / KHW, t = k - c * KHW;
             const int iy = iy0 + (t / KW) * dh, ix = ix0 + (t % KW) * dw;
@@ -102,6 +112,21 @@ void conv2d_gemm(__global const float* restrict x, WEIGHTS w, __global const flo
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
+#if SPLIT
+    // y is the partial-sum scratch here, [splits][N][OC][P]
+    __global float* part = y + ((size_t)split * (get_global_size(2) / splits) + n) * oc * np;
+#pragma unroll
+    for (int i = 0; i < RM; i++) {
+        const int m = m0 + ty + i * TY;
+        if (m >= oc) break;
+#pragma unroll
+        for (int j = 0; j < RN; j++) {
+            const int p = p0 + tx + j * TX;
+            if (p >= np) break;
+            part[(size_t)m * np + p] = acc[i][j];
+        }
+    }
+#else
 #pragma unroll
     for (int i = 0; i < RM; i++) {
         const int m = m0 + ty + i * TY;
@@ -134,4 +159,23 @@ void conv2d_gemm(__global const float* restrict x, WEIGHTS w, __global const flo
         }
 #endif
     }
+#endif
+}
+
+// The epilogue of a split-K conv: y = act(sum of the partials + bias [+ residual]), one output per work-item.
+__kernel void conv2d_gemm_reduce(__global const float* restrict part, __global const float* restrict bias,
+                                 __global float* restrict y, const float a0, const float a1, const int oc,
+                                 const int np, const int total, const int splits RESIDUAL_ARG) {
+    const int o = get_global_id(0);
+    if (o >= total) return;
+    float v = bias[(o / np) % oc];
+    for (int s = 0; s < splits; s++) v += part[(size_t)s * total + o];
+#if RES == 1
+    v += res[o];
+#endif
+    v = activate(v, a0, a1);
+#if RES == 2
+    v += res[o];
+#endif
+    y[o] = v;
 }

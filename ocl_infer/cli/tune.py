@@ -20,10 +20,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--compare", type=int, default=0, metavar="FRAMES",
                    help="then run the whole network FRAMES times with the rules and with the table, interleaved "
                         "in blocks of 5, and print both medians")
+    p.add_argument("--kernels", choices=("auto", "cpu", "gpu"), default="auto",
+                   help="kernel family: auto (by device type), or force the CPU or the GPU family")
     p.set_defaults(func=run)
 
 
-def compare_latency(path: Path, device: int, frames: int, fuse: bool, precision: str) -> str:
+def compare_latency(path: Path, device: int, frames: int, fuse: bool, precision: str, kernels: str = "auto") -> str:
     """Whole-network wall time per frame, rules vs tuned table, on one device in one process: two engines,
     interleaved blocks of 5 frames (a neighbour's burst hits both), median and minimum of each."""
     import os
@@ -34,7 +36,8 @@ def compare_latency(path: Path, device: int, frames: int, fuse: bool, precision:
     from ocl_infer.engine import Engine
 
     # no disk cache: its background binary writer would compete with the first engine's frames
-    engines = {name: Engine(path, devices=[device], fuse=fuse, precision=precision, tuning=name == "tuned",
+    engines = {name: Engine(path, devices=[device], fuse=fuse, precision=precision, kernels=kernels,
+                            tuning=name == "tuned",
                             disk_cache=False) for name in ("rules", "tuned")}
     try:
         feed = {n: np.random.default_rng(0).random(s.shape, dtype=np.float32)
@@ -112,12 +115,13 @@ def run(args: argparse.Namespace) -> int:
     graph = load_graph(path)
     fuse = not args.no_fuse
     for info in select_devices(args.devices):
-        facts = facts_of(info)
+        facts = facts_of(info, args.kernels)
         table = TuningTable.load(facts.key)
         load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
         results = tune_graph(graph, info, table, rounds=args.rounds, reps=args.reps, fuse=fuse,
-                             precision=args.precision, force=args.force, progress=lambda s: print(s, flush=True))
+                             precision=args.precision, force=args.force, progress=lambda s: print(s, flush=True),
+                             kernels=args.kernels)
         seconds = time.perf_counter() - t0
         saved = table.save()
         rule_plan = make_plan(graph, facts, fuse=fuse, precision=args.precision)
@@ -142,5 +146,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nprograms to compile at a cold start: rule {rp}, tuned {tp}; kernel launch configurations: "
               f"rule {rc}, tuned {tc}")
         if args.compare > 0:
-            print("\n" + compare_latency(path, info.index, args.compare, fuse, args.precision), flush=True)
+            print("\n" + compare_latency(path, info.index, args.compare, fuse, args.precision, args.kernels),
+                  flush=True)
     return 0

@@ -61,7 +61,8 @@ def test_every_candidate_blocking_matches_onnxruntime(tmp_path, name):
     feeds = {"x": rng.standard_normal(shape).astype(np.float32)}
     if residual:
         feeds["r"] = rng.standard_normal((shape[0], oc, oh, ow)).astype(np.float32)
-    inits = {"w": rng.standard_normal((oc, ic, k, k)).astype(np.float32), "b": rng.standard_normal(oc).astype(np.float32)}
+    inits = {"w": rng.standard_normal((oc, ic, k, k)).astype(np.float32),
+             "b": rng.standard_normal(oc).astype(np.float32)}
     model = make_model(nodes, {n: a.shape for n, a in feeds.items()}, [last], inits, 13)
     want = run_onnx(model, feeds)[last]
     graph = load_graph(convert(model, tmp_path / "m.nnef"))

@@ -87,6 +87,24 @@ def test_table_round_trip(cache: Path) -> None:
     assert back.get("covec", "n1 ic64") is None
 
 
+def test_a_shipped_table_serves_the_same_device_with_any_driver_until_the_user_tunes(cache: Path,
+                                                                                    tmp_path: Path) -> None:
+    from ocl_infer.engine.tuning import TuningTable
+
+    shipped = tmp_path / "shipped"
+    made = TuningTable("NVIDIA CUDA | NVIDIA H200 | 580.1", path=shipped / "h200.json")
+    made.put("gemm", "n1 ic64", entry({"blocking": [16, 16, 8, 8, 16, 1]}))
+    made.save()
+    newer_driver = TuningTable.load("NVIDIA CUDA | NVIDIA H200 | 590.2", shipped=shipped)
+    assert newer_driver.get("gemm", "n1 ic64").params == {"blocking": [16, 16, 8, 8, 16, 1]}
+    assert newer_driver.path.parent == cache / "tuning"  # tuning later writes the user's own table
+    assert len(TuningTable.load("NVIDIA CUDA | NVIDIA H100 | 580.1", shipped=shipped)) == 0  # another GPU
+    newer_driver.put("gemm", "n1 ic32", entry({"blocking": [8, 8, 4, 4, 16, 1]}))  # the user tunes a layer more
+    newer_driver.save()
+    mine = TuningTable.load("NVIDIA CUDA | NVIDIA H200 | 590.2", shipped=None)  # the user's file alone
+    assert mine.get("gemm", "n1 ic64") is not None and mine.get("gemm", "n1 ic32") is not None
+
+
 def test_save_is_atomic_and_keeps_the_old_table_on_failure(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ocl_infer.engine import tuning
 

@@ -15,6 +15,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--repeat", type=int, default=1, help="run this many times and report the latency")
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
                    help="fp16: conv weights and Winograd scratch stored as half, math in float (default fp32)")
+    p.add_argument("--batch", type=int, default=None, metavar="N",
+                   help="run N frames at once: every input's first dimension becomes N (default: the model's)")
     p.add_argument("--kernels", choices=("auto", "cpu", "gpu"), default="auto",
                    help="kernel family: auto (by device type), or force the CPU or the GPU family")
     p.set_defaults(func=run)
@@ -48,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise ConfigError(f"--repeat must be >= 1, got {args.repeat}")
     feeds = load_inputs(args.input)
-    with Engine(args.model, devices=args.devices, precision=args.precision, kernels=args.kernels) as engine:
+    with Engine(args.model, devices=args.devices, precision=args.precision, kernels=args.kernels,
+                batch=args.batch) as engine:
         rng = np.random.default_rng(0)
         for name, spec in engine.inputs.items():
             if name not in feeds:

@@ -50,6 +50,7 @@ class EngineOptions:
     prewarm: bool = True  # cold start: share compiling with a child process (runtime/prewarm.py)
     precision: str = "fp32"  # "fp16": conv weights and Winograd scratch stored as half (float math, float32 I/O)
     tuning: bool = True  # use the device's cached tuning table (engine/tuning.py); False: the kernels' rules
+    batch: int | None = None  # run N frames at once: every input's first dimension becomes N at load
     kernels: str = "auto"  # kernel family: "auto" (by device type), "cpu" or "gpu" (facts_of)
     tune: bool = False  # first tune the conv steps the table lacks and save it (slow: seconds per layer shape)
 
@@ -108,7 +109,7 @@ class Engine:
             raise ConfigError(f"unknown engine option(s) {unknown}; known: {sorted(known)}")
         self.options = EngineOptions(**options)
         self.model_path = Path(model)
-        self.graph: Graph = load_graph(model)
+        self.graph: Graph = load_graph(model, batch=self.options.batch)
         self.devices = select_devices(devices)
         self.plans: list[Plan] = []
         self.runtimes: list[DeviceRuntime] = []

@@ -45,10 +45,12 @@ def model_folder(model: str | Path) -> Path:
     raise ModelError(f"{path}: model not found")
 
 
-def load_graph(model: str | Path) -> Graph:
+def load_graph(model: str | Path, batch: int | None = None) -> Graph:
     """Parse, infer shapes, read and validate every `.dat`, and convert to our Graph.
 
-    Unsupported ops raise ModelError naming the op, the tensor it produces and the supported ops."""
+    `batch` replaces the first dimension of every input before shape inference, so a model exported for one
+    frame runs N at once (plans, kernels and memory for N). Unsupported ops raise ModelError naming the op, the
+    tensor it produces and the supported ops."""
     import nnef
 
     folder = model_folder(model)
@@ -58,6 +60,8 @@ def load_graph(model: str | Path) -> Graph:
     try:
         ng = nnef.load_graph(str(folder), lowered=LOWERED_OPS, load_variables=False)
         _check_ops(ng, graph_file)  # before shape inference, which fails without naming the tensor
+        if batch is not None:
+            _set_batch(ng, batch, graph_file)
         nnef.infer_shapes(ng)
     except nnef.Error as err:
         raise ModelError(f"{graph_file}: {err}") from err
@@ -114,6 +118,20 @@ def load_graph(model: str | Path) -> Graph:
               outputs=tuple(str(n) for n in ng.outputs), tensors=tensors, ops=tuple(ops), source=str(folder))
     _check_types(g, graph_file)
     return g
+
+
+def _set_batch(ng: Any, batch: int, graph_file: Path) -> None:
+    """Every input's first dimension becomes `batch`; ops whose attributes fix the batch (a reshape to
+    [1, ...], say) then fail shape inference with the op named."""
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise ModelError(f"{graph_file}: batch must be a positive integer, got {batch!r}")
+    for nop in ng.operations:
+        if nop.name == "external":
+            shape = [int(d) for d in nop.attribs.get("shape") or ()]
+            if not shape:
+                raise ModelError(f"{graph_file}: input '{_flat_names(nop.outputs.values())[0]}' has no batch "
+                                 f"dimension (rank 0); it cannot be batched")
+            nop.attribs["shape"] = [batch, *shape[1:]]
 
 
 def _check_text(graph_file: Path) -> None:

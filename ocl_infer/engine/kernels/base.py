@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -99,6 +100,12 @@ def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(strides)
 
 
+def auto_padding(size: int, out: int, k: int, stride: int, dil: int) -> tuple[int, int]:
+    """NNEF's padding when the attribute is []: 'same' style, the odd pixel at the back."""
+    total = max(0, (out - 1) * stride + (k - 1) * dil + 1 - size)
+    return total // 2, total - total // 2
+
+
 def nnef_broadcast_strides(in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[int, ...]:
     """Strides that read `in_shape` broadcast to `out_shape` the NNEF way: missing dims are trailing 1s."""
     if len(in_shape) > len(out_shape):
@@ -131,6 +138,20 @@ def int8(values: tuple[int, ...], fill: int) -> np.ndarray:
 
 def global_1d(n: int, group: int = 64) -> tuple[int]:
     return (max(1, -(-n // group) * group),)
+
+
+# The GPU family's work-group for kernels over 2-D maps (pool, upsample): 64 work-items (two warps, one
+# wavefront) rather than the CPU family's 8, which would leave most lanes of a GPU's SIMD units idle; rows are
+# then padded to it as columns are.
+GPU_LOCAL_2D = (8, 8, 1)
+
+
+def local_2d(step: Step, facts: DeviceFacts) -> Step:
+    """`step` with attr `local` = GPU_LOCAL_2D on GPU-family devices: a `device_rule` of the 2-D map kernels."""
+    if facts.family != "gpu":
+        return step
+    return Step(step.kind, step.variant, step.inputs, step.outputs,
+                MappingProxyType({**step.attrs, "local": list(GPU_LOCAL_2D)}), step.name)
 
 
 def new_kernel(program: Any, name: str) -> Any:

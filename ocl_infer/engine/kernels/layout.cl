@@ -18,7 +18,7 @@ __kernel void contiguous_copy(__global const float* restrict src, __global float
 __kernel void nearest_upsample2d(__global const float* restrict src, __global float* restrict dst, const int ih,
                                  const int iw, const int fh, const int fw) {
     const int ix = get_global_id(0), iy = get_global_id(1), p = get_global_id(2);
-    if (ix >= iw) return;
+    if (ix >= iw || iy >= ih) return;  // work-groups padded in x (and in y for the GPU family)
     const float v = src[((size_t)p * ih + iy) * iw + ix];
     const int ow = iw * fw;
     __global float* o = dst + ((size_t)p * ih * fh + iy * fh) * ow + ix * fw;

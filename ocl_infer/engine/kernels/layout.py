@@ -13,6 +13,7 @@ from ocl_infer.engine.kernels.base import (
     contiguous_strides,
     global_1d,
     int8,
+    local_2d,
     new_kernel,
     size_of,
 )
@@ -64,6 +65,10 @@ class StridedCopy(_Layout):
     ops = ("copy", "reshape", "squeeze", "unsqueeze", "transpose", "slice", "concat", "split", "nearest_upsample",
            "stack", "unstack", "tile")
     variant = "strided"
+
+    @classmethod
+    def device_rule(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> Step:
+        return local_2d(step, facts) if step.kind == "nearest_upsample" else step
 
     @classmethod
     def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
@@ -140,8 +145,8 @@ class StridedCopy(_Layout):
             if len(x) == 4 and len(f) == 2:  # the common 2-D case: a dedicated kernel
                 k = new_kernel(program, "nearest_upsample2d")
                 k.set_args(ins[0], outs[0], *(np.int32(v) for v in (x[2], x[3], f[0], f[1])))
-                lx = 8  # one local size for every map: one JIT specialisation
-                return [Launch(k, (-(-x[3] // lx) * lx, x[2], x[0] * x[1]), (lx, 1, 1))]
+                lx, ly, _ = a.get("local") or (8, 1, 1)  # one local size for every map: one JIT specialisation
+                return [Launch(k, (-(-x[3] // lx) * lx, -(-x[2] // ly) * ly, x[0] * x[1]), (lx, ly, 1))]
             # otherwise view the output as (..., H, fh, W, fw) reading the input with 0 strides
             lead = x[: len(x) - len(f)]
             dims, ss = list(lead), list(contiguous_strides(x)[: len(lead)])

@@ -27,7 +27,7 @@ inline int border_index(int j, const int len, const int border) {
 __kernel void pool2d(__global const float* src, __global float* dst, const int ih, const int iw, const int oh,
                      const int ow) {
     const int ox = get_global_id(0), oy = get_global_id(1), p = get_global_id(2);
-    if (ox >= ow) return;
+    if (ox >= ow || oy >= oh) return;  // work-groups padded in x (and in y for the GPU family)
     const int i = (p * oh + oy) * ow + ox;
     __global const float* plane = src + (size_t)p * ih * iw;
     float acc = mode == 0 ? -INFINITY : 0.0f;

@@ -8,9 +8,11 @@ import numpy as np
 from ocl_infer.engine.kernels.base import (
     Kernel,
     Launch,
+    auto_padding,
     contiguous_strides,
     global_1d,
     int8,
+    local_2d,
     new_kernel,
     size_of,
 )
@@ -20,12 +22,6 @@ from ocl_infer.engine.plan.model import DeviceFacts, Step
 _POOL_BORDERS = {"ignore": 0, "constant": 1, "replicate": 2, "reflect": 3, "reflect-even": 4}
 _POOL_MODES = {"max_pool": 0, "avg_pool": 1, "box": 2}
 _REDUCE_MODES = {"sum_reduce": 0, "mean_reduce": 1, "max_reduce": 2, "min_reduce": 3, "softmax": 0}
-
-
-def auto_padding(size: int, out: int, k: int, stride: int, dil: int) -> tuple[int, int]:
-    """NNEF's padding when the attribute is []: 'same' style, the odd pixel at the back."""
-    total = max(0, (out - 1) * stride + (k - 1) * dil + 1 - size)
-    return total // 2, total - total // 2
 
 
 POOL_LOCAL_X = 8
@@ -40,6 +36,10 @@ class _Pool(Kernel):
 class Pool2d(_Pool):
     ops = ("max_pool", "avg_pool", "box")
     variant = "2d"
+
+    @classmethod
+    def device_rule(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> Step:
+        return local_2d(step, facts)
 
     @classmethod
     def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
@@ -83,8 +83,9 @@ class Pool2d(_Pool):
         k = new_kernel(program, "pool2d")
         g = self.geometry()
         k.set_args(ins[0], outs[0], *(np.int32(g[d]) for d in ("IH", "IW", "OH", "OW")))
-        lx = POOL_LOCAL_X  # one local size for every map: one JIT specialisation per program
-        return [Launch(k, (-(-g["OW"] // lx) * lx, g["OH"], planes), (lx, 1, 1))]
+        # one local size for every map: one JIT specialisation per program (PoCL compiles per local size)
+        lx, ly, _ = self.step.attrs.get("local") or (POOL_LOCAL_X, 1, 1)
+        return [Launch(k, (-(-g["OW"] // lx) * lx, -(-g["OH"] // ly) * ly, planes), (lx, ly, 1))]
 
 
 @register

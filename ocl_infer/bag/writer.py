@@ -1,11 +1,10 @@
 """Write a rosbag2 of camera frames from real footage (`ocl-infer make-bag`).
 
-The bag is built under a hidden temporary folder beside the target and renamed into place when complete, so
-an error or Ctrl-C leaves nothing half-written, and an existing bag is never overwritten.
+The bag is built under a hidden temporary folder beside the target and renamed into place when complete
+(ocl_infer.fsutil), so an error or Ctrl-C leaves nothing half-written; an existing output is replaced only when
+forced, and only if it is a bag.
 """
 
-import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,9 +17,11 @@ from ocl_infer.bag.footage import read_frames
 from ocl_infer.bag.images import compressed_message, image_message
 from ocl_infer.bag.typestore import COMPRESSED_IMAGE, IMAGE, build_typestore
 from ocl_infer.errors import BagError, ConfigError
+from ocl_infer.fsutil import staged_output
 
 STORAGE_FORMATS = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 BAG_VERSION = 9  # what rosbag2 in Jazzy/Kilted writes
+BAG_FOLDER = "a rosbag2 folder (one holding metadata.yaml)"
 
 # What a camera driver typically offers; `ros2 bag play` re-offers it.
 CAMERA_QOS = Qos(
@@ -66,6 +67,11 @@ class ImageBagOptions:
         return COMPRESSED_IMAGE if self.compressed else IMAGE
 
 
+def is_bag(path: Path) -> bool:
+    """What `force` may replace: a rosbag2 folder."""
+    return path.is_dir() and (path / "metadata.yaml").is_file()
+
+
 @dataclass(frozen=True)
 class WrittenBag:
     path: Path
@@ -84,51 +90,44 @@ def write_image_bag(
     out: str | Path,
     options: ImageBagOptions | None = None,
     progress: Callable[[int], None] | None = None,
+    force: bool = False,
 ) -> WrittenBag:
     """Write frames from `sources` (one video or still images) to a new rosbag2 folder `out`.
 
     Frame i is stamped `start + i / rate` (header stamp and bag receive time alike). Raises BagError when `out`
-    exists or the bag cannot be written, ImageError when the footage does not decode.
+    exists (unless `force` and it is a bag, which is then replaced) or the bag cannot be written, ImageError
+    when the footage does not decode.
     """
     opts = options or ImageBagOptions()
     out = Path(out)
-    if out.exists():
-        raise BagError(f"{out}: exists already, not overwriting (choose another -o or delete it)")
     if not out.parent.is_dir():
         raise BagError(f"{out}: parent folder {out.parent} does not exist")
     store = build_typestore()
     start = opts.start_ns if opts.start_ns is not None else time.time_ns()
     period_ns = round(1e9 / opts.rate_hz)
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
     frames, width, height = 0, 0, 0
     try:
-        writer = Writer(staging / out.name, version=BAG_VERSION, storage_plugin=STORAGE_FORMATS[opts.storage])
-        writer.open()
-        try:
-            conn = writer.add_connection(
-                opts.topic, opts.msgtype, typestore=store, offered_qos_profiles=[CAMERA_QOS]
-            )
-            for frame in read_frames(sources, opts.max_frames):
-                stamp = start + frames * period_ns
-                if opts.compressed:
-                    msg = compressed_message(store, frame, stamp, opts.frame_id, opts.jpeg_quality)
-                else:
-                    msg = image_message(store, frame, stamp, opts.frame_id)
-                writer.write(conn, stamp, store.serialize_cdr(msg, opts.msgtype))
-                height, width = frame.shape[:2]
-                frames += 1
-                if progress is not None:
-                    progress(frames)
-        finally:
-            writer.close()
-        if out.exists():
-            raise BagError(f"{out}: appeared while writing, not overwriting")
-        (staging / out.name).rename(out)
+        with staged_output(out, force=force, replaceable=is_bag, kind=BAG_FOLDER, error=BagError) as staged:
+            writer = Writer(staged, version=BAG_VERSION, storage_plugin=STORAGE_FORMATS[opts.storage])
+            writer.open()
+            try:
+                conn = writer.add_connection(
+                    opts.topic, opts.msgtype, typestore=store, offered_qos_profiles=[CAMERA_QOS]
+                )
+                for frame in read_frames(sources, opts.max_frames):
+                    stamp = start + frames * period_ns
+                    if opts.compressed:
+                        msg = compressed_message(store, frame, stamp, opts.frame_id, opts.jpeg_quality)
+                    else:
+                        msg = image_message(store, frame, stamp, opts.frame_id)
+                    writer.write(conn, stamp, store.serialize_cdr(msg, opts.msgtype))
+                    height, width = frame.shape[:2]
+                    frames += 1
+                    if progress is not None:
+                        progress(frames)
+            finally:
+                writer.close()
     except WriterError as err:
         raise BagError(f"{out}: cannot write bag: {err}") from err
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     last = start + (frames - 1) * period_ns
     return WrittenBag(out, opts.topic, opts.msgtype, opts.storage, frames, start, last, width, height)

@@ -1,4 +1,7 @@
-"""`ocl-infer convert`: ONNX or TFLite -> NNEF (constants folded, input/output names kept) with nnef-tools."""
+"""`ocl-infer convert`: ONNX or TFLite -> NNEF (constants folded, input/output names kept) with nnef-tools.
+
+Never deletes or overwrites what it did not write: the output appears only when the conversion (and `--check`)
+succeeded, and an existing output is replaced only with `--force`, and only if it is an NNEF model."""
 
 import argparse
 from pathlib import Path
@@ -13,7 +16,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="fix an input's shape (repeatable); needed when the model has dynamic dims")
     p.add_argument("--compress", action="store_true", help="write a .tgz archive instead of a folder")
     p.add_argument("--no-fold-constants", action="store_true", help="keep constant subgraphs as they are")
-    p.add_argument("--check", action="store_true", help="load the result with the engine's loader afterwards")
+    p.add_argument("--check", action="store_true",
+                   help="load the result with the engine's loader before writing it; nothing is written if it fails")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing output, if it is an NNEF model (never any other file or folder)")
     p.set_defaults(func=run)
 
 
@@ -34,15 +40,15 @@ def parse_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ocl_infer.engine.graph import Graph, load_graph
     from ocl_infer.engine.graph.convert import convert_model
 
+    checked: list[Graph] = []
     written = convert_model(args.model, args.output, input_shapes=parse_shapes(args.input_shape) or None,
-                            compress=args.compress, fold_constants=not args.no_fold_constants)
+                            compress=args.compress, fold_constants=not args.no_fold_constants, force=args.force,
+                            check=(lambda path: checked.append(load_graph(path))) if args.check else None)
     print(f"wrote {written}")
-    if args.check:
-        from ocl_infer.engine.graph import load_graph
-
-        g = load_graph(written)
+    for g in checked:
         ins = ", ".join(f"{n}{list(g.tensors[n].shape)}" for n in g.inputs)
         outs = ", ".join(f"{n}{list(g.tensors[n].shape)}" for n in g.outputs)
         print(f"{len(g.ops)} ops; inputs {ins}; outputs {outs}")

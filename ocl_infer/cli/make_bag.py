@@ -9,10 +9,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         "make-bag",
         help="write a rosbag2 of camera frames from a video or images",
         description="Write a rosbag2 (sqlite3 or mcap) of sensor_msgs/Image (bgr8) or CompressedImage (jpeg) "
-        "frames from real footage, stamped at a fixed rate. Never overwrites; a failure leaves no bag.",
+        "frames from real footage, stamped at a fixed rate. Replaces an existing bag only with --force (and nothing "
+        "but a bag); a failure leaves the disk as it was.",
     )
     p.add_argument("footage", nargs="+", metavar="VIDEO|IMAGE", help="one video file, or one or more images")
     p.add_argument("-o", "--output", required=True, metavar="BAG", help="bag folder to create")
+    p.add_argument("--force", action="store_true", help="replace an existing output, if it is a rosbag2 folder")
     p.add_argument(
         "--topic",
         default=None,
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         if tty and n % 10 == 0:
             print(f"\r  {n} frames", end="", file=sys.stderr, flush=True)
 
-    bag = write_image_bag(args.footage, args.output, options, progress)
+    bag = write_image_bag(args.footage, args.output, options, progress, force=args.force)
     if tty:
         print("\r", end="", file=sys.stderr)
     kind = "CompressedImage jpeg" if args.compressed else "Image bgr8"

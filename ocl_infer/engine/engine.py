@@ -15,12 +15,14 @@ import numpy as np
 
 from ocl_infer.engine.devices.discovery import DeviceInfo
 from ocl_infer.engine.devices.dispatch import DeviceStats, Dispatcher
+from ocl_infer.engine.devices.facts import KERNEL_FAMILIES, facts_of
 from ocl_infer.engine.devices.pipeline import Pipeline
 from ocl_infer.engine.devices.selection import cl_device, select_devices
 from ocl_infer.engine.graph import Graph, load_graph, save_graph
 from ocl_infer.engine.kernels.image import ImageFeed, ImageToTensor, image_feed
-from ocl_infer.engine.plan import DeviceFacts, Plan, make_plan
+from ocl_infer.engine.plan import Plan, make_plan
 from ocl_infer.engine.plan.split import split_graph
+from ocl_infer.engine.tuning import device_table
 from ocl_infer.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
@@ -65,21 +67,6 @@ class EngineOptions:
             raise ConfigError(f"watchdog_s must be > 0 and retry_s >= 0, got {self.watchdog_s}, {self.retry_s}")
 
 
-KERNEL_FAMILIES = ("auto", "cpu", "gpu")
-
-
-def facts_of(info: DeviceInfo, kernels: str = "auto") -> DeviceFacts:
-    """The device facts kernel choice reads. `kernels` picks the kernel family: "auto" takes the GPU family on
-    GPU and accelerator devices and the CPU family elsewhere; "cpu"/"gpu" force one (tests run each family on
-    every device, and a user can try the other family on an unusual device)."""
-    if kernels not in KERNEL_FAMILIES:
-        raise ConfigError(f"kernels must be one of {list(KERNEL_FAMILIES)}, got {kernels!r}")
-    family = "" if kernels == "auto" else kernels  # "": DeviceFacts takes it from the device type
-    return DeviceFacts(type=info.type, compute_units=info.compute_units, local_mem_bytes=info.local_mem_bytes,
-                       max_work_group_size=info.max_work_group_size, fp16=info.fp16, family=family,
-                       key=f"{info.platform} | {info.name} | {info.driver}")
-
-
 def check_fits(plan: Plan, info: DeviceInfo, model: Path | str = "model") -> None:
     """Refuse before allocating anything when the plan cannot fit the device, total or per buffer (a shape in
     a model file can ask for terabytes). A ModelError naming the file: the model is too big for this device."""
@@ -122,8 +109,6 @@ class Engine:
             for info, graph in zip(self.devices, graphs, strict=True):
                 table = None
                 if self.options.tuning or self.options.tune:
-                    from ocl_infer.engine.tuning import device_table
-
                     table = device_table(info, graph, self.options.tune, self.options.fuse, self.options.precision,
                                          self.options.kernels)
                 plan = make_plan(graph, facts_of(info, self.options.kernels), fuse=self.options.fuse,

@@ -27,7 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from ocl_infer.engine.devices.discovery import DeviceInfo
+from ocl_infer.engine.devices.facts import facts_of
+from ocl_infer.engine.devices.selection import cl_device
 from ocl_infer.engine.graph import Graph
+from ocl_infer.engine.kernels.registry import kernel_for
 from ocl_infer.engine.plan import Plan, Step, make_plan, plan_buffers
 from ocl_infer.errors import OclInferError
 from ocl_infer.paths import cache_dir
@@ -66,7 +70,7 @@ def table_path(device_key: str, directory: Path | None = None) -> Path:
 
 def step_signature(kernel: Any) -> str:
     """What a tuned choice depends on: batch, channels, spatial sizes, taps, padding, fused pool, activation
-    code, fused residual add and storage precision, read from a conv wrapper (kernels.conv._ConvBase)."""
+    code, fused residual add and storage precision, read from a conv wrapper (kernels.conv_common.ConvBase)."""
     k = kernel
     precision = k.step.attrs.get("precision", "fp32")
     return (f"n{k.n} ic{k.ic} {k.ih}x{k.iw} oc{k.oc} {k.oh}x{k.ow} k{k.kh}x{k.kw} p{k.pt},{k.pl} "
@@ -246,8 +250,6 @@ class TuneResult:
 
 def tunable_steps(plan: Plan) -> list[tuple[Step, Any, str]]:
     """(step, wrapper class, signature) of every step of `plan` whose kernel has candidates."""
-    from ocl_infer.engine.kernels.registry import kernel_for
-
     out = []
     for step in plan.steps:
         if step.variant == "alias":
@@ -258,15 +260,12 @@ def tunable_steps(plan: Plan) -> list[tuple[Step, Any, str]]:
     return out
 
 
-def tune_graph(graph: Graph, info: Any, table: TuningTable, rounds: int = 3, reps: int = 2, fuse: bool = True,
+def tune_graph(graph: Graph, info: DeviceInfo, table: TuningTable, rounds: int = 3, reps: int = 2, fuse: bool = True,
                precision: str = "fp32", force: bool = False,
                progress: Callable[[str], None] | None = None, kernels: str = "auto") -> list[TuneResult]:
-    """Tune every tunable step of `graph`'s plan on device `info` (devices.DeviceInfo) that `table` lacks (all
-    of them with `force`), store the winners in `table` (not saved: call `table.save()`), and return one result
-    per distinct (variant, signature) in plan order, cached ones included."""
-    from ocl_infer.engine.devices.selection import cl_device
-    from ocl_infer.engine.engine import facts_of
-
+    """Tune every tunable step of `graph`'s plan on device `info` that `table` lacks (all of them with `force`),
+    store the winners in `table` (not saved: call `table.save()`), and return one result per distinct (variant,
+    signature) in plan order, cached ones included."""
     if rounds < 1 or reps < 1:
         raise OclInferError(f"tuning needs rounds >= 1 and reps >= 1, got {rounds}, {reps}")
     plan = make_plan(graph, facts_of(info, kernels), fuse=fuse, precision=precision)  # the rule's plan
@@ -356,7 +355,7 @@ def _rel_error(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def _runtime(plan: Plan, device: Any, label: str, what: str) -> Any:
-    from ocl_infer.engine.runtime import DeviceRuntime
+    from ocl_infer.engine.runtime import DeviceRuntime  # imports pyopencl: not at `import ocl_infer.engine`
 
     try:
         return DeviceRuntime(plan, device, label, poison=True, disk_cache=False)
@@ -439,12 +438,10 @@ def confirm(step: Step, cls: Any, shapes: Mapping[str, tuple[int, ...]], device:
     return float(np.median(ratios)), mins[0], mins[1]
 
 
-def device_table(info: Any, graph: Graph, tune: bool, fuse: bool = True, precision: str = "fp32",
+def device_table(info: DeviceInfo, graph: Graph, tune: bool, fuse: bool = True, precision: str = "fp32",
                  kernels: str = "auto") -> TuningTable:
-    """The tuning table of device `info` (devices.DeviceInfo); with `tune`, the steps of `graph` it lacks are
-    tuned first and the table saved (slow: seconds per distinct layer shape)."""
-    from ocl_infer.engine.engine import facts_of
-
+    """The tuning table of device `info`; with `tune`, the steps of `graph` it lacks are tuned first and the
+    table saved (slow: seconds per distinct layer shape)."""
     table = TuningTable.load(facts_of(info).key)
     if tune:
         before = len(table)

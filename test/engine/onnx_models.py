@@ -48,7 +48,7 @@ def convert(model: onnx.ModelProto | Path, out: Path, compress: bool = False) ->
     if isinstance(model, onnx.ModelProto):
         src = out.with_suffix(".onnx")
         onnx.save(model, src)
-    return convert_model(Path(src), out, compress=compress)
+    return convert_model(Path(src), out, compress=compress, force=True)  # tests reuse their output paths
 
 
 def rel_error(got: np.ndarray, want: np.ndarray) -> float:

@@ -104,3 +104,81 @@ def test_convert_tflite(onnx_model, tmp_path):
         want = a.run({"img": x})["feat"]
         got = b.run({name_b: x.transpose(0, 2, 3, 1).copy()})[out_b].transpose(0, 3, 1, 2)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def _tree(root):
+    """Every path under `root` with its content (None for folders): equal trees mean nothing was touched."""
+    return {str(p.relative_to(root)): None if p.is_dir() else p.read_bytes() for p in sorted(root.rglob("*"))}
+
+
+def _user_folder(path, nnef=False):
+    """A folder someone cares about: keep.txt and a subfolder, and graph.nnef if it is to look like a model."""
+    (path / "sub").mkdir(parents=True)
+    (path / "keep.txt").write_text("mine")
+    (path / "sub" / "notes.txt").write_text("also mine")
+    if nnef:
+        (path / "graph.nnef").write_text("version 1.0;\ngraph old( x ) -> ( x ) {}\n")
+    return _tree(path)
+
+
+def test_convert_refuses_an_existing_output_and_keeps_it(onnx_model, tmp_path, capsys):
+    out = tmp_path / "photos"
+    before = _user_folder(out)
+    assert main(["convert", str(onnx_model), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: exists already, not overwriting (--force replaces an NNEF model" in err
+    assert _tree(out) == before
+    assert main(["convert", str(onnx_model), "-o", str(out), "--force"]) == 2  # not an NNEF model: never
+    assert f"{out}: exists already and is not an NNEF model" in capsys.readouterr().err
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "photos"]  # no temporary folder left
+
+
+def test_failed_conversion_leaves_the_old_model_as_it_was(tmp_path, capsys):
+    """The bug of issue 17: a failed conversion over an existing folder deleted it (and exit 2)."""
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx model")
+    out = tmp_path / "m.nnef"
+    before = _user_folder(out, nnef=True)
+    assert main(["convert", str(bad), "-o", str(out), "--force"]) == 2
+    assert "conversion to NNEF failed" in capsys.readouterr().err
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx", "m.nnef"]
+
+
+def test_force_replaces_an_nnef_model_folder_and_archive(onnx_model, tmp_path, capsys):
+    out = tmp_path / "m.nnef"
+    _user_folder(out, nnef=True)
+    assert main(["convert", str(onnx_model), "-o", str(out), "--force", "--check"]) == 0
+    assert "outputs feat[1, 5, 9, 11]" in capsys.readouterr().out
+    assert not (out / "keep.txt").exists() and "graph g(" in (out / "graph.nnef").read_text()
+    assert main(["convert", str(onnx_model), "-o", str(out), "--compress"]) == 0  # m.nnef.tgz: the folder stays
+    archive = tmp_path / "m.nnef.tgz"
+    assert archive.is_file() and (out / "graph.nnef").is_file()
+    old = archive.read_bytes()
+    assert main(["convert", str(onnx_model), "-o", str(archive), "--compress"]) == 2
+    assert "--force replaces" in capsys.readouterr().err and archive.read_bytes() == old
+    assert main(["convert", str(onnx_model), "-o", str(archive), "--compress", "--force"]) == 0
+    from ocl_infer.engine.graph import load_graph
+
+    assert load_graph(archive).outputs == ("feat",)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.nnef", "m.nnef.tgz", "m.onnx"]
+
+
+def test_failed_check_writes_nothing(tmp_path, capsys):
+    """nnef-tools converts Erf, the engine's loader does not take it: --check fails and nothing appears, not
+    even the parent folders the output would have needed; an old model under --force stays as it was."""
+    erf = tmp_path / "erf.onnx"
+    onnx.save(make_model([helper.make_node("Erf", ["img"], ["feat"])], {"img": (1, 3, 4, 4)}, ["feat"]), erf)
+    out = tmp_path / "new" / "deeper" / "erf.nnef"
+    assert main(["convert", str(erf), "-o", str(out), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: not written, the converted model fails the check" in err and "unsupported op 'erf'" in err
+    assert ".tmp-" not in err  # the message names the user's path, not the temporary one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["erf.onnx"]
+    old = tmp_path / "old.nnef"
+    before = _user_folder(old, nnef=True)
+    assert main(["convert", str(erf), "-o", str(old), "--check", "--force"]) == 2
+    assert _tree(old) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["erf.onnx", "old.nnef"]
+    assert main(["convert", str(erf), "-o", str(out)]) == 0  # without --check it converts

@@ -151,7 +151,7 @@ def test_yolov3_tiny_fp16_matches_onnxruntime_and_saves_memory(model_dir: Path, 
     from ocl_infer.detection.description import load_description
     from ocl_infer.detection.preprocess import preprocess
     from ocl_infer.engine import Engine
-    from ocl_infer.engine.engine import facts_of
+    from ocl_infer.engine.devices.facts import facts_of
     from ocl_infer.engine.plan import make_plan
 
     desc = load_description(model_dir)

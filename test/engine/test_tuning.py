@@ -50,8 +50,8 @@ def entry(params: dict[str, Any], ms: float = 1.0) -> Any:
 
 
 def device_key() -> str:
+    from ocl_infer.engine.devices.facts import facts_of
     from ocl_infer.engine.devices.selection import select_devices
-    from ocl_infer.engine.engine import facts_of
 
     return facts_of(select_devices(None)[0]).key
 

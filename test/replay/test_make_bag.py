@@ -80,6 +80,31 @@ def test_refuses_to_overwrite_and_leaves_the_old_bag_alone(data_dir, tmp_path, c
     assert {p.name: p.stat().st_mtime_ns for p in bag.iterdir()} == before
 
 
+def _tree(root):
+    return {str(p.relative_to(root)): None if p.is_dir() else p.read_bytes() for p in sorted(root.rglob("*"))}
+
+
+def test_force_replaces_a_bag_and_nothing_else(data_dir, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    (photos / "keep.txt").write_text("mine")
+    before = _tree(photos)
+    for force in ([], ["--force"]):
+        assert main(["make-bag", str(data_dir / "dog.jpg"), "-o", str(photos), *force]) == 2
+        assert f"{photos}: exists already" in capsys.readouterr().err
+    assert _tree(photos) == before
+    bag = tmp_path / "bag"
+    assert main(["make-bag", str(data_dir / "dog.jpg"), "-o", str(bag)]) == 0
+    old = _tree(bag)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    assert main(["make-bag", str(data_dir / "horses.jpg"), str(broken), "-o", str(bag), "--force"]) == 2
+    assert _tree(bag) == old  # a failed forced run leaves the old bag as it was
+    assert main(["make-bag", str(data_dir / "horses.jpg"), str(data_dir / "dog.jpg"), "-o", str(bag), "--force"]) == 0
+    assert len(_read_back(bag)[1]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag", "broken.jpg", "photos"]
+
+
 def test_a_failure_leaves_nothing_half_written(data_dir, tmp_path, capsys):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really a jpeg")

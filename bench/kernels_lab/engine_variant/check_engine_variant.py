@@ -30,9 +30,6 @@ def main() -> int:
     import onnxruntime as ort
     import pyopencl as cl
 
-    from ocl_infer.engine.kernels import registry
-
-    registry._load_families()
     from ocl_infer.detection.description import load_description
     from ocl_infer.detection.preprocess import preprocess
     from ocl_infer.engine.graph.loader import load_graph

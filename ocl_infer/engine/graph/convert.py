@@ -1,19 +1,44 @@
-"""ONNX / TFLite -> NNEF with nnef-tools, in-process: constants folded, input/output names kept."""
+"""ONNX / TFLite -> NNEF with nnef-tools, in-process: constants folded, input/output names kept.
+
+The output is written beside the target and moved into place only when complete (ocl_infer.fsutil): a failed
+conversion, or a converted model that fails the caller's check, leaves the disk as it was."""
 
 import argparse
 import contextlib
 import io
-import shutil
+import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
-from ocl_infer.errors import ModelError
+from ocl_infer.engine.graph.loader import ARCHIVE_SUFFIXES
+from ocl_infer.errors import ConfigError, ModelError, OclInferError
+from ocl_infer.fsutil import staged_output
 
 FORMATS = {".onnx": "onnx", ".tflite": "tflite"}
+NNEF_MODEL = "an NNEF model (a folder holding graph.nnef, or an archive of one)"
+
+
+def is_nnef_model(path: Path) -> bool:
+    """A folder holding graph.nnef, or an archive with a graph.nnef member: what `--force` may replace."""
+    if path.is_dir():
+        return (path / "graph.nnef").is_file()
+    if not (path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES)):
+        return False
+    try:
+        with tarfile.open(path) as tar:
+            return any(Path(name).name == "graph.nnef" for name in tar.getnames())
+    except (tarfile.TarError, OSError, EOFError):
+        return False
 
 
 def convert_model(src: Path, out: Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
-                  compress: bool = False, fold_constants: bool = True) -> Path:
-    """Convert `src` into NNEF at `out` (a folder, or a .tgz with `compress`). Returns the written path."""
+                  compress: bool = False, fold_constants: bool = True, force: bool = False,
+                  check: Callable[[Path], object] | None = None) -> Path:
+    """Convert `src` into NNEF at `out` (a folder, or a .tgz with `compress`). Returns the written path.
+
+    `check` (e.g. the engine's loader) gets the converted model before it is moved into place; an error it
+    raises leaves nothing written. An existing output is refused (ConfigError) unless `force`, which replaces
+    only an NNEF model."""
     import nnef_tools.convert as nnef_convert
 
     src = Path(src)
@@ -26,26 +51,29 @@ def convert_model(src: Path, out: Path, input_shapes: dict[str, tuple[int, ...]]
     # nnef-tools appends ".tgz" to the path it is given when compressing
     target = out.with_name(out.name[: -len(".tgz")]) if compress and out.name.endswith(".tgz") else out
     written = target.with_name(target.name + ".tgz") if compress else target
-    for p in {target, written}:
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-    args = argparse.Namespace(
-        input_model=str(src), output_model=str(target), input_format=fmt, output_format="nnef",
-        input_shapes=repr(input_shapes) if input_shapes else None, io_transpose=None,
-        fold_constants=fold_constants and fmt == "onnx", optimize=False, dequantize=False, custom_converters=None,
-        custom_shapes=None, custom_fragments=None, custom_optimizers=None, mirror_unsupported=False,
-        generate_custom_fragments=False, keep_io_names=True, decompose=None, input_names=None, output_names=None,
-        static_only=False, tensor_mapping=None, annotate_shapes=False, compress=1 if compress else None)
-    log = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(log):
-            rc = nnef_convert.main(args)
-    except Exception as err:  # nnef-tools raises plain exceptions for unsupported ops/attributes
-        raise ModelError(f"{src}: conversion to NNEF failed: {type(err).__name__}: {err}") from err
-    if rc != 0:
-        raise ModelError(f"{src}: conversion to NNEF failed: {log.getvalue().strip() or f'exit code {rc}'}")
-    if written.exists():
-        return written
-    raise ModelError(f"{src}: converter reported success but wrote nothing at {target}")
+    with staged_output(written, force=force, replaceable=is_nnef_model, kind=NNEF_MODEL, error=ConfigError) as staged:
+        args = argparse.Namespace(
+            input_model=str(src), output_model=str(staged.with_name(target.name)), input_format=fmt,
+            output_format="nnef", input_shapes=repr(input_shapes) if input_shapes else None, io_transpose=None,
+            fold_constants=fold_constants and fmt == "onnx", optimize=False, dequantize=False,
+            custom_converters=None, custom_shapes=None, custom_fragments=None, custom_optimizers=None,
+            mirror_unsupported=False, generate_custom_fragments=False, keep_io_names=True, decompose=None,
+            input_names=None, output_names=None, static_only=False, tensor_mapping=None, annotate_shapes=False,
+            compress=1 if compress else None)
+        log = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(log):
+                rc = nnef_convert.main(args)
+        except Exception as err:  # nnef-tools raises plain exceptions for unsupported ops/attributes
+            raise ModelError(f"{src}: conversion to NNEF failed: {type(err).__name__}: {err}") from err
+        if rc != 0:
+            raise ModelError(f"{src}: conversion to NNEF failed: {log.getvalue().strip() or f'exit code {rc}'}")
+        if not staged.exists():
+            raise ModelError(f"{src}: converter reported success but wrote nothing at {target}")
+        if check is not None:
+            try:
+                check(staged)
+            except OclInferError as err:  # name the path the user gave, not the temporary one
+                raise ModelError(f"{written}: not written, the converted model fails the check: "
+                                 f"{str(err).replace(str(staged), str(written))}") from err
+    return written

@@ -9,46 +9,11 @@ from typing import Any
 import numpy as np
 
 from ocl_infer.engine.kernels.base import Launch
-from ocl_infer.engine.kernels.conv import _ConvBase
+from ocl_infer.engine.kernels.conv_common import ConvBase, is_half, logical_shapes, storage_array
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
-from ocl_infer.errors import ModelError
 
 TAG = "#covec"
-HALF_MAX = 65504.0  # largest finite half
-
-
-def storage_array(a: np.ndarray, half: bool, what: str) -> np.ndarray:
-    """`a` as the kernel stores it: float32, or float16 for precision "fp16" (a value beyond half's range
-    would turn into inf on the device, so it is refused, naming the tensor)."""
-    if not half:
-        return np.ascontiguousarray(a, dtype=np.float32)
-    big = float(np.max(np.abs(a))) if a.size else 0.0
-    if not big <= HALF_MAX:
-        raise ModelError(f"{what}: |value| up to {big:.6g} does not fit fp16 storage (max {HALF_MAX:g}); "
-                         f"use precision fp32")
-    return np.ascontiguousarray(a, dtype=np.float16)
-
-
-def is_half(step: Step) -> bool:
-    """The planner marks conv steps of a precision="fp16" plan; kernels then store weights (and scratch) as half."""
-    return step.attrs.get("precision") == "fp16"
-
-
-def logical_shapes(step: Step, shapes: Mapping[str, tuple[int, ...]], tag: str) -> Mapping[str, tuple[int, ...]]:
-    """`shapes` with the filter back in NNEF order [OC, IC, KH, KW] when it is already in our layout.
-
-    The runtime re-creates wrappers from the plan, whose filter shape is the re-laid-out one; _ConvBase reads
-    KH, KW from the filter's dims 2 and 3, so it gets the logical shape instead (stored in the constant's name:
-    `<filter><tag><co_v>:<KH>x<KW>`)."""
-    fname = step.inputs[1]
-    if tag not in fname:
-        return shapes
-    kh, kw = (int(v) for v in fname.rsplit(":", 1)[1].split("x"))
-    x, y = shapes[step.inputs[0]], shapes[step.outputs[0]]
-    return {**shapes, fname: (y[1], x[1], kh, kw)}
-
-
 def covec_blocking(oc: int, ow: int, kh: int, kw: int, pool: bool = False) -> tuple[int, int, int]:
     """(NP columns, NV channel vectors, RY rows) per work-item, from the tuning runs on the YOLOv3-tiny shapes.
 
@@ -77,7 +42,7 @@ def _all_ones(v: Any) -> bool:
 
 
 @register
-class ConvCovec(_ConvBase):
+class ConvCovec(ConvBase):
     ops = ("conv",)
     variant = "covec"
     priority = 10

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ocl_infer.engine.kernels.base import Launch, ScratchLaunch, new_kernel
-from ocl_infer.engine.kernels.conv import _ConvBase
+from ocl_infer.engine.kernels.conv_common import ConvBase
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
@@ -20,7 +20,7 @@ PAD_LOCAL = 4  # padded rows per work-group of the padding pass
 
 
 @register
-class ConvDepthwise(_ConvBase):
+class ConvDepthwise(ConvBase):
     ops = ("conv",)
     variant = "depthwise"
     priority = 5  # above ConvBlocked; covec and Winograd never take grouped convs

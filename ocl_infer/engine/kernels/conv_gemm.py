@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from ocl_infer.engine.kernels.base import Launch, ScratchLaunch
-from ocl_infer.engine.kernels.conv import _ConvBase
-from ocl_infer.engine.kernels.conv_covec import is_half, logical_shapes, storage_array
+from ocl_infer.engine.kernels.conv_common import ConvBase, is_half, logical_shapes, storage_array
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
@@ -64,7 +63,7 @@ def gemm_blocking(n: int, oc: int, pixels: int, k: int, facts: DeviceFacts | Non
 
 
 @register
-class ConvGemm(_ConvBase):
+class ConvGemm(ConvBase):
     ops = ("conv",)
     variant = "gemm"
     priority = 30  # above the CPU family's convs; they never take GPU-family devices anyway

@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 
 from ocl_infer.engine.kernels.base import Launch, ScratchLaunch
-from ocl_infer.engine.kernels.conv import _ConvBase
-from ocl_infer.engine.kernels.conv_covec import is_half, storage_array
+from ocl_infer.engine.kernels.conv_common import ConvBase, is_half, storage_array
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
@@ -85,7 +84,7 @@ def winograd_blocking(tiles: int) -> tuple[int, int]:
 
 
 def _logical_shapes(step: Step, shapes: Mapping[str, tuple[int, ...]]) -> Mapping[str, tuple[int, ...]]:
-    """The filter back in NNEF order for _ConvBase when the runtime re-creates us from the re-laid-out plan."""
+    """The filter back in NNEF order for ConvBase when the runtime re-creates us from the re-laid-out plan."""
     fname = step.inputs[1]
     if TAG not in fname:
         return shapes
@@ -94,7 +93,7 @@ def _logical_shapes(step: Step, shapes: Mapping[str, tuple[int, ...]]) -> Mappin
 
 
 @register
-class ConvWinograd(_ConvBase):
+class ConvWinograd(ConvBase):
     ops = ("conv",)
     variant = "winograd"
     priority = 20

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from ocl_infer.engine.kernels.base import Kernel, Launch, contiguous_strides, new_kernel, size_of
-from ocl_infer.engine.kernels.conv import ACTIVATIONS
+from ocl_infer.engine.kernels.conv_common import ACTIVATIONS
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 

@@ -1,6 +1,10 @@
 """The kernel table: (op, variant) -> wrapper class, and the choice per step by shape and device facts.
 
-Another kernel (a faster conv, say) plugs in with `register` and a higher `priority` or a narrower `supports`."""
+A family module registers its wrappers with `register` when it is imported, and `kernels/__init__.py` imports
+every family right after this module. Python runs a package's `__init__` before any of its modules, so whoever
+imports this module (or a family) gets the table filled: no lazy loading, no flag. Another kernel (a faster
+conv, say) plugs in with `register` and a higher `priority` or a narrower `supports`, and its module goes into
+`FAMILIES` in `kernels/__init__.py` (a test checks that every registering module is listed there)."""
 
 from collections.abc import Mapping
 
@@ -17,32 +21,8 @@ def register(cls: type[Kernel]) -> type[Kernel]:
     return cls
 
 
-_loaded = False
-
-
-def _load_families() -> None:
-    """Import the built-in families once (for their `register` side effect), whatever was imported before."""
-    global _loaded
-    if not _loaded:
-        from ocl_infer.engine.kernels import (  # noqa: F401
-            conv,
-            conv_covec,
-            conv_depthwise,
-            conv_gemm,
-            conv_winograd,
-            conv_winograd4,
-            elementwise,
-            layout,
-            matmul,
-            pool,
-        )
-
-        _loaded = True
-
-
 def choose_kernel(step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> type[Kernel]:
     """The highest-priority registered wrapper that supports `step` on a device with `facts`."""
-    _load_families()
     candidates = [cls for (op, _), cls in KERNELS.items() if op == step.kind and cls.supports(step, shapes, facts)]
     if not candidates:
         known = sorted({op for op, _ in KERNELS})
@@ -53,7 +33,6 @@ def choose_kernel(step: Step, shapes: Mapping[str, tuple[int, ...]], facts: Devi
 
 def kernel_for(step: Step) -> type[Kernel]:
     """The wrapper class a plan chose for `step`."""
-    _load_families()
     try:
         return KERNELS[(step.kind, step.variant)]
     except KeyError as err:

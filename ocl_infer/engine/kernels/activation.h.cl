@@ -1,5 +1,5 @@
 // Fused epilogue of the conv families. ACT: 0 none, 1 relu, 2 leaky_relu(a0), 3 clamp(a0, a1), 4 sigmoid,
-// 5 tanh, 6 elu(a0).
+// 5 tanh, 6 elu(a0), 7 silu (x * sigmoid(x): the planner fuses conv -> sigmoid -> mul(conv, sigmoid)).
 inline float activate(const float v, const float a0, const float a1) {
 #if ACT == 1
     return v > 0.0f ? v : 0.0f;
@@ -13,6 +13,8 @@ inline float activate(const float v, const float a0, const float a1) {
     return tanh(v);
 #elif ACT == 6
     return v < 0.0f ? a0 * expm1(v) : v;
+#elif ACT == 7
+    return v / (1.0f + exp(-v));
 #else
     return v;
 #endif

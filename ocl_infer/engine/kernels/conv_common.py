@@ -13,7 +13,7 @@ from ocl_infer.engine.kernels.base import Kernel, auto_padding
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 from ocl_infer.errors import ModelError
 
-ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2, "clamp": 3, "sigmoid": 4, "tanh": 5, "elu": 6}
+ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2, "clamp": 3, "sigmoid": 4, "tanh": 5, "elu": 6, "silu": 7}
 RESIDUALS = {None: 0, "pre": 1, "post": 2}  # as RES in activation.h.cl
 
 

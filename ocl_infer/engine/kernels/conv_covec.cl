@@ -32,6 +32,8 @@ inline float16 activate16(const float16 v, const float a0, const float a1) {
     return tanh(v);
 #elif ACT == 6
     return select(v, a0 * expm1(v), v < (float16)(0.0f));
+#elif ACT == 7
+    return v / (1.0f + exp(-v));
 #else
     return v;
 #endif

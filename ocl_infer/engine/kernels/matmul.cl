@@ -1,6 +1,7 @@
 // Batched matrix product C[b] = A[b] x B[b] (+ bias[n]) with arbitrary strides, so transposes and linear's
 // filter layout need no copies. sbias 0 means no bias. Each work-item computes 4 consecutive columns of one row.
-// act codes as in activation.h.cl (a run-time argument here: one program serves every activation): 0 none, 1 relu, 2 leaky_relu, 3 clamp, 4 sigmoid, 5 tanh, 6 elu.
+// act codes as in activation.h.cl (a run-time argument here: one program serves every activation): 0 none,
+// 1 relu, 2 leaky_relu, 3 clamp, 4 sigmoid, 5 tanh, 6 elu, 7 silu.
 
 inline float act_mm(const float v, const int act, const float a0, const float a1) {
     switch (act) {
@@ -10,6 +11,7 @@ inline float act_mm(const float v, const int act, const float a0, const float a1
         case 4: return 1.0f / (1.0f + exp(-v));
         case 5: return tanh(v);
         case 6: return v < 0.0f ? a0 * expm1(v) : v;
+        case 7: return v / (1.0f + exp(-v));
         default: return v;
     }
 }

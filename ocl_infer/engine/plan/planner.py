@@ -164,12 +164,34 @@ def _fuse_activations(drafts: list[_Draft], consts: dict[str, np.ndarray], outpu
         if d.kind in ("conv", "linear") and "activation" not in d.attrs:
             act = _single_consumer(drafts, d.outputs[0], outputs)
             params = _activation_params(act, consts) if act is not None else None
+            silu = _silu_after(drafts, d.outputs[0], outputs) if params is None else None
             if act is not None and params is not None:
                 d = _Draft(d.kind, d.inputs, [act.outputs[0]], {**d.attrs, "activation": params}, d.name,
                            fused=[*d.fused, act.name])
                 removed.add(id(act))
+            elif silu is not None:
+                sig, mul = silu
+                d = _Draft(d.kind, d.inputs, [mul.outputs[0]], {**d.attrs, "activation": ("silu", 0.0, 0.0)},
+                           d.name, fused=[*d.fused, sig.name, mul.name])
+                removed.update((id(sig), id(mul)))
         out.append(d)
     return out
+
+
+def _silu_after(drafts: list[_Draft], name: str, outputs: set[str]) -> tuple[_Draft, _Draft] | None:
+    """(sigmoid, mul) when `name` feeds exactly `s = sigmoid(name)` and `mul(name, s)` (SiLU as exported by
+    PyTorch/ONNX: two passes over the tensor after every conv of YOLOv5/v8/11), else None."""
+    if name in outputs:
+        return None
+    users = [d for d in drafts if name in d.inputs]
+    sig = next((d for d in users if d.kind == "sigmoid" and d.inputs == [name]), None)
+    if len(users) != 2 or sig is None or sig.outputs[0] in outputs:
+        return None
+    mul = next(d for d in users if d is not sig)
+    if (mul.kind != "mul" or sorted(mul.inputs) != sorted([name, sig.outputs[0]])
+            or _single_consumer(drafts, sig.outputs[0], outputs) is not mul):
+        return None
+    return sig, mul
 
 
 def _is_pool_2x2(d: _Draft, rank: int) -> bool:
@@ -242,7 +264,8 @@ def _fuse_max_pool(drafts: list[_Draft], shapes: dict[str, tuple[int, ...]], out
             pool = _single_consumer(drafts, d.outputs[0], outputs)
             act = d.attrs.get("activation")
             # max commutes with non-decreasing activations only
-            monotonic = act is None or act[0] in ("relu", "clamp", "sigmoid", "tanh") or act[1] >= 0
+            monotonic = (act is None or act[0] in ("relu", "clamp", "sigmoid", "tanh")
+                         or (act[0] in ("leaky_relu", "elu") and act[1] >= 0))  # silu dips below 0: not
             if pool is not None and monotonic and _is_pool_2x2(pool, len(shapes[d.outputs[0]])):
                 attrs = {**d.attrs, "pool": 2, "conv_shape": shapes[d.outputs[0]]}
                 trial = Step("conv", "", tuple(d.inputs), (pool.outputs[0],), MappingProxyType(attrs), d.name)

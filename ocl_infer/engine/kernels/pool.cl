@@ -98,3 +98,36 @@ __kernel void softmax_axes(__global const float* src, __global float* dst, const
         dst[off] = exp(src[off] - m) * inv;
     }
 }
+
+// The common case: the reduced axes form one contiguous block, so the tensor is viewed as [outer][r][inner]
+// and work-item i = (o, j) walks its row with stride `inner`: neighbouring work-items read neighbouring words,
+// and no rank-8 index arithmetic runs per element (the DFL softmax of YOLOv8 heads: 16 bins x 4 x 3549 rows).
+__kernel void reduce_rows(__global const float* src, __global float* dst, const int r, const int inner,
+                          const int mode, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    __global const float* row = src + (size_t)(i / inner) * r * inner + i % inner;
+    float acc = mode == 2 ? -INFINITY : (mode == 3 ? INFINITY : 0.0f);
+    for (int k = 0; k < r; ++k) {
+        const float v = row[(size_t)k * inner];
+        acc = mode == 2 ? fmax(acc, v) : (mode == 3 ? fmin(acc, v) : acc + v);
+    }
+    dst[i] = mode == 1 ? acc / (float)r : acc;
+}
+
+__kernel void softmax_rows(__global const float* src, __global float* dst, const int r, const int inner,
+                           const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const size_t base = (size_t)(i / inner) * r * inner + i % inner;
+    float m = -INFINITY;
+    for (int k = 0; k < r; ++k) m = fmax(m, src[base + (size_t)k * inner]);
+    float s = 0.0f;
+    for (int k = 0; k < r; ++k) {  // exp once: kept in dst, scaled below
+        const float e = exp(src[base + (size_t)k * inner] - m);
+        dst[base + (size_t)k * inner] = e;
+        s += e;
+    }
+    const float inv = 1.0f / s;
+    for (int k = 0; k < r; ++k) dst[base + (size_t)k * inner] *= inv;
+}

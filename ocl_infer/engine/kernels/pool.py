@@ -101,7 +101,14 @@ class ReduceAxes(_Pool):
         od, os = tuple(x[d] for d in keep), tuple(xs[d] for d in keep)
         rd, rs = tuple(x[d] for d in axes), tuple(xs[d] for d in axes)
         n, nred = size_of(od), size_of(rd)
-        k = new_kernel(program, "softmax_axes") if self.step.kind == "softmax" else new_kernel(program, "reduce_axes")
+        softmax = self.step.kind == "softmax"
+        if axes == list(range(axes[0], axes[-1] + 1)):  # one contiguous block: the [outer][r][inner] view
+            inner = size_of(tuple(x[axes[-1] + 1:]))
+            k = new_kernel(program, "softmax_rows" if softmax else "reduce_rows")
+            mode = () if softmax else (np.int32(_REDUCE_MODES[self.step.kind]),)
+            k.set_args(ins[0], outs[0], np.int32(nred), np.int32(inner), *mode, np.int32(n))
+            return [Launch(k, global_1d(n))]
+        k = new_kernel(program, "softmax_axes") if softmax else new_kernel(program, "reduce_axes")
         k.set_args(ins[0], outs[0], int8(od, 1), int8(os, 0), int8(rd, 1), int8(rs, 0), np.int32(nred),
                    np.int32(_REDUCE_MODES[self.step.kind]), np.int32(n))
         return [Launch(k, global_1d(n))]

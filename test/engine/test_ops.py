@@ -24,6 +24,9 @@ CONV_CASES = [
     ((1, 10, 9, 11), 33, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1, True),  # >= 16 channels: the covec kernel
     ((2, 24, 13, 13), 40, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1, True),  # covec 1x1 on a 13x13 map
     ((1, 8, 30, 29), 17, (3, 3), (1, 1), (1, 1), (0, 1, 2, 0), 1, True),  # covec, asymmetric padding
+    ((2, 6, 17, 20), 24, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 1, True),  # covec stride 2 (YOLOv8's downsampling)
+    ((1, 5, 15, 16), 33, (3, 3), (2, 1), (1, 1), (1, 0, 1, 2), 1, True),  # covec, stride 2 x 1, odd padding
+    ((1, 4, 13, 14), 16, (1, 1), (2, 2), (1, 1), (0, 0, 0, 0), 1, True),  # covec 1x1 stride 2
 ]
 
 

@@ -1,6 +1,7 @@
 // Direct convolution vectorised over OUTPUT channels ("covec"): a work-item keeps NV float16 vectors
 // (16*NV output channels) x RY output rows x NP output columns of accumulators in registers; each input value
-// is loaded once per tap and broadcast against NV weight vectors. Stride 1, dilation 1, groups 1; any KH x KW
+// is loaded once per tap and broadcast against NV weight vectors. Any stride SH x SW (YOLOv5/v8/11 downsample
+// with stride-2 convs), dilation 1, groups 1; any KH x KW
 // and zero padding PT/PL (bottom/right follow from OH, OW); fused bias + activation (ACT as in activation.h.cl).
 // Layouts: x [N][IC][IH][IW]; w [NCB][KH][KW][IC][CO_V] (CO_V = 16*NV, OC zero-padded to NCB*CO_V);
 // bias [NCB*CO_V]; y [N][OC][OH][OW].  Launch: global (ceil(OW/NP), ceil(OH/RY), N*NCB), local (1,1,1).
@@ -8,6 +9,12 @@
 // oh ow pt pl, ncb = channel blocks) comes as arguments, so every layer with the same blocking shares one
 // program: fewer compiles at a cold start, and loop bounds at run time cost nothing measurable here.
 #define CO_V (16 * NV)
+#ifndef SH  // strides: build options only where not 1, so stride-1 layers keep sharing their programs
+#define SH 1
+#endif
+#ifndef SW
+#define SW 1
+#endif
 
 // HALF=1 (engine precision "fp16"): the weights are stored as half and widened on load (vload_half16 is core
 // OpenCL 1.2; this device has no half arithmetic); accumulation, bias and activations stay float.
@@ -59,12 +66,12 @@ __kernel void conv2d_covec(__global const float* restrict x, WEIGHTS w,
             for (int p = 0; p < NP; p++) acc[v][r][p] = b;
     }
     for (int ky = 0; ky < KH; ky++) {
-        const int iy0 = y0 + ky - pt;
-        if (iy0 + RY <= 0 || iy0 >= ih) continue;  // every row of the block reads padding
+        const int iy0 = y0 * SH + ky - pt;
+        if (iy0 + (RY - 1) * SH < 0 || iy0 >= ih) continue;  // every row of the block reads padding
         for (int kx = 0; kx < KW; kx++) {
-            const int ix0 = x0 + kx - pl;
+            const int ix0 = x0 * SW + kx - pl;
             size_t wk = ((size_t)(cb * KH + ky) * KW + kx) * ic * NV;  // index in 16-lane vectors
-            if (ix0 >= 0 && ix0 + NP <= iw && iy0 >= 0 && iy0 + RY <= ih) {
+            if (ix0 >= 0 && ix0 + (NP - 1) * SW < iw && iy0 >= 0 && iy0 + (RY - 1) * SH < ih) {
                 // Interior block: no bounds checks in the hot loop.
                 __global const float* ip = xn + iy0 * iw + ix0;
                 for (int ci = 0; ci < ic; ci++) {
@@ -75,7 +82,7 @@ __kernel void conv2d_covec(__global const float* restrict x, WEIGHTS w,
                     for (int r = 0; r < RY; r++)
 #pragma unroll
                         for (int p = 0; p < NP; p++) {
-                            const float a = ip[r * iw + p];
+                            const float a = ip[r * SH * iw + p * SW];
 #pragma unroll
                             for (int v = 0; v < NV; v++) acc[v][r][p] = fma((float16)(a), wv[v], acc[v][r][p]);
                         }
@@ -91,12 +98,12 @@ __kernel void conv2d_covec(__global const float* restrict x, WEIGHTS w,
                     for (int v = 0; v < NV; v++) wv[v] = LOAD_W(w, wk + v);
 #pragma unroll
                     for (int r = 0; r < RY; r++) {
-                        const int iy = iy0 + r;
+                        const int iy = iy0 + r * SH;
                         const bool row_ok = iy >= 0 && iy < ih;
                         __global const float* rp = ip + clamp(iy, 0, ih - 1) * iw;
 #pragma unroll
                         for (int p = 0; p < NP; p++) {
-                            const int ix = ix0 + p;
+                            const int ix = ix0 + p * SW;
                             const float a = (row_ok && ix >= 0 && ix < iw) ? rp[clamp(ix, 0, iw - 1)] : 0.0f;
 #pragma unroll
                             for (int v = 0; v < NV; v++) acc[v][r][p] = fma((float16)(a), wv[v], acc[v][r][p]);

@@ -1,6 +1,6 @@
 """Convolution, "covec" variant: vectorised over output channels, register-blocked over NV x 16 channels and
 RY x NP output pixels; measured at 190-225 GFLOP/s on the YOLOv3-tiny 3x3 and 1x1 layers on 2 Zen 4 cores
-under PoCL (bench/kernels_lab/README.md). Takes stride-1, dilation-1, ungrouped 2-D convs with at least 16
+under PoCL (bench/kernels_lab/README.md). Takes dilation-1 ungrouped 2-D convs of any stride with at least 16
 output channels; everything else stays with `ConvBlocked`."""
 
 from collections.abc import Mapping
@@ -66,7 +66,7 @@ class ConvCovec(ConvBase):
             return False
         a = step.attrs
         groups = int(a.get("groups", 1))
-        return (groups == 1 and _all_ones(a.get("stride")) and _all_ones(a.get("dilation"))
+        return (groups == 1 and _all_ones(a.get("dilation"))
                 and len(step.inputs) > 2 and shapes[step.outputs[0]][1] >= 16 and facts.family == "cpu")
 
     def build_options(self) -> str:
@@ -77,6 +77,8 @@ class ConvCovec(ConvBase):
             fixed["HALF"] = 1
         if self.res:
             fixed["RES"] = self.res
+        if (self.sh, self.sw) != (1, 1):
+            fixed.update(SH=self.sh, SW=self.sw)
         return " ".join(f"-D{k}={v}" for k, v in fixed.items()) + " -cl-fast-relaxed-math -cl-mad-enable"
 
     def relayout(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:

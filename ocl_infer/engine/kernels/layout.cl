@@ -7,6 +7,16 @@ __kernel void strided_copy(__global const float* src, __global float* dst, const
     if (i < n) dst[doff + bidx(i, d, ds)] = src[soff + bidx(i, d, ss)];
 }
 
+// Copies of up to 3 (collapsed) dims, the common case (concat along a spatial or anchor axis, channel/space
+// transposes): grid coordinates give the index, no per-element divisions. Launch: global (d0, d1, d2), d0
+// innermost; strides of the source and destination per dim.
+__kernel void grid_copy(__global const float* restrict src, __global float* restrict dst, const int ss0,
+                        const int ss1, const int ss2, const int ds0, const int ds1, const int ds2, const int soff,
+                        const int doff) {
+    const size_t i = get_global_id(0), j = get_global_id(1), k = get_global_id(2);
+    dst[doff + i * ds0 + j * ds1 + k * ds2] = src[soff + i * ss0 + j * ss1 + k * ss2];
+}
+
 __kernel void contiguous_copy(__global const float* restrict src, __global float* restrict dst, const int soff,
                               const int doff, const int n) {
     const int i = get_global_id(0);

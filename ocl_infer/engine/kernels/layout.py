@@ -38,6 +38,11 @@ class _Layout(Kernel):
             k = new_kernel(program, "contiguous_copy")
             k.set_args(src, dst, np.int32(soff), np.int32(doff), np.int32(n))
             return Launch(k, global_1d(n))
+        if len(dims) <= 3:  # innermost dim first on the grid: exact sizes, the driver picks the work-group
+            d, s_, t = ((*dims[::-1], 1, 1)[:3], (*ss[::-1], 0, 0)[:3], (*ds[::-1], 0, 0)[:3])
+            k = new_kernel(program, "grid_copy")
+            k.set_args(src, dst, *(np.int32(v) for v in (*s_, *t, soff, doff)))
+            return Launch(k, tuple(int(v) for v in d), None)
         k = new_kernel(program, "strided_copy")
         k.set_args(src, dst, int8(dims, 1), int8(ss, 0), int8(ds, 0), np.int32(soff), np.int32(doff), np.int32(n))
         return Launch(k, global_1d(n))

@@ -5,6 +5,7 @@ The cameras (image_topics) and the watched pairs come from params_file (default:
 config/multi_camera.yaml); each camera's outputs go under its topic's namespace (/front/detections, ...).
 Arguments: params_file, devices (empty: keep the params file's), namespace, use_sim_time.
 `ocl-infer launch --params config/multi_camera.yaml` starts the same nodes in one process.
+Both nodes get the package's shared-memory Fast DDS profile unless the launching shell configured Fast DDS.
 """
 
 from pathlib import Path
@@ -15,6 +16,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchContext, LaunchDescription
+from ocl_infer.ros.dds_profile import launch_env
 
 PACKAGE = "ocl_infer"
 
@@ -25,11 +27,12 @@ def nodes(context: LaunchContext, *args: object, **kwargs: object) -> list[Node]
     devices = LaunchConfiguration("devices").perform(context)
     sim_time = {"use_sim_time": LaunchConfiguration("use_sim_time").perform(context).lower() == "true"}
     detector_overrides = dict(sim_time, devices=devices) if devices else dict(sim_time)
+    env = launch_env(Path(get_package_share_directory(PACKAGE)) / "config" / "fastdds_shm.xml")
     return [
         Node(package=PACKAGE, executable="vehicle_detector", name="vehicle_detector", namespace=namespace,
-             parameters=[params, detector_overrides], output="screen"),
+             parameters=[params, detector_overrides], additional_env=env, output="screen"),
         Node(package=PACKAGE, executable="deadline_monitor", name="deadline_monitor", namespace=namespace,
-             parameters=[params, sim_time], output="screen"),
+             parameters=[params, sim_time], additional_env=env, output="screen"),
     ]
 
 

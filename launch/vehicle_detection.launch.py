@@ -4,6 +4,9 @@
 Arguments: camera_topic (remaps 'image' and 'image/compressed'), params_file (default: the package's
 config/vehicle_detection.yaml), devices (OpenCL selectors; empty: keep the params file's), namespace,
 use_sim_time. `ocl-infer launch` starts the same node with the same parameters without the ros2 CLI.
+The node gets the package's shared-memory Fast DDS profile (config/fastdds_shm.xml: camera-sized frames over
+default UDP are mostly lost) unless the launching shell configured Fast DDS itself; the camera's process needs
+FASTDDS_DEFAULT_PROFILES_FILE pointing at the same file.
 """
 
 from pathlib import Path
@@ -14,6 +17,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchContext, LaunchDescription
+from ocl_infer.ros.dds_profile import launch_env
 
 PACKAGE = "ocl_infer"
 
@@ -24,6 +28,7 @@ def detector_node(context: LaunchContext, *args: object, **kwargs: object) -> li
     overrides = {"use_sim_time": LaunchConfiguration("use_sim_time").perform(context).lower() == "true"}
     if devices:
         overrides["devices"] = devices
+    profile = Path(get_package_share_directory(PACKAGE)) / "config" / "fastdds_shm.xml"
     return [
         Node(
             package=PACKAGE,
@@ -32,6 +37,7 @@ def detector_node(context: LaunchContext, *args: object, **kwargs: object) -> li
             namespace=LaunchConfiguration("namespace").perform(context),
             parameters=[LaunchConfiguration("params_file").perform(context), overrides],
             remappings=[("image", camera), ("image/compressed", camera.rstrip("/") + "/compressed")],
+            additional_env=launch_env(profile),
             output="screen",
         )
     ]

@@ -20,11 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Cycles in ocl_infer/ros/, whose owner has been told; only ros modules may be listed, and a cycle must match an
-# entry exactly (a module joining it fails the test). Remove an entry with the fix.
-#   vehicle_detector.main() lazily imports vehicle_detector_node.main (a shim for the console script), while
-#   vehicle_detector_node re-exports the node's names from vehicle_detector (TYPE_CHECKING and __getattr__).
-ALLOWED_ROS_CYCLES = {frozenset({"ocl_infer.ros.vehicle_detector", "ocl_infer.ros.vehicle_detector_node"})}
 
 
 def module_names(root: Path, package: str) -> dict[str, Path]:
@@ -90,9 +85,8 @@ def import_graph(root: Path, package: str, load: bool = False) -> dict[str, set[
     return graph
 
 
-def cycles(graph: dict[str, set[str]], allowed: set[frozenset[str]] | None = None) -> list[list[str]]:
-    """One cycle (as a path that returns to its start) per strongly connected component of more than one module,
-    except components exactly in `allowed`."""
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (as a path that returns to its start) per strongly connected component of more than one module."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -117,7 +111,7 @@ def cycles(graph: dict[str, set[str]], allowed: set[frozenset[str]] | None = Non
                 component.add(w)
                 if w == v:
                     break
-            if len(component) > 1 and frozenset(component) not in (allowed or set()):
+            if len(component) > 1:
                 components.append(component)
 
     for v in sorted(graph):
@@ -143,8 +137,7 @@ def _path_through(graph: dict[str, set[str]], component: set[str]) -> list[str]:
 
 
 def test_ocl_infer_has_no_import_cycles() -> None:
-    assert all(m.startswith("ocl_infer.ros.") for cycle in ALLOWED_ROS_CYCLES for m in cycle)
-    found = cycles(import_graph(ROOT, "ocl_infer"), ALLOWED_ROS_CYCLES)
+    found = cycles(import_graph(ROOT, "ocl_infer"))
     assert not found, "import cycles (lazy imports included):\n" + "\n".join(" -> ".join(c) for c in found)
 
 
@@ -169,8 +162,6 @@ def test_a_lazy_import_closing_a_cycle_is_found(tmp_path: Path) -> None:
     })
     assert cycles(graph) == [["pkg.engine", "pkg.tuning", "pkg.engine"]]
     assert cycles(import_graph(tmp_path, "pkg", load=True)) == []  # Python alone would never notice
-    assert cycles(graph, {frozenset({"pkg.engine", "pkg.tuning"})}) == []
-    assert cycles(graph, {frozenset({"pkg.engine"})}) != []  # an allowed cycle must match exactly
 
 
 def test_re_exports_and_packages_initialised_on_the_way_are_load_edges(tmp_path: Path) -> None:

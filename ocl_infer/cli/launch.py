@@ -78,20 +78,25 @@ def run(args: argparse.Namespace) -> int:
         monitor_params["pairs"] = [f"{args.camera or 'image'} -> detections"]
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    import rclpy
-    from rclpy.parameter import Parameter
+    from ocl_infer.ros.dds_profile import use_shm_profile
+    from ocl_infer.ros.shutdown import ShutdownGuard, run_node_process
 
-    from ocl_infer.ros.deadline_monitor_node import DeadlineMonitorNode
-    from ocl_infer.ros.vehicle_detector_node import VehicleDetectorNode, run_nodes
+    guard = ShutdownGuard("ocl-infer launch").install()  # Ctrl-C (once or twice) or SIGTERM: exit 0
+    use_shm_profile()  # before rclpy initialises Fast DDS; a profile of the user's own wins
+    try:
+        from rclpy.parameter import Parameter
 
-    with rclpy.init(args=ros_arguments(args, params)):
-        nodes = [VehicleDetectorNode()]
-        if with_monitor:
-            overrides = [Parameter("pairs", Parameter.Type.STRING_ARRAY, list(monitor_params["pairs"]))]
-            try:
+        from ocl_infer.ros.deadline_monitor_node import DeadlineMonitorNode
+        from ocl_infer.ros.vehicle_detector import VehicleDetectorNode
+
+        def build(nodes: list[object]) -> None:
+            nodes.append(VehicleDetectorNode())
+            if with_monitor:
+                overrides = [Parameter("pairs", Parameter.Type.STRING_ARRAY, list(monitor_params["pairs"]))]
                 nodes.append(DeadlineMonitorNode(parameter_overrides=overrides))
-            except ConfigError:
-                for node in nodes:
-                    node.destroy_node()
-                raise
-        return run_nodes(nodes)
+
+        return run_node_process(build, ros_arguments(args, params), guard)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        guard.exiting()

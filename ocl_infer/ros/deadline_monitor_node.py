@@ -16,7 +16,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.exceptions import (
@@ -24,7 +23,6 @@ from rclpy.exceptions import (
     InvalidParameterValueException,
     ParameterUninitializedException,
 )
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -195,17 +193,21 @@ class DeadlineMonitorNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Console script `deadline_monitor --ros-args -p pairs:='[\"/cam/image -> /cam/detections\"]'`."""
-    with rclpy.init(args=args):
-        try:
-            node = DeadlineMonitorNode()
-        except OclInferError as err:
-            print(f"deadline_monitor: error: {err}", file=sys.stderr)
-            return 2
-        try:
-            rclpy.spin(node)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
-            node.destroy_node()
-    return 0
+    """Console script `deadline_monitor --ros-args -p pairs:='[\"/cam/image -> /cam/detections\"]'`.
+
+    Like vehicle_detector: the shared-memory DDS profile unless the user configured Fast DDS (it may watch
+    image topics), and Ctrl-C/SIGTERM, once or twice, end it with exit code 0 (ocl_infer.ros.shutdown)."""
+    from ocl_infer.ros.dds_profile import use_shm_profile
+    from ocl_infer.ros.shutdown import ShutdownGuard, run_node_process
+
+    guard = ShutdownGuard("deadline_monitor").install()
+    use_shm_profile()
+    try:
+        return run_node_process(lambda nodes: nodes.append(DeadlineMonitorNode()), args, guard)
+    except OclInferError as err:
+        print(f"deadline_monitor: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        guard.exiting()

@@ -24,6 +24,7 @@ EVENT_KINDS = (
     "inference_error",
     "input_gap",
     "output_gap",
+    "transport_loss",  # frames DDS lost on the way from the camera (the subscription's message-lost event)
 )
 
 
@@ -50,6 +51,8 @@ class CameraSnapshot:
     processed: int  # frames processed (published or missed) in the window
     window: dict[str, int]  # event counts in the window
     totals: dict[str, int]  # event counts since start
+    frame_bytes: int = 0  # size of the newest frame's data
+    losses_known: bool = False  # the RMW reports lost messages, so transport_loss is counted
 
 
 @dataclass
@@ -80,6 +83,19 @@ class CameraStats:
         self._windows = {kind: _Window() for kind in EVENT_KINDS}
         self._latency = _Window()  # latency_ms of every processed frame
         self._last_received: float | None = None
+        self._frame_bytes = 0
+        self._losses_known = False
+
+    def record_frame(self, now: float, size_bytes: int) -> None:
+        """A frame arrived: count it as received and note its size (the transport diagnosis needs it)."""
+        with self._lock:
+            self._frame_bytes = int(size_bytes)
+        self.record("received", now)
+
+    def track_losses(self) -> None:
+        """The subscription reports lost messages: transport_loss counts are meaningful (zero included)."""
+        with self._lock:
+            self._losses_known = True
 
     def record(self, kind: str, now: float, count: int = 1) -> None:
         """Count `count` events of `kind` (one of EVENT_KINDS) at `now`."""
@@ -123,6 +139,8 @@ class CameraStats:
                 processed=len(self._latency.times),
                 window=window,
                 totals=dict(self._totals),
+                frame_bytes=self._frame_bytes,
+                losses_known=self._losses_known,
             )
 
 

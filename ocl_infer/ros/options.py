@@ -1,15 +1,16 @@
 """NodeOptions: the vehicle_detector's configuration, one frozen dataclass checked once.
 
-`PARAMETERS` is the single table of the node's ROS parameters (name, default, description, range or choices).
-The node declares exactly these; `ocl-infer launch` reads the same names from YAML; config/vehicle_detection.yaml
-lists them all (a test checks). Values are validated in one place, with messages that name the parameter.
+`PARAMETERS` is the single table of the node's ROS parameters (name, default, description, range or choices,
+and whether it may change while the node runs). The node declares exactly these; `ocl-infer launch` reads the
+same names from YAML; config/vehicle_detection.yaml lists them all (a test checks). Values are validated in one
+place, with messages that name the parameter: at start-up and for every live change (`NodeOptions.updated`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ocl_infer.errors import ConfigError
@@ -34,6 +35,16 @@ class ParamSpec:
     choices: tuple[str, ...] = ()
     # A list parameter with no default (ROS cannot type an empty list): unset means "not used".
     string_list: bool = False
+    # Changes while the node runs (`ros2 param set`), from the next frame. The others shape the model, the
+    # devices, the subscriptions or the workers, which are built once: they are read-only.
+    live: bool = False
+
+    @property
+    def full_description(self) -> str:
+        """The description ROS shows (`ros2 param describe`), saying whether it can change at run time."""
+        if self.live:
+            return f"{self.description} (live: ros2 param set applies it from the next frame)"
+        return f"{self.description} (read-only: set it at start-up; changing it means restarting the node)"
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
@@ -45,9 +56,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("devices", "", "OpenCL device selectors, comma separated ('0', 'cl:1', 'gpu', 'all'); "
               "empty: the first device"),
     ParamSpec("classes", "", "Class names or ids to report, comma separated; empty: vehicles "
-              "(bicycle, car, motorbike, bus, train, truck)"),
-    ParamSpec("score_threshold", 0.25, "Minimum detection score", 0.0, 1.0),
-    ParamSpec("nms_iou", 0.45, "IoU above which NMS suppresses the weaker box of a class", 0.0, 1.0),
+              "(bicycle, car, motorbike, bus, train, truck)", live=True),
+    ParamSpec("score_threshold", 0.25, "Minimum detection score", 0.0, 1.0, live=True),
+    ParamSpec("nms_iou", 0.45, "IoU above which NMS suppresses the weaker box of a class", 0.0, 1.0, live=True),
     ParamSpec("image_topics", None, "Camera image topics served by this node (one Detector shared); unset: one "
               "camera on 'image'. Outputs go under each topic's namespace", string_list=True),
     ParamSpec("input_type", "raw", "raw: sensor_msgs/Image on <topic>; compressed: CompressedImage on "
@@ -55,28 +66,32 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("qos_reliability", "best_effort", "Image subscription reliability (sensor data: best_effort)",
               choices=RELIABILITIES),
     ParamSpec("qos_depth", 1, "Image subscription history depth (1: only the newest frame matters)", 1, 100),
-    ParamSpec("deadline_ms", 100.0, "End-to-end budget: latency = published - image stamp", 1.0, 600000.0),
+    ParamSpec("deadline_ms", 100.0, "End-to-end budget: latency = published - image stamp", 1.0, 600000.0,
+              live=True),
     ParamSpec("expected_rate_hz", 10.0, "Expected camera rate; sets the input deadline and stall detection "
-              "(0: unknown, neither is checked)", 0.0, 1000.0),
+              "(0: unknown, neither is checked)", 0.0, 1000.0, live=True),
     ParamSpec("input_deadline_tolerance", 1.5, "Input deadline = tolerance / expected_rate_hz; each miss of it "
-              "is an input gap", 1.0, 100.0),
-    ParamSpec("input_deadline", "auto", "How input gaps are detected. qos: a DDS deadline on the image "
-              "subscription (DDS only matches a camera that offers a deadline <= the period; else it logs a hint); "
-              "auto: qos, but a camera offering no deadline makes the node re-subscribe without one and use its own "
-              "watchdog; watchdog: only the node's timer; off", choices=INPUT_DEADLINES),
+              "is an input gap", 1.0, 100.0, live=True),
+    ParamSpec("input_deadline", "auto", "How input gaps are detected. auto: a DDS deadline on the image "
+              "subscription when every camera publisher offers one <= the period, else the node's own watchdog; "
+              "qos: always the DDS deadline (a camera offering none is never delivered; the node says so); "
+              "watchdog: only the node's timer; off", choices=INPUT_DEADLINES),
     ParamSpec("stall_periods", 5.0, "Diagnostics ERROR after this many expected periods without a frame",
-              1.0, 1000.0),
+              1.0, 1000.0, live=True),
     ParamSpec("late_policy", "publish", "A frame whose latency exceeds deadline_ms (a miss): publish it anyway "
-              "or drop it", choices=LATE_POLICIES),
+              "or drop it", choices=LATE_POLICIES, live=True),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics (level changes are published at once)",
-              0.05, 3600.0),
+              0.05, 3600.0, live=True),
     ParamSpec("diagnostics_window_s", 5.0, "Window over which rates, latency percentiles and WARN causes count",
-              0.5, 3600.0),
-    ParamSpec("overlay", True, "Publish detections/overlay (boxes drawn on the frame) while someone subscribes"),
+              0.5, 3600.0, live=True),
+    ParamSpec("overlay", True, "Publish detections/overlay (boxes drawn on the frame) while someone subscribes",
+              live=True),
     ParamSpec("frames_in_flight", 1, "Worker threads taking frames (more than 1 only pays with several devices)",
               1, 16),
 )
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
+LIVE_PARAMETERS = frozenset(p.name for p in PARAMETERS if p.live)
+SPECS = {p.name: p for p in PARAMETERS}
 
 
 def split_list(value: str) -> tuple[str, ...]:
@@ -165,6 +180,15 @@ class NodeOptions:
     @property
     def expected_period_s(self) -> float | None:
         return None if self.expected_rate_hz <= 0 else 1.0 / self.expected_rate_hz
+
+    def updated(self, changes: Mapping[str, Any]) -> NodeOptions:
+        """These options with live parameters changed (a `ros2 param set`), validated like at start-up.
+
+        ConfigError naming the parameter for a bad value, or for a parameter that cannot change at run time."""
+        for name in changes:
+            if name not in LIVE_PARAMETERS:
+                raise ConfigError(f"parameter {name}: read-only while the node runs (restart the node to change it)")
+        return replace(self, **{name: coerce(SPECS[name], value) for name, value in changes.items()})
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> NodeOptions:

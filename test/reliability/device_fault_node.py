@@ -15,7 +15,7 @@ import rclpy
 
 from ocl_infer.detection import Detector
 from ocl_infer.engine.runtime import InjectedFault
-from ocl_infer.ros.vehicle_detector_node import VehicleDetectorNode, run_nodes
+from ocl_infer.ros.vehicle_detector import VehicleDetectorNode, run_nodes
 
 FAIL_AT, HANG_AT, HANG_S = 3, 10, 6.0
 WATCHDOG_S, RETRY_S = 2.0, 3.0

@@ -34,18 +34,26 @@ def backend() -> str:
     return "opencl"
 
 
+def child_environment(env: dict[str, str | None] | None = None) -> dict[str, str]:
+    """This process's environment (DDS on loopback, this run's domain id) plus `env`; a None value removes a
+    variable (e.g. FASTDDS_DEFAULT_PROFILES_FILE, to start a child as from a user's plain shell)."""
+    merged: dict[str, str | None] = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0",
+                                         **(env or {}))
+    return {k: v for k, v in merged.items() if v is not None}
+
+
 class NodeProcess:
     """A console-script node running as a child process, its log in a file."""
 
     def __init__(self, script: str, params: dict[str, Any], tmp: Path, name: str, extra: list[str] = (),
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str | None] | None = None) -> None:
         self.params_file = tmp / f"{name}.yaml"
         self.params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
         self.log_path = tmp / f"{name}.log"
         self._log = self.log_path.open("wb")
         cmd = [str(BIN / script), "--ros-args", "-r", f"__node:={name}", "--params-file", str(self.params_file),
                *extra]
-        child_env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0", **(env or {}))
+        child_env = child_environment(env)
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=child_env, cwd=ROOT)
 
     def log(self) -> str:
@@ -72,6 +80,12 @@ class NodeProcess:
         return self.proc.returncode
 
 
+@pytest.fixture(scope="session")
+def child_env() -> Callable[[dict[str, str | None] | None], dict[str, str]]:
+    """child_environment, for tests that start processes of their own."""
+    return child_environment
+
+
 @pytest.fixture(scope="module")
 def start_node(tmp_path_factory) -> Iterator[Callable[..., NodeProcess]]:
     """start_node(script, params, name) -> NodeProcess; all stopped when the module ends."""
@@ -79,7 +93,7 @@ def start_node(tmp_path_factory) -> Iterator[Callable[..., NodeProcess]]:
     tmp = tmp_path_factory.mktemp("nodes")
 
     def start(script: str, params: dict[str, Any], name: str, extra: list[str] = (),
-              env: dict[str, str] | None = None) -> NodeProcess:
+              env: dict[str, str | None] | None = None) -> NodeProcess:
         node = NodeProcess(script, params, tmp, name, list(extra), env)
         started.append(node)
         return node

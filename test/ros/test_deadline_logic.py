@@ -5,7 +5,8 @@ import threading
 import numpy as np
 import pytest
 
-from ocl_infer.ros.diagnostics import ERROR, OK, WARN, camera_level, camera_report, device_report
+from ocl_infer.errors import ConfigError
+from ocl_infer.ros.diagnostics import ERROR, OK, WARN, Transport, camera_level, camera_report, device_report
 from ocl_infer.ros.frame_stats import CameraStats, DeviceStats, percentiles
 from ocl_infer.ros.latest_slot import LatestSlots
 from ocl_infer.ros.options import NodeOptions
@@ -148,6 +149,88 @@ def test_reports_carry_every_counter():
                 "input_gaps_total"):
         assert key in keys
     assert report.name == "/vd: camera /cam/image" and report.hardware_id == "/cam/image"
+
+
+BIG = 768 * 576 * 3
+FIX = Transport(publishers=1, profile="default", fix="FASTDDS_DEFAULT_PROFILES_FILE=/x/fastdds_shm.xml on both")
+
+
+def lossy(size: int, every: int, known: bool = True, until: float = 3.0) -> CameraStats:
+    """A 10 Hz camera of which one frame in `every` reaches the node; DDS reports the others lost."""
+    stats = CameraStats(0.0, 2.0)
+    if known:
+        stats.track_losses()
+    t = 0.0
+    while t < until - 1e-9:
+        stats.record_frame(t, size)
+        stats.record_processed(t, 40.0, missed=False, published=True)
+        if known and every > 1:
+            stats.record("transport_loss", t, every - 1)
+        t += 0.1 * every
+    return stats
+
+
+def test_large_frames_lost_on_the_way_are_diagnosed_with_cause_and_fix():
+    level, msg = camera_level(lossy(BIG, 3).snapshot(2.95), OPTS, FIX)
+    assert level == WARN
+    assert "frames (1.3 MB each) lost on the way to the node" in msg and "likely cause: large frames" in msg
+    assert msg.endswith("fix: FASTDDS_DEFAULT_PROFILES_FILE=/x/fastdds_shm.xml on both")
+    # With an RMW that reports no lost messages, the low input rate with large frames says the same.
+    level, msg = camera_level(lossy(BIG, 3, known=False).snapshot(2.95), OPTS, FIX)
+    assert level == WARN and "Hz below expected 10 Hz" in msg and "1.3 MB frames; likely cause" in msg
+
+
+@pytest.mark.parametrize(("size", "every", "known"), [(1000, 3, True), (BIG, 1, True), (1000, 3, False)])
+def test_no_transport_diagnosis_for_small_frames_or_without_losses(size, every, known):
+    _, msg = camera_level(lossy(size, every, known).snapshot(2.95), OPTS, FIX)
+    assert "likely cause" not in msg
+
+
+def test_a_slow_camera_is_not_blamed_on_the_transport():
+    slow = CameraStats(0.0, 2.0)
+    slow.track_losses()
+    for i in range(7):  # 2.5 Hz, every frame it sent arrived
+        slow.record_frame(0.4 * i, BIG)
+    level, msg = camera_level(slow.snapshot(2.5), OPTS, FIX)
+    assert level == WARN and "below expected" in msg and "likely cause" not in msg
+
+
+def test_a_camera_none_of_whose_frames_arrives_is_diagnosed():
+    stats = CameraStats(0.0, 2.0)
+    stats.track_losses()
+    level, msg = camera_level(stats.snapshot(3.0), OPTS, FIX)
+    assert level == ERROR and "likely cause" not in msg  # nothing sent, nothing lost: no transport to blame
+    for i in range(20):
+        stats.record("transport_loss", 1.0 + 0.1 * i)
+    level, msg = camera_level(stats.snapshot(3.0), OPTS, FIX)
+    assert level == ERROR and msg.startswith("no frame received in 3.0 s. 20 of 20 frames lost on the way")
+    assert "likely cause" in msg
+
+
+def test_transport_values_in_the_report():
+    stats = CameraStats(0.0, 2.0)
+    values = dict(camera_report("/n", "/cam", stats.snapshot(0.5), OPTS, FIX).values)
+    assert values["transport_losses_total"] == "unknown" and values["frame_bytes"] == "0"
+    stats.track_losses()
+    stats.record_frame(0.6, BIG)
+    stats.record("transport_loss", 0.65, 4)
+    stats.record_frame(0.7, BIG)
+    values = dict(camera_report("/n", "/cam", stats.snapshot(1.0), OPTS, FIX).values)
+    assert values["transport_losses_total"] == "4" and values["received_total"] == "2"
+    assert values["frame_bytes"] == str(BIG) and values["publishers"] == "1" and values["dds_profile"] == "default"
+
+
+def test_live_options_update_validated_and_read_only_ones_refused():
+    opts = NodeOptions()
+    new = opts.updated({"deadline_ms": 50.0, "late_policy": "drop", "classes": "car", "overlay": False})
+    assert (new.deadline_ms, new.late_policy, new.class_filter, new.overlay) == (50.0, "drop", ["car"], False)
+    assert opts.deadline_ms == 100.0  # frozen: the old options are untouched
+    with pytest.raises(ConfigError, match="parameter late_policy: 'never' is not one of publish, drop"):
+        opts.updated({"late_policy": "never"})
+    with pytest.raises(ConfigError, match="parameter model: read-only while the node runs"):
+        opts.updated({"model": "/other"})
+    with pytest.raises(ConfigError, match=r"parameter deadline_ms: 0\.0 is outside"):
+        opts.updated({"deadline_ms": 0.0})
 
 
 def test_device_stats_and_report():

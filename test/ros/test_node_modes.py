@@ -110,12 +110,19 @@ def test_qos_input_deadline_counts_gaps_from_dds_events_and_hints_on_incompatibl
         lambda: (v := newest_camera_values(harness, "camera /qos/image")) and int(v["input_gaps_total"]) >= 1 and v,
         WAIT_S, "input gaps from the DDS deadline event")
     assert int(gaps["received_total"]) >= 1
-    # A camera that offers no deadline cannot match: the node says why and what to change.
+    # A camera that offers no deadline cannot match: the node says why and what to change, once, on its log and
+    # on /diagnostics, and keeps the deadline (input_deadline qos is the user's choice).
     plain = harness.node.create_publisher(Image, "/qos/image", QoSProfile(depth=1))
-    line = harness.wait_for(lambda: [ln for ln in node.log().splitlines() if "incompatible QoS" in ln], WAIT_S,
-                            "the incompatible-QoS warning")[0]
+    line = harness.wait_for(lambda: [ln for ln in node.log().splitlines() if "offer no deadline" in ln], WAIT_S,
+                            "the QoS mismatch warning")[0]
     assert "input_deadline:=auto" in line and "/qos/image" in line
     assert plain.get_subscription_count() == 0
+    status = harness.wait_for(
+        lambda: (v := newest_camera_values(harness, "camera /qos/image")) and v["qos_mismatch"] and v, WAIT_S,
+        "the mismatch on /diagnostics")
+    assert "input_deadline:=auto" in status["qos_mismatch"] and "deadline 300 ms" in status["qos"]
+    time.sleep(1.0)
+    assert sum("offer no deadline" in ln for ln in node.log().splitlines()) == 1  # reported once
     assert node.alive()
 
 

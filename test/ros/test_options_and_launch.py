@@ -208,7 +208,7 @@ def test_frame_timing_outcomes_match_the_node_words():
 
 
 def test_camera_outputs_go_under_each_topic_namespace():
-    from ocl_infer.ros.vehicle_detector_node import camera_namespace, output_namespaces, output_topic
+    from ocl_infer.ros.vehicle_detector import camera_namespace, output_namespaces, output_topic
 
     assert camera_namespace("image") == "" and output_topic("", "detections") == "detections"
     assert camera_namespace("/front/image_raw") == "/front"

@@ -77,8 +77,8 @@ class BagPlayer:
         # Reliable, keep-last: a late subscriber still gets frames in order; the node's own latest-slot
         # decides what to drop (that is what the replay measures).
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        # Like a camera driver, the player offers no QoS deadline; a node asking for one (input_deadline: auto)
-        # logs that and re-subscribes without it, so the player's own incompatible-QoS event is only noise.
+        # Like a camera driver, the player offers no QoS deadline; vehicle_detector (input_deadline auto) then
+        # asks for none. A node that does (input_deadline qos, or another node) logs it itself: here it is noise.
         events = PublisherEventCallbacks(incompatible_qos=lambda event: node.get_logger().debug(
             f"incompatible QoS on a camera topic ({event.last_policy_kind}); the subscriber adapts"))
         self.publishers = {t: node.create_publisher(message_class(m), t, qos, event_callbacks=events)

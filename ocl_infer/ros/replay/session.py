@@ -160,12 +160,9 @@ def ensure_local_ros_env() -> None:
     """DDS discovery on loopback only and the shared-memory profile for big images, unless already set."""
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") or "LOCALHOST"
     os.environ.pop("ROS_LOCALHOST_ONLY", None)
-    from ocl_infer.paths import repo_root
+    from ocl_infer.ros.dds_profile import use_shm_profile
 
-    root = repo_root()
-    profile = root / "config" / "fastdds_shm.xml" if root else None
-    if profile is not None and profile.is_file():
-        os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(profile))
+    use_shm_profile()  # the checkout's or the installed profile; a Fast DDS set-up of the user's own wins
 
 
 def run_replay(

@@ -1,0 +1,443 @@
+"""Modern detectors (issue 18): full-size YOLOv8n / YOLO11n graphs without a model hub, and a per-step-kind
+profile of our engine against onnxruntime on any model.
+
+  export   builds the models from Ultralytics' architecture YAMLs (no .pt, nothing downloaded) in a throwaway
+           torch venv, calibrates BatchNorm running statistics on random inputs, zeroes the class-logit bias (so
+           outputs depend on the input), exports ONNX (opset 13, 416x416, raw head) and converts it with
+           `ocl-infer convert --check`; each model lands in .cache/models/modern/<name>/{model.onnx,model.nnef}.
+  profile  for each --model (ONNX file, prepared folder with model.nnef [+ model.onnx], or NNEF folder/.tgz with
+           --onnx): our engine vs onnxruntime in one process, alternating blocks of frames, median latency; the
+           agreement of the two; our device time per step kind/variant (Engine.profile, minimum per step over a
+           few frames); the slowest steps; optionally onnxruntime's own time per op type (--ort-ops).
+
+    .venv/bin/python bench/modern_models.py export --torch-python /tmp/ultra/bin/python
+    .venv/bin/python bench/modern_models.py profile --model .cache/models/modern/yolov8n \
+        --model .cache/models/modern/yolo11n [--json out.json]
+
+The torch venv: `python3.11 -m venv /tmp/ultra && /tmp/ultra/bin/pip install torch==2.13.0 ultralytics onnx
+onnxslim onnxruntime` (torch==2.13.0 takes the CPU wheel on this machine kind; onnxslim and onnxruntime are
+what Ultralytics' default `simplify=True` export wants, installed here so it never tries to install them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / ".cache" / "models" / "modern"
+MODELS = {"yolov8n": "yolov8n.yaml", "yolo11n": "yolo11n.yaml"}
+
+
+# --------------------------------------------------------------------------------------------------- export
+
+
+def torch_export(arch: str, size: int, opset: int, out: Path, seed: int, calib: int) -> None:
+    """Runs inside the torch venv (imports torch and ultralytics only): YAML -> calibrated model -> ONNX at `out`."""
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(seed)
+    yolo = YOLO(arch)  # architecture YAML: random initialisation, no weights file
+    net = yolo.model
+    # Ultralytics' initialisation leaves BatchNorm at mean 0 / var 1 and the class bias at about -10, which makes
+    # the raw head almost independent of the input: re-estimate BatchNorm statistics on random inputs (cumulative
+    # average, train mode, no grad) and zero the class-logit bias.
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    net.train()
+    with torch.no_grad():
+        for _ in range(calib):
+            net(torch.rand(2, 3, size, size))
+    net.eval()
+    head = net.model[-1]
+    zeroed = 0
+    for name in ("cv3", "one2one_cv3"):
+        for branch in getattr(head, name, None) or []:
+            last = branch[-1] if isinstance(branch, torch.nn.Sequential) else branch
+            if getattr(last, "bias", None) is not None:
+                with torch.no_grad():
+                    last.bias.zero_()
+                zeroed += 1
+    with torch.no_grad():
+        a, b = (net(torch.rand(1, 3, size, size)) for _ in range(2))
+        a, b = (t[0] if isinstance(t, (list, tuple)) else t for t in (a, b))
+        sens = float((a - b).abs().max() / a.abs().max())
+    print(f"{arch}: {len(bns)} BatchNorm layers calibrated on {calib} x 2 random inputs, {zeroed} class biases "
+          f"zeroed; raw head of two random inputs differs by {sens:.3g} (relative)", flush=True)
+    # defaults otherwise: nms=None (raw head), simplify=True (onnxslim), dynamic=False
+    written = yolo.export(format="onnx", imgsz=size, opset=opset, device="cpu")
+    shutil.move(str(written), out)
+
+
+def export(args: argparse.Namespace) -> int:
+    out_root: Path = args.out
+    out_root.mkdir(parents=True, exist_ok=True)
+    ocl_infer = Path(sys.executable).parent / "ocl-infer"
+    for name in args.models:
+        arch = MODELS.get(name, name)
+        if Path(arch).is_file():
+            arch = str(Path(arch).resolve())  # the child runs in a temporary folder
+        folder = out_root / Path(arch).stem
+        if folder.exists():
+            if not args.force:
+                print(f"{folder} exists: skipped (--force to rebuild it)")
+                continue
+            if not {p.name for p in folder.iterdir()} <= {"model.onnx", "model.nnef"}:
+                raise SystemExit(f"{folder}: holds files this script did not write; not replacing it")
+        with tempfile.TemporaryDirectory(prefix="modern-export-") as tmp:
+            stage = Path(tmp) / folder.name
+            stage.mkdir()
+            env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(Path(tmp) / "ultralytics-config")}
+            cmd = [args.torch_python, str(Path(__file__).resolve()), "torch-export", "--arch", arch,
+                   "--size", str(args.size), "--opset", str(args.opset), "--seed", str(args.seed),
+                   "--calib", str(args.calib), "--out", str(stage / "model.onnx")]
+            print("$", " ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True, cwd=tmp, env=env)
+            cmd = [str(ocl_infer), "convert", str(stage / "model.onnx"), "-o", str(stage / "model.nnef"), "--check"]
+            print("$", " ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True)
+            if folder.exists():
+                shutil.rmtree(folder)
+            shutil.move(str(stage), folder)
+        print(f"wrote {folder}/model.onnx and {folder}/model.nnef", flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------- profile
+
+
+def machine() -> dict[str, Any]:
+    name = platform.processor() or "?"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        name = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), name)
+    except OSError:
+        pass
+    return {"cpu": name, "cores": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
+            "python": platform.python_version()}
+
+
+def revision() -> str:
+    """The commit measured, and whether the working tree had changes (the engine's files are what count)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ocl_infer"], cwd=ROOT, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return f"{head} + uncommitted changes under ocl_infer/" if dirty else head
+
+
+def resolve(path: Path, onnx_path: Path | None, input_shapes: dict[str, tuple[int, ...]] | None,
+            tmp: Path) -> tuple[Path, Path | None]:
+    """(NNEF model, ONNX reference or None) for an ONNX file, a prepared folder or an NNEF folder/.tgz."""
+    from ocl_infer.engine.graph.convert import convert_model
+
+    if path.suffix.lower() == ".onnx":
+        t0 = time.perf_counter()
+        nnef = convert_model(path, tmp / f"{path.stem}.nnef", input_shapes=input_shapes)
+        print(f"converted {path} -> {nnef} in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        return nnef, onnx_path or path
+    if (path / "model.nnef").exists():
+        ref = onnx_path or (path / "model.onnx" if (path / "model.onnx").is_file() else None)
+        return path / "model.nnef", ref
+    return path, onnx_path
+
+
+def ort_session(onnx_path: Path, threads: int, profile_prefix: str | None = None) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if profile_prefix:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+
+
+def rel_error(got: Any, want: Any) -> float:
+    import numpy as np
+
+    if got.shape != want.shape:
+        return float("nan")
+    if not np.all(np.isfinite(got)):
+        return float("inf")
+    scale = max(float(np.max(np.abs(want))) if want.size else 0.0, 1e-6)
+    return float(np.max(np.abs(got.astype(np.float64) - want))) / scale if want.size else 0.0
+
+
+def ort_ops(onnx_path: Path, threads: int, feeds: dict[str, Any], frames: int, tmp: Path) -> dict[str, float]:
+    """onnxruntime's own kernel time per op type (its profiler), mean ms per frame; informative only."""
+    sess = ort_session(onnx_path, threads, str(tmp / "ort-profile"))
+    for _ in range(3):
+        sess.run(None, feeds)
+    sess.end_profiling()  # drop the warm-up frames: a new profile file starts with the next run
+    sess = ort_session(onnx_path, threads, str(tmp / "ort-profile2"))
+    sess.run(None, feeds)
+    for _ in range(frames):
+        sess.run(None, feeds)
+    events = json.loads(Path(sess.end_profiling()).read_text())
+    per_op: dict[str, float] = {}
+    for ev in events:
+        if ev.get("cat") == "Node" and str(ev.get("name", "")).endswith("_kernel_time"):
+            op = ev.get("args", {}).get("op_name", "?")
+            per_op[op] = per_op.get(op, 0.0) + ev.get("dur", 0) * 1e-3
+    return {k: v / (frames + 1) for k, v in sorted(per_op.items(), key=lambda kv: -kv[1])}
+
+
+def profile_one(path: Path, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    import numpy as np
+
+    from ocl_infer.engine import Engine
+
+    nnef, onnx_path = resolve(path, args.onnx, parse_shapes(args.input_shape), tmp)
+    if args.no_ort:
+        onnx_path = None
+    t0 = time.perf_counter()
+    engine = Engine(nnef, kernels=args.kernels, precision=args.precision, fuse=not args.no_fuse,
+                    tuning=not args.no_tuning, disk_cache=False)
+    start_s = time.perf_counter() - t0
+    try:
+        rng = np.random.default_rng(args.seed)
+        feeds = {n: rng.random(s.shape, dtype=np.float32) for n, s in engine.inputs.items()}
+        other = {n: rng.random(s.shape, dtype=np.float32) for n, s in engine.inputs.items()}
+        plan = engine.plans[0]
+        rt = engine.runtimes[0]
+        steps = [s for s in plan.steps if s.variant != "alias"]
+        by_name = {s.name: s for s in steps}
+        res: dict[str, Any] = {
+            "model": str(path), "nnef": str(nnef), "onnx": str(onnx_path) if onnx_path else None,
+            "device": rt.label, "kernels": args.kernels, "precision": args.precision,
+            "inputs": {n: list(s.shape) for n, s in engine.inputs.items()},
+            "steps": len(steps), "alias_steps": len(plan.steps) - len(steps), "launches": len(rt.launches),
+            "engine_start_s": round(start_s, 2), "memory_mib": round(engine.memory_bytes() / 2**20, 1),
+        }
+        for _ in range(args.warmup):
+            ours = engine.run(feeds)
+        sess = None
+        if onnx_path is not None:
+            sess = ort_session(onnx_path, args.threads)
+            names = [o.name for o in sess.get_outputs()]
+            for _ in range(args.warmup):
+                ref = dict(zip(names, sess.run(None, feeds), strict=True))
+            res["rel_error_vs_onnxruntime"] = {n: rel_error(ours[n], ref[n]) for n in ours if n in ref}
+            # does the output depend on the input at all? (random-init heads barely do: a comparison proves little)
+            ref2 = dict(zip(names, sess.run(None, other), strict=True))
+            res["output_input_sensitivity"] = {n: rel_error(ref2[n], ref[n]) for n in ref}
+        # latency: alternating blocks, the same process; a pause between blocks lets onnxruntime's pool threads
+        # stop spinning before our engine runs (and PoCL's workers go idle before onnxruntime runs)
+        backends: dict[str, Any] = {"ours": lambda: engine.run(feeds)}
+        if sess is not None:
+            backends["onnxruntime"] = lambda: sess.run(None, feeds)
+        times: dict[str, list[float]] = {b: [] for b in backends}
+        load0 = os.getloadavg()[0]
+        while min(len(t) for t in times.values()) < args.frames:
+            for b, fn in backends.items():
+                time.sleep(args.pause)
+                for _ in range(args.block):
+                    t1 = time.perf_counter()
+                    fn()
+                    times[b].append(time.perf_counter() - t1)
+        load1 = os.getloadavg()[0]
+        res["latency_ms"] = {b: {"median": 1e3 * float(np.median(t)), "p90": 1e3 * float(np.percentile(t, 90)),
+                                 "min": 1e3 * min(t), "frames": len(t),
+                                 "all": [round(1e3 * x, 3) for x in t]} for b, t in times.items()}
+        if sess is not None:
+            res["ours_over_onnxruntime"] = (res["latency_ms"]["ours"]["median"]
+                                            / res["latency_ms"]["onnxruntime"]["median"])
+        res["load_before_after"] = [round(load0, 2), round(load1, 2)]
+        # device time per step: OpenCL profiling events, minimum per step over a few frames, spread out in time
+        # so that one burst of someone else's work does not hit them all
+        best: dict[str, float] = {}
+        for _ in range(args.profile_frames):
+            time.sleep(args.pause)
+            for label, ms in engine.profile(feeds):
+                best[label] = min(ms, best.get(label, float("inf")))
+        per_step = []
+        for label, ms in best.items():
+            name, _, variant = label.rpartition(" [")
+            step = by_name.get(name)
+            kind = step.kind if step is not None else "?"
+            shapes_in = [list(plan.shapes[t]) for t in step.inputs if t in plan.shapes][:1] if step else []
+            shape_out = list(plan.shapes[step.outputs[0]]) if step and step.outputs[0] in plan.shapes else []
+            attrs = {k: v for k, v in (step.attrs if step else {}).items()
+                     if k in ("stride", "strides", "kernel", "size", "axis", "axes", "activation", "act", "groups",
+                              "pool", "residual", "op")}
+            per_step.append({"step": name, "kind": kind, "variant": variant.rstrip("]"), "ms": ms,
+                             "in": shapes_in[0] if shapes_in else [], "out": shape_out,
+                             "attrs": {k: str(v) for k, v in attrs.items()}})
+        res["per_step"] = per_step
+        kinds: dict[tuple[str, str], dict[str, float]] = {}
+        for s in per_step:
+            k = kinds.setdefault((s["kind"], s["variant"]), {"steps": 0, "ms": 0.0})
+            k["steps"] += 1
+            k["ms"] += s["ms"]
+        total = sum(s["ms"] for s in per_step)
+        res["device_ms_total"] = total
+        res["per_kind"] = [{"kind": k, "variant": v, "steps": int(d["steps"]), "ms": d["ms"],
+                            "share": d["ms"] / total if total else 0.0}
+                           for (k, v), d in sorted(kinds.items(), key=lambda kv: -kv[1]["ms"])]
+        if args.ort_ops and onnx_path is not None:
+            res["onnxruntime_per_op_ms"] = ort_ops(onnx_path, args.threads, feeds, args.profile_frames, tmp)
+        return res
+    finally:
+        engine.close()
+
+
+def parse_shapes(items: list[str]) -> dict[str, tuple[int, ...]] | None:
+    shapes = {}
+    for item in items:
+        name, _, dims = item.partition("=")
+        shapes[name] = tuple(int(d) for d in dims.split(","))
+    return shapes or None
+
+
+def label(path: str) -> str:
+    """A model's short name: the file's stem, or its folder's name for model.onnx / model.nnef."""
+    p = Path(path)
+    return p.parent.name if p.stem == "model" else p.name.removesuffix(".onnx")
+
+
+def markdown(report: dict[str, Any], top: int) -> str:
+    m = report["machine"]
+    lines = [f"- date: {report['date']}", f"- machine: {m['cpu']}, {m['cores']} cores, {m['system']}, "
+             f"Python {m['python']}", f"- OpenCL device: {report['models'][0]['device']}",
+             f"- revision: {report['revision']}", f"- command: `{report['command']}`",
+             f"- threads: onnxruntime {report['threads']} (intra-op), PoCL "
+             f"{os.environ.get('POCL_MAX_PTHREAD_COUNT', 'all cores')}; latency: {report['frames']} frames each, "
+             f"alternating blocks of {report['block']}; device time: minimum per step over "
+             f"{report['profile_frames']} profiled frames", ""]
+    lines += ["| model | ours median ms | onnxruntime median ms | × onnxruntime | ours min / ort min ms | steps "
+              "(launches) | device ms (sum of steps) | max rel err vs ort | input sensitivity | load before/after |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report["models"]:
+        lat = r["latency_ms"]
+        ort = lat.get("onnxruntime")
+        err = max(r.get("rel_error_vs_onnxruntime", {}).values(), default=float("nan"))
+        sens = min(r.get("output_input_sensitivity", {}).values(), default=float("nan"))
+        lines.append(
+            f"| {label(r['model'])} | {lat['ours']['median']:.2f} | {ort['median'] if ort else float('nan'):.2f} "
+            f"| {r.get('ours_over_onnxruntime', float('nan')):.2f} | {lat['ours']['min']:.2f} / "
+            f"{ort['min'] if ort else float('nan'):.2f} | {r['steps']} ({r['launches']}) | "
+            f"{r['device_ms_total']:.2f} | {err:.1e} | {sens:.2g} | {r['load_before_after'][0]:.2f} / "
+            f"{r['load_before_after'][1]:.2f} |")
+    for r in report["models"]:
+        total = r["device_ms_total"]
+        lines += ["", f"**{label(r['model'])}**: device time per step kind (ms, min of "
+                  f"{report['profile_frames']} frames), {r['steps']} steps, {total:.2f} ms in all",
+                  "", "| kind | variant | steps | ms | share |", "|---|---|---|---|---|"]
+        lines += [f"| {k['kind']} | {k['variant']} | {k['steps']} | {k['ms']:.2f} | {100 * k['share']:.1f} % |"
+                  for k in r["per_kind"]]
+        if top:
+            lines += ["", f"slowest {top} steps:", "", "| step | kind [variant] | in → out | attrs | ms |",
+                      "|---|---|---|---|---|"]
+            for s in sorted(r["per_step"], key=lambda s: -s["ms"])[:top]:
+                attrs = ", ".join(f"{k}={v}" for k, v in s["attrs"].items())
+                lines.append(f"| {s['step'][:40]} | {s['kind']} [{s['variant']}] | {'x'.join(map(str, s['in']))} → "
+                             f"{'x'.join(map(str, s['out']))} | {attrs} | {s['ms']:.3f} |")
+        if r.get("onnxruntime_per_op_ms"):
+            ops = r["onnxruntime_per_op_ms"]
+            lines += ["", "onnxruntime's own profile (mean ms per frame by op type; its profiler adds overhead):",
+                      "", "| op type | ms |", "|---|---|"]
+            lines += [f"| {k} | {v:.2f} |" for k, v in ops.items()]
+    return "\n".join(lines)
+
+
+def wait_for_quiet(limit: float, max_s: float = 600.0) -> None:
+    """Wait (up to max_s) until the 1-minute load average is below `limit`: on a shared 2-core machine a burst
+    of someone else's work slows onnxruntime's spinning pool far more than it slows our engine."""
+    t0 = time.monotonic()
+    while os.getloadavg()[0] >= limit and time.monotonic() - t0 < max_s:
+        time.sleep(10)
+    print(f"load {os.getloadavg()[0]:.2f} after waiting {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+
+
+def profile(args: argparse.Namespace) -> int:
+    report: dict[str, Any] = {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+        "command": " ".join(["python bench/modern_models.py", *sys.argv[1:]]), "revision": revision(),
+        "threads": args.threads,
+        "frames": args.frames, "block": args.block, "profile_frames": args.profile_frames, "models": []}
+    with tempfile.TemporaryDirectory(prefix="modern-profile-") as tmp:
+        for path in args.model:
+            if args.wait_load:
+                wait_for_quiet(args.wait_load)
+            report["models"].append(profile_one(path, args, Path(tmp)))
+    text = markdown(report, args.top)
+    print(text)
+    if args.json:
+        data = json.dumps(report, indent=1)
+        if args.json == "-":
+            print(data)
+        else:
+            Path(args.json).write_text(data + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("export", help="YOLOv8n / YOLO11n from architecture YAMLs -> ONNX + NNEF (needs a torch venv)")
+    e.add_argument("--models", nargs="+", default=list(MODELS), help=f"names ({', '.join(MODELS)}) or YAML files")
+    e.add_argument("--torch-python", default="/tmp/ultra/bin/python", help="python of a venv with torch+ultralytics")
+    e.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    e.add_argument("--size", type=int, default=416)
+    e.add_argument("--opset", type=int, default=13)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--calib", type=int, default=8, help="BatchNorm calibration passes (batch of 2 each)")
+    e.add_argument("--force", action="store_true", help="rebuild models already there")
+    e.set_defaults(func=export)
+    t = sub.add_parser("torch-export", help="(internal: runs inside the torch venv)")
+    t.add_argument("--arch", required=True)
+    t.add_argument("--size", type=int, required=True)
+    t.add_argument("--opset", type=int, required=True)
+    t.add_argument("--seed", type=int, required=True)
+    t.add_argument("--calib", type=int, required=True)
+    t.add_argument("--out", type=Path, required=True)
+    t.set_defaults(func=lambda a: torch_export(a.arch, a.size, a.opset, a.out, a.seed, a.calib) or 0)
+    f = sub.add_parser("profile", help="ours vs onnxruntime latency + our device time per step kind")
+    f.add_argument("--model", type=Path, action="append", required=True,
+                   help="ONNX file, prepared folder (model.nnef [+ model.onnx]) or NNEF folder/.tgz; repeatable")
+    f.add_argument("--onnx", type=Path, default=None, help="ONNX reference for an NNEF --model")
+    f.add_argument("--input-shape", action="append", default=[], metavar="NAME=1,3,416,416",
+                   help="fix an input's shape when converting an ONNX with dynamic dims")
+    f.add_argument("--frames", type=int, default=30, help="timed frames per backend (default 30)")
+    f.add_argument("--block", type=int, default=5, help="frames per alternating block (default 5)")
+    f.add_argument("--pause", type=float, default=0.1, help="seconds of pause before each block (default 0.1)")
+    f.add_argument("--warmup", type=int, default=3)
+    f.add_argument("--profile-frames", type=int, default=8, help="profiled frames; min per step (default 8)")
+    f.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
+    f.add_argument("--kernels", choices=("auto", "cpu", "gpu"), default="auto")
+    f.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    f.add_argument("--no-fuse", action="store_true")
+    f.add_argument("--no-tuning", action="store_true", help="ignore cached/shipped tuning tables")
+    f.add_argument("--no-ort", action="store_true", help="our engine only")
+    f.add_argument("--ort-ops", action="store_true", help="also onnxruntime's own time per op type")
+    f.add_argument("--top", type=int, default=12, help="list the N slowest steps (0: none)")
+    f.add_argument("--wait-load", type=float, default=0.0, metavar="LOAD",
+                   help="before each model, wait (up to 10 min) for the 1-min load average to drop below LOAD")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--json", default=None, metavar="FILE", help="write the raw numbers as JSON ('-': stdout)")
+    f.set_defaults(func=profile)
+    args = p.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

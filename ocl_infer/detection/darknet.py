@@ -16,12 +16,14 @@ its line in the cfg.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ocl_infer.detection.description import YoloOutput
 from ocl_infer.errors import ModelError
 
 if TYPE_CHECKING:
@@ -46,16 +48,15 @@ class Section:
 
 
 @dataclass(frozen=True)
-class YoloHead:
-    """What a ``[yolo]`` layer tells the decoder: anchors in input pixels for its masked subset."""
+class YoloLayer(YoloOutput):
+    """A ``[yolo]`` layer: the description's own output entry plus where it sits in the cfg and its grid."""
 
-    layer: int
-    output: str
-    anchors: tuple[tuple[float, float], ...]
-    classes: int
-    stride: int
-    grid: tuple[int, int]  # (h, w)
-    scale_x_y: float
+    layer: int = 0
+    grid: tuple[int, int] = (0, 0)  # (h, w)
+
+    @property
+    def output(self) -> str:
+        return self.name
 
 
 @dataclass
@@ -66,7 +67,7 @@ class DarknetModel:
     width: int
     height: int
     channels: int
-    heads: list[YoloHead]
+    heads: list[YoloLayer]
     layers: int
     weights_count: int  # float32 values the cfg consumes from a .weights file (after the header)
 
@@ -142,6 +143,15 @@ class _Opts:
     def str(self, key: str, default: str) -> str:
         return self.section.options.get(key, default).strip().lower()
 
+    def activation(self, default: str) -> str:
+        act = self.str("activation", default)
+        if act not in ACTIVATIONS:
+            raise self.error(f"activation {act!r} is not supported (one of {ACTIVATIONS})")
+        return act
+
+    def error(self, why: str) -> ModelError:
+        return ModelError(f"{self.section.where(self.cfg)}: {why}")
+
 
 class _Weights:
     """Sequential float32 reader over a ``.weights`` file after its header."""
@@ -189,6 +199,203 @@ def _read_weights_body(path: Path) -> np.ndarray:
     return np.frombuffer(body, dtype="<f4")
 
 
+Shape = tuple[int, int, int]  # (C, H, W) of one layer's output
+
+
+class _Builder:
+    """The graph under construction: ONNX nodes and initializers, every layer's output, the yolo heads.
+
+    Each section handler reads its options, appends its ops and returns its output tensor name and shape."""
+
+    def __init__(self, cfg: str | Path, reader: _Weights, width: int, height: int) -> None:
+        from onnx import helper, numpy_helper
+
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.cfg, self.reader, self.width, self.height = cfg, reader, width, height
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.outs: list[tuple[str, Shape]] = []
+        self.heads: list[YoloLayer] = []
+
+    def const(self, name: str, arr: np.ndarray) -> str:
+        self.inits.append(self.numpy_helper.from_array(arr, name))
+        return name
+
+    def node(self, op: str, inputs: list[str], output: str, name: str, **attrs: Any) -> None:
+        self.nodes.append(self.helper.make_node(op, inputs, [output], name=name, **attrs))
+
+    def activation(self, act: str, src: str, out: str) -> None:
+        """``out = act(src)``; nothing for linear (the caller then names its op's output ``out`` directly)."""
+        if act == "leaky":
+            self.node("LeakyRelu", [src], out, f"{out}_act", alpha=0.1)
+        elif act == "relu":
+            self.node("Relu", [src], out, f"{out}_act")
+        elif act == "logistic":
+            self.node("Sigmoid", [src], out, f"{out}_act")
+        elif act == "mish":  # x · tanh(softplus(x)), spelled out for opsets without Mish
+            self.node("Softplus", [src], f"{out}_sp", f"{out}_sp")
+            self.node("Tanh", [f"{out}_sp"], f"{out}_th", f"{out}_th")
+            self.node("Mul", [src, f"{out}_th"], out, f"{out}_act")
+
+    def ref(self, ref: int, idx: int, o: _Opts) -> int:
+        """A route/shortcut layer index (negative: relative to layer ``idx``) → an absolute, existing one."""
+        absolute = idx + ref if ref < 0 else ref
+        if not 0 <= absolute < len(self.outs):
+            raise o.error(f"layer reference {ref} is outside layers 0..{len(self.outs) - 1}")
+        return absolute
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename tensor ``old`` everywhere (a yolo head is its conv's output itself, no copy op)."""
+        for node in self.nodes:
+            for seq in (node.input, node.output):
+                for i, n in enumerate(seq):
+                    if n == old:
+                        seq[i] = new
+        self.outs = [(new if n == old else n, shape) for n, shape in self.outs]
+
+
+Handler = Callable[[_Builder, _Opts, int, str, str, Shape], tuple[str, Shape]]
+
+
+def _convolutional(b: _Builder, o: _Opts, idx: int, name: str, src: str, shape: Shape) -> tuple[str, Shape]:
+    c, h, w = shape
+    filters, k, stride = o.int("filters", 1), o.int("size", 1), o.int("stride", 1)
+    groups = o.int("groups", 1)
+    pad = k // 2 if o.int("pad", 0) else o.int("padding", 0)
+    act = o.activation("logistic")
+    if filters <= 0 or k <= 0 or stride <= 0 or groups <= 0 or c % groups or filters % groups:
+        raise o.error(f"filters={filters} size={k} stride={stride} groups={groups} do not fit {c} input channels")
+    take = b.reader.take
+    bias = take(filters, f"layer {idx} biases").astype(np.float64)
+    bn = None
+    if o.int("batch_normalize", 0):  # Darknet's order: biases, scales, means, variances, then weights
+        bn = (take(filters, f"layer {idx} bn scales", "scale"), take(filters, f"layer {idx} bn means"),
+              take(filters, f"layer {idx} bn variances", "var"))
+    wt = take(filters * (c // groups) * k * k, f"layer {idx} weights")
+    wt = wt.reshape(filters, c // groups, k, k).astype(np.float64)
+    if bn is not None:
+        scale, mean, var = (a.astype(np.float64) for a in bn)
+        if np.any(var < 0) or not np.all(np.isfinite(var)):
+            raise o.error(f"layer {idx} has negative or non-finite batch-norm variances in {b.reader.path}: "
+                          "the weights do not match the cfg")
+        factor = scale / (np.sqrt(var) + BN_EPS)
+        wt = wt * factor[:, None, None, None]
+        bias = bias - mean * factor
+    conv_out = f"{name}_conv" if act != "linear" else name
+    b.node("Conv", [src, b.const(f"{name}_w", wt.astype(np.float32)), b.const(f"{name}_b", bias.astype(np.float32))],
+           conv_out, f"{name}_conv", kernel_shape=[k, k], strides=[stride, stride], pads=[pad, pad, pad, pad],
+           group=groups)
+    b.activation(act, conv_out, name)
+    return name, (filters, (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1)
+
+
+def _maxpool(b: _Builder, o: _Opts, idx: int, name: str, src: str, shape: Shape) -> tuple[str, Shape]:
+    c, h, w = shape
+    k = o.int("size", 1)
+    stride = o.int("stride", k)
+    padding = o.int("padding", k - 1)
+    if k <= 0 or stride <= 0 or padding < 0:
+        raise o.error(f"size={k} stride={stride} padding={padding} are invalid")
+    lo, hi = padding // 2, padding - padding // 2
+    if hi >= k:
+        raise o.error(f"padding={padding} is too large for size={k}")
+    oh, ow = (h + padding - k) // stride + 1, (w + padding - k) // stride + 1
+    # Padding no window reaches (e.g. size 2 stride 2 on even sizes) is dropped: same result, simpler op.
+    hi_h, hi_w = (max(0, min(hi, (n - 1) * stride + k - d - lo)) for n, d in ((oh, h), (ow, w)))
+    b.node("MaxPool", [src], name, name, kernel_shape=[k, k], strides=[stride, stride], pads=[lo, lo, hi_h, hi_w])
+    return name, (c, oh, ow)
+
+
+def _upsample(b: _Builder, o: _Opts, idx: int, name: str, src: str, shape: Shape) -> tuple[str, Shape]:
+    c, h, w = shape
+    stride = o.int("stride", 2)
+    if stride <= 0:
+        raise o.error(f"stride={stride} must be positive (downsampling is unsupported)")
+    scales = b.const(f"{name}_scales", np.array([1, 1, stride, stride], np.float32))
+    # asymmetric + floor is Darknet's out[i] = in[i / stride].
+    b.node("Resize", [src, "", scales], name, name, mode="nearest", coordinate_transformation_mode="asymmetric",
+           nearest_mode="floor")
+    return name, (c, h * stride, w * stride)
+
+
+def _route(b: _Builder, o: _Opts, idx: int, name: str, src: str, shape: Shape) -> tuple[str, Shape]:
+    refs = [b.ref(r, idx, o) for r in o.ints("layers")]
+    if not refs:
+        raise o.error("option layers is required")
+    shapes = [b.outs[r][1] for r in refs]
+    if len({s[1:] for s in shapes}) != 1:
+        raise o.error(f"routed layers {refs} have different sizes {shapes}")
+    groups, group_id = o.int("groups", 1), o.int("group_id", 0)
+    parts = []
+    for r in refs:
+        part, (pc, _, _) = b.outs[r]
+        if groups > 1:  # YOLOv4-tiny's channel split: keep slice group_id of groups
+            if pc % groups or not 0 <= group_id < groups:
+                raise o.error(f"groups={groups} group_id={group_id} do not split {pc} channels of layer {r}")
+            step = pc // groups
+            sliced = f"{name}_g{r}"
+            b.node("Slice", [part, b.const(f"{sliced}_s", np.array([group_id * step], np.int64)),
+                             b.const(f"{sliced}_e", np.array([(group_id + 1) * step], np.int64)),
+                             b.const(f"{sliced}_a", np.array([1], np.int64))], sliced, sliced)
+            part = sliced
+        parts.append(part)
+    if len(parts) == 1:
+        name = parts[0]  # a plain alias: no op, later layers read the routed tensor directly
+    else:
+        b.node("Concat", parts, name, name, axis=1)
+    return name, (sum(s[0] for s in shapes) // groups, shapes[0][1], shapes[0][2])
+
+
+def _shortcut(b: _Builder, o: _Opts, idx: int, name: str, src: str, shape: Shape) -> tuple[str, Shape]:
+    refs = [b.ref(r, idx, o) for r in o.ints("from")]
+    if len(refs) != 1:
+        raise o.error("option from must name exactly one layer")
+    other, other_shape = b.outs[refs[0]]
+    if other_shape != shape:
+        raise o.error(f"layer {refs[0]} has shape {other_shape}, previous layer {shape}")
+    act = o.activation("linear")
+    add_out = f"{name}_add" if act != "linear" else name
+    b.node("Add", [src, other], add_out, f"{name}_add")
+    b.activation(act, add_out, name)
+    return name, shape
+
+
+def _yolo(b: _Builder, o: _Opts, idx: int, name: str, src: str, shape: Shape) -> tuple[str, Shape]:
+    c, h, w = shape
+    classes = o.int("classes", 20)
+    anchors_flat = o.floats("anchors")
+    if len(anchors_flat) % 2:
+        raise o.error(f"anchors must be pairs, got {len(anchors_flat)} numbers")
+    pairs = [(anchors_flat[i], anchors_flat[i + 1]) for i in range(0, len(anchors_flat), 2)]
+    mask = o.ints("mask") or list(range(len(pairs)))
+    if any(not 0 <= m < len(pairs) for m in mask):
+        raise o.error(f"mask {mask} refers past the {len(pairs)} anchors")
+    if c != len(mask) * (5 + classes):
+        raise o.error(f"the previous layer has {c} channels, but {len(mask)} anchors × (5 + {classes} classes) = "
+                      f"{len(mask) * (5 + classes)}")
+    if o.int("new_coords", 0):
+        raise o.error("new_coords=1 (scaled-YOLOv4 box encoding) is not supported")
+    if b.height % h or b.width % w or b.height // h != b.width // w:
+        raise o.error(f"grid {w}x{h} does not divide the input {b.width}x{b.height}")
+    if src == INPUT_NAME:
+        raise o.error("a [yolo] layer needs a layer before it")
+    out = f"yolo_{idx}"
+    b.rename(src, out)
+    b.heads.append(YoloLayer(out, tuple(pairs[m] for m in mask), b.width // w, classes, o.float("scale_x_y", 1.0),
+                             layer=idx, grid=(h, w)))
+    return out, shape
+
+
+SECTION_HANDLERS: dict[str, Handler] = {
+    "convolutional": _convolutional, "conv": _convolutional,
+    "maxpool": _maxpool, "max": _maxpool,
+    "upsample": _upsample,
+    "route": _route,
+    "shortcut": _shortcut,
+    "yolo": _yolo,
+}
+
+
 def import_darknet(
     cfg: str | Path,
     weights: str | Path | None,
@@ -196,7 +403,7 @@ def import_darknet(
     size: int | tuple[int, int] | None = None,
     seed: int = 0,
 ) -> DarknetModel:
-    """Build the ONNX graph of a Darknet network.
+    """Build the ONNX graph of a Darknet network, one `SECTION_HANDLERS` entry per section.
 
     ``weights=None`` fills every parameter with seeded random values (structure tests). ``size`` overrides
     the cfg's width/height (an int for square input, or (width, height)); it must be a multiple of the network's
@@ -212,205 +419,37 @@ def import_darknet(
         width, height = (size, size) if isinstance(size, int) else size
     channels = net.int("channels", 3)
     if width <= 0 or height <= 0 or channels <= 0:
-        raise ModelError(f"{sections[0].where(cfg)}: input size {width}x{height}x{channels} is not positive")
+        raise net.error(f"input size {width}x{height}x{channels} is not positive")
     reader = _Weights(Path(weights) if weights is not None else None, np.random.default_rng(seed))
-
-    nodes: list[onnx.NodeProto] = []
-    inits: list[onnx.TensorProto] = []
-    # Per layer: output tensor name and shape (C, H, W).
-    outs: list[tuple[str, tuple[int, int, int]]] = []
-    heads: list[YoloHead] = []
-    cur = (INPUT_NAME, (channels, height, width))
-
-    def const(name: str, arr: np.ndarray) -> str:
-        inits.append(onnx.numpy_helper.from_array(arr, name))
-        return name
-
+    b = _Builder(cfg, reader, width, height)
+    cur: tuple[str, Shape] = (INPUT_NAME, (channels, height, width))
     for idx, sec in enumerate(sections[1:]):
+        handler = SECTION_HANDLERS.get(sec.kind)
         o = _Opts(sec, cfg)
-        name = f"l{idx}_{sec.kind[:5]}"
-        src, (c, h, w) = cur
-        if sec.kind in ("convolutional", "conv"):
-            filters, k, stride = o.int("filters", 1), o.int("size", 1), o.int("stride", 1)
-            groups = o.int("groups", 1)
-            pad = k // 2 if o.int("pad", 0) else o.int("padding", 0)
-            act = o.str("activation", "logistic")
-            if act not in ACTIVATIONS:
-                raise ModelError(f"{sec.where(cfg)}: activation {act!r} is not supported (one of {ACTIVATIONS})")
-            if filters <= 0 or k <= 0 or stride <= 0 or groups <= 0 or c % groups or filters % groups:
-                raise ModelError(f"{sec.where(cfg)}: filters={filters} size={k} stride={stride} groups={groups} "
-                                 f"do not fit {c} input channels")
-            bias = reader.take(filters, f"layer {idx} biases")
-            if o.int("batch_normalize", 0):
-                scale = reader.take(filters, f"layer {idx} bn scales", "scale")
-                mean = reader.take(filters, f"layer {idx} bn means")
-                var = reader.take(filters, f"layer {idx} bn variances", "var")
-            wt = reader.take(filters * (c // groups) * k * k, f"layer {idx} weights")
-            wt = wt.reshape(filters, c // groups, k, k).astype(np.float64)
-            b = bias.astype(np.float64)
-            if o.int("batch_normalize", 0):
-                if np.any(var < 0) or not np.all(np.isfinite(var)):
-                    raise ModelError(f"{sec.where(cfg)}: layer {idx} has negative or non-finite batch-norm variances "
-                                     f"in {weights}: the weights do not match the cfg")
-                factor = scale.astype(np.float64) / (np.sqrt(var.astype(np.float64)) + BN_EPS)
-                wt = wt * factor[:, None, None, None]
-                b = b - mean.astype(np.float64) * factor
-            conv_out = f"{name}_conv" if act != "linear" else name
-            nodes.append(helper.make_node(
-                "Conv", [src, const(f"{name}_w", wt.astype(np.float32)), const(f"{name}_b", b.astype(np.float32))],
-                [conv_out], name=f"{name}_conv", kernel_shape=[k, k], strides=[stride, stride],
-                pads=[pad, pad, pad, pad], group=groups))
-            _append_activation(nodes, act, conv_out, name)
-            oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
-            cur = (name, (filters, oh, ow))
-        elif sec.kind in ("maxpool", "max"):
-            k = o.int("size", 1)
-            stride = o.int("stride", k)
-            padding = o.int("padding", k - 1)
-            if k <= 0 or stride <= 0 or padding < 0:
-                raise ModelError(f"{sec.where(cfg)}: size={k} stride={stride} padding={padding} are invalid")
-            lo, hi = padding // 2, padding - padding // 2
-            if hi >= k:
-                raise ModelError(f"{sec.where(cfg)}: padding={padding} is too large for size={k}")
-            oh, ow = (h + padding - k) // stride + 1, (w + padding - k) // stride + 1
-            # Padding no window reaches (e.g. size 2 stride 2 on even sizes) is dropped: same result, simpler op.
-            hi_h, hi_w = (max(0, min(hi, (n - 1) * stride + k - d - lo)) for n, d in ((oh, h), (ow, w)))
-            nodes.append(helper.make_node("MaxPool", [src], [name], name=name, kernel_shape=[k, k],
-                                          strides=[stride, stride], pads=[lo, lo, hi_h, hi_w]))
-            cur = (name, (c, oh, ow))
-        elif sec.kind == "upsample":
-            stride = o.int("stride", 2)
-            if stride <= 0:
-                raise ModelError(f"{sec.where(cfg)}: stride={stride} must be positive (downsampling is unsupported)")
-            scales = const(f"{name}_scales", np.array([1, 1, stride, stride], np.float32))
-            # asymmetric + floor is Darknet's out[i] = in[i / stride].
-            nodes.append(helper.make_node("Resize", [src, "", scales], [name], name=name, mode="nearest",
-                                          coordinate_transformation_mode="asymmetric", nearest_mode="floor"))
-            cur = (name, (c, h * stride, w * stride))
-        elif sec.kind == "route":
-            refs = [_layer_ref(r, idx, len(outs), sec, cfg) for r in o.ints("layers")]
-            if not refs:
-                raise ModelError(f"{sec.where(cfg)}: option layers is required")
-            shapes = [outs[r][1] for r in refs]
-            if len({s[1:] for s in shapes}) != 1:
-                raise ModelError(f"{sec.where(cfg)}: routed layers {refs} have different sizes {shapes}")
-            groups, group_id = o.int("groups", 1), o.int("group_id", 0)
-            parts = []
-            for r in refs:
-                part_name, (pc, _, _) = outs[r]
-                if groups > 1:
-                    if pc % groups or not 0 <= group_id < groups:
-                        raise ModelError(f"{sec.where(cfg)}: groups={groups} group_id={group_id} do not split "
-                                         f"{pc} channels of layer {r}")
-                    step = pc // groups
-                    sliced = f"{name}_g{r}"
-                    nodes.append(helper.make_node(
-                        "Slice", [part_name, const(f"{sliced}_s", np.array([group_id * step], np.int64)),
-                                  const(f"{sliced}_e", np.array([(group_id + 1) * step], np.int64)),
-                                  const(f"{sliced}_a", np.array([1], np.int64))], [sliced], name=sliced))
-                    part_name = sliced
-                parts.append(part_name)
-            total = sum(s[0] for s in shapes) // groups
-            if len(parts) == 1:
-                name = parts[0]  # a plain alias: no op, later layers read the routed tensor directly
-            else:
-                nodes.append(helper.make_node("Concat", parts, [name], name=name, axis=1))
-            cur = (name, (total, shapes[0][1], shapes[0][2]))
-        elif sec.kind == "shortcut":
-            refs = [_layer_ref(r, idx, len(outs), sec, cfg) for r in o.ints("from")]
-            if len(refs) != 1:
-                raise ModelError(f"{sec.where(cfg)}: option from must name exactly one layer")
-            other, oshape = outs[refs[0]]
-            if oshape != (c, h, w):
-                raise ModelError(f"{sec.where(cfg)}: layer {refs[0]} has shape {oshape}, previous layer {(c, h, w)}")
-            act = o.str("activation", "linear")
-            if act not in ACTIVATIONS:
-                raise ModelError(f"{sec.where(cfg)}: activation {act!r} is not supported (one of {ACTIVATIONS})")
-            add_out = f"{name}_add" if act != "linear" else name
-            nodes.append(helper.make_node("Add", [src, other], [add_out], name=f"{name}_add"))
-            _append_activation(nodes, act, add_out, name)
-            cur = (name, (c, h, w))
-        elif sec.kind == "yolo":
-            classes = o.int("classes", 20)
-            anchors_flat = o.floats("anchors")
-            if len(anchors_flat) % 2:
-                raise ModelError(f"{sec.where(cfg)}: anchors must be pairs, got {len(anchors_flat)} numbers")
-            pairs = [(anchors_flat[i], anchors_flat[i + 1]) for i in range(0, len(anchors_flat), 2)]
-            mask = o.ints("mask") or list(range(len(pairs)))
-            if any(not 0 <= m < len(pairs) for m in mask):
-                raise ModelError(f"{sec.where(cfg)}: mask {mask} refers past the {len(pairs)} anchors")
-            if c != len(mask) * (5 + classes):
-                raise ModelError(f"{sec.where(cfg)}: the previous layer has {c} channels, but {len(mask)} anchors "
-                                 f"× (5 + {classes} classes) = {len(mask) * (5 + classes)}")
-            if o.int("new_coords", 0):
-                raise ModelError(f"{sec.where(cfg)}: new_coords=1 (scaled-YOLOv4 box encoding) is not supported")
-            if height % h or width % w or height // h != width // w:
-                raise ModelError(f"{sec.where(cfg)}: grid {w}x{h} does not divide the input {width}x{height}")
-            out_name = f"yolo_{idx}"
-            if src == INPUT_NAME:
-                raise ModelError(f"{sec.where(cfg)}: a [yolo] layer needs a layer before it")
-            _rename_tensor(nodes, outs, src, out_name)  # the head is the conv output itself, no copy op
-            heads.append(YoloHead(idx, out_name, tuple(pairs[m] for m in mask), classes, width // w, (h, w),
-                                  o.float("scale_x_y", 1.0)))
-            cur = (out_name, (c, h, w))
-        else:
-            raise ModelError(f"{sec.where(cfg)}: layer type [{sec.kind}] is not supported by the Darknet importer")
+        if handler is None:
+            raise o.error(f"layer type [{sec.kind}] is not supported by the Darknet importer")
+        cur = handler(b, o, idx, f"l{idx}_{sec.kind[:5]}", *cur)
         if min(cur[1]) <= 0:
-            raise ModelError(f"{sec.where(cfg)}: output shape {cur[1]} is empty at input {width}x{height}")
-        outs.append(cur)
+            raise o.error(f"output shape {cur[1]} is empty at input {width}x{height}")
+        b.outs.append(cur)
 
     if weights is not None and reader.pos != reader.data.size:
         raise ModelError(f"{weights}: {reader.data.size - reader.pos} floats left over after the last layer: "
                          f"the cfg and the weights do not match")
-    if not heads:
+    if not b.heads:
         raise ModelError(f"{cfg}: no [yolo] layer, so there is nothing to detect with")
     graph = helper.make_graph(
-        nodes, Path(cfg).stem.replace("-", "_").replace(".", "_"),
+        b.nodes, Path(cfg).stem.replace("-", "_").replace(".", "_"),
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [1, channels, height, width])],
-        [helper.make_tensor_value_info(hd.output, TensorProto.FLOAT, [1, outs[hd.layer][1][0], *hd.grid])
-         for hd in heads],
-        inits,
+        [helper.make_tensor_value_info(hd.name, TensorProto.FLOAT, [1, b.outs[hd.layer][1][0], *hd.grid])
+         for hd in b.heads],
+        b.inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
                               producer_name="ocl_infer.detection.darknet")
     model.ir_version = 8
     onnx.checker.check_model(model)
-    return DarknetModel(model, width, height, channels, heads, len(outs), reader.pos)
-
-
-def _rename_tensor(nodes: list[Any], outs: list[tuple[str, tuple[int, int, int]]], old: str, new: str) -> None:
-    for node in nodes:
-        for seq in (node.input, node.output):
-            for i, n in enumerate(seq):
-                if n == old:
-                    seq[i] = new
-    for i, (n, shape) in enumerate(outs):
-        if n == old:
-            outs[i] = (new, shape)
-
-
-def _layer_ref(ref: int, idx: int, count: int, sec: Section, cfg: str | Path) -> int:
-    absolute = idx + ref if ref < 0 else ref
-    if not 0 <= absolute < count:
-        raise ModelError(f"{sec.where(cfg)}: layer reference {ref} is outside layers 0..{count - 1}")
-    return absolute
-
-
-def _append_activation(nodes: list[Any], act: str, src: str, out: str) -> None:
-    from onnx import helper
-
-    if act == "linear":
-        return
-    if act == "leaky":
-        nodes.append(helper.make_node("LeakyRelu", [src], [out], name=f"{out}_act", alpha=0.1))
-    elif act == "relu":
-        nodes.append(helper.make_node("Relu", [src], [out], name=f"{out}_act"))
-    elif act == "logistic":
-        nodes.append(helper.make_node("Sigmoid", [src], [out], name=f"{out}_act"))
-    elif act == "mish":  # x · tanh(softplus(x)), spelled out for opsets without Mish
-        nodes.append(helper.make_node("Softplus", [src], [f"{out}_sp"], name=f"{out}_sp"))
-        nodes.append(helper.make_node("Tanh", [f"{out}_sp"], [f"{out}_th"], name=f"{out}_th"))
-        nodes.append(helper.make_node("Mul", [src, f"{out}_th"], [out], name=f"{out}_act"))
+    return DarknetModel(model, width, height, channels, b.heads, len(b.outs), reader.pos)
 
 
 def write_weights(path: str | Path, values: np.ndarray) -> None:
@@ -422,7 +461,7 @@ def write_weights(path: str | Path, values: np.ndarray) -> None:
 def head_descriptions(model: DarknetModel) -> list[dict[str, Any]]:
     """The ``head.outputs`` entries of model.json for these yolo heads."""
     return [
-        {"name": hd.output, "anchors": [list(a) for a in hd.anchors], "stride": hd.stride,
+        {"name": hd.name, "anchors": [list(a) for a in hd.anchors], "stride": hd.stride,
          "grid": list(hd.grid), "scale_x_y": hd.scale_x_y, "classes": hd.classes}
         for hd in model.heads
     ]

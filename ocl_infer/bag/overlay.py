@@ -9,12 +9,12 @@ from ocl_infer.bag.images import decode_image, stamp_ns
 from ocl_infer.bag.reader import header_stamp_ns, iter_raw_messages, open_bag
 from ocl_infer.bag.report import DETECTIONS_TYPE, OUTCOMES, TIMING_TYPE
 from ocl_infer.bag.typestore import CAMERA_TYPES, build_typestore
+from ocl_infer.detection.overlay import HELD, LabelledBox, draw_detections
 from ocl_infer.errors import BagError
 
-COLOURS = [(0, 200, 255), (60, 200, 60), (255, 120, 40), (200, 60, 220), (40, 40, 230), (220, 220, 40)]
 
-
-def _boxes(array: object) -> list[tuple[str, float, tuple[int, int, int, int]]]:
+def _boxes(array: object) -> list[LabelledBox]:
+    """A recorded Detection2DArray's boxes (centre + size) as corner boxes with their first hypothesis."""
     out = []
     for det in array.detections:  # type: ignore[attr-defined]
         b = det.bbox
@@ -22,21 +22,8 @@ def _boxes(array: object) -> list[tuple[str, float, tuple[int, int, int, int]]]:
         label, score = ("?", 0.0)
         if det.results:
             label, score = str(det.results[0].hypothesis.class_id), float(det.results[0].hypothesis.score)
-        out.append((label, score, (int(cx - sx / 2), int(cy - sy / 2), int(cx + sx / 2), int(cy + sy / 2))))
+        out.append(LabelledBox(label, score, (cx - sx / 2, cy - sy / 2, cx + sx / 2, cy + sy / 2)))
     return out
-
-
-def draw_detections(frame: np.ndarray, boxes: list[tuple[str, float, tuple[int, int, int, int]]]) -> np.ndarray:
-    img = frame.copy()
-    for label, score, (x1, y1, x2, y2) in boxes:
-        colour = COLOURS[sum(map(ord, label)) % len(COLOURS)]
-        cv2.rectangle(img, (x1, y1), (x2, y2), colour, 2)
-        text = f"{label} {score:.2f}"
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-        lx = max(0, min(x1, img.shape[1] - tw - 4))  # keep the label inside the frame
-        cv2.rectangle(img, (lx, max(0, y1 - th - 6)), (lx + tw + 4, max(th + 6, y1)), colour, -1)
-        cv2.putText(img, text, (lx + 2, max(th + 2, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    return img
 
 
 def _status_bar(img: np.ndarray, text: str, colour: tuple[int, int, int]) -> None:
@@ -68,7 +55,7 @@ def write_overlay_video(
     fourcc = cv2.VideoWriter.fourcc(*("mp4v" if video.suffix.lower() == ".mp4" else "MJPG"))
     writer = None
     n = 0
-    held: list[tuple[str, float, tuple[int, int, int, int]]] = []
+    held: list[LabelledBox] = []
     reader = open_bag(input_bag)
     try:
         topics = [c.topic for c in reader.connections if c.msgtype in CAMERA_TYPES]
@@ -84,7 +71,7 @@ def write_overlay_video(
                 held = _boxes(array)
                 img = draw_detections(frame, held)
             else:
-                img = draw_detections(frame, [(f"{label} (held)", s, b) for label, s, b in held])
+                img = draw_detections(frame, [LabelledBox(d.label + HELD, d.score, d.box) for d in held])
             text = f"frame {n + 1}/{total}  {outcome.replace('_', ' ')}"
             if timing is not None and outcome in ("published", "miss"):
                 text += f"  latency {timing.latency_ms:.0f} ms / budget {timing.deadline_ms:g} ms"  # type: ignore[attr-defined]

@@ -10,9 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
-import numpy as np
-
 OUTCOMES = {
     "published": 0,
     "stale_drop": 1,
@@ -65,18 +62,6 @@ def msg_to_boxes(msg: Any) -> list[tuple[str, float, tuple[float, float, float, 
         w, h = d.bbox.size_x, d.bbox.size_y
         hyp = d.results[0].hypothesis
         out.append((hyp.class_id, hyp.score, (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)))
-    return out
-
-
-def draw_overlay(frame_bgr: np.ndarray, detections: Sequence[Any]) -> np.ndarray:
-    """A copy of the frame with each detection's box and 'label score' drawn."""
-    out = frame_bgr.copy()
-    for det in detections:
-        x1, y1, x2, y2 = (round(float(v)) for v in det.box)
-        colour = (0, 200, 255)
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
-        text = f"{det.label} {det.score:.2f}"
-        cv2.putText(out, text, (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
     return out
 
 

@@ -61,13 +61,14 @@ from rclpy.subscription import RCLError
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray
 
+from ocl_infer.detection.overlay import draw_detections
 from ocl_infer.errors import ConfigError, OclInferError
 from ocl_infer.ros import diagnostics
 from ocl_infer.ros.dds_profile import PROFILE_VAR, active_profile, shm_profile_path
 from ocl_infer.ros.frame_stats import CameraStats, DeviceSnapshot, DeviceStats, percentiles
 from ocl_infer.ros.image_conversion import bgr_to_image, compressed_to_bgr, image_to_bgr
 from ocl_infer.ros.latest_slot import LatestSlots
-from ocl_infer.ros.messages import FrameRecord, detections_to_msg, draw_overlay, timing_msg
+from ocl_infer.ros.messages import FrameRecord, detections_to_msg, timing_msg
 from ocl_infer.ros.options import LIVE_PARAMETERS, PARAMETERS, NodeOptions, ParamSpec
 from ocl_infer.ros.qos import (
     ImageQoSChoice,
@@ -559,7 +560,7 @@ class VehicleDetectorNode(Node):
         if publish:
             self._publish(cam.detections, out)
         if publish and opts.overlay and not self._stopping.is_set() and cam.overlay.get_subscription_count() > 0:
-            self._publish(cam.overlay, bgr_to_image(draw_overlay(frame, result.detections), "bgr8",
+            self._publish(cam.overlay, bgr_to_image(draw_detections(frame, result.detections), "bgr8",
                                                     pending.msg.header))
         record.detections_published = publish
         if missed:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ocl_infer.detection.nms import iou
+
 PRECISIONS = ("fp32", "fp16")
 
 
@@ -108,14 +110,6 @@ def speed(args: argparse.Namespace) -> None:
         print(f"{p}: median {np.median(t):.2f} ms, min {t.min():.2f} ms")
     for e in engines.values():
         e.close()
-
-
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def match(got: list[Any], want: list[Any]) -> tuple[list[tuple[float, float]], int, int, list[Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -16,6 +18,11 @@ def iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     union = area + areas - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """IoU of two xyxy boxes (the scalar form, for matching detections between runs); zero-area unions give 0."""
+    return float(iou_one_to_many(np.asarray(a, np.float64), np.asarray([b], np.float64))[0])
 
 
 def nms_per_class(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float) -> np.ndarray:

@@ -6,6 +6,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ocl_infer.detection.darknet import parse_cfg
+from ocl_infer.detection.nms import iou
 
 
 def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int) -> np.ndarray:
@@ -115,14 +116,6 @@ def decode_like_darknet(raw: np.ndarray, anchors: list[tuple[float, float]], cla
                     if p > thresh:
                         out.append(((x - bw / 2, y - bh / 2, x + bw / 2, y + bh / 2), p, c))
     return out
-
-
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def nms_like_darknet(dets: list[tuple[tuple[float, ...], float, int]], thresh: float) -> list[int]:

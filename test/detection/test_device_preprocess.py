@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from ocl_infer.detection import Detection, Detector
+from ocl_infer.detection.nms import iou
 from ocl_infer.errors import ConfigError
 
 from .frames import vtest_frames
@@ -26,13 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 IOU_MIN = 0.99
 SCORE_TOL = 1e-2
 FLOAT_IOU_MIN, FLOAT_SCORE_TOL = 0.97, 2e-2  # float resampling: measured 0.981 and 0.0105 (see report)
-
-
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def match(got: list[Detection], want: list[Detection]) -> tuple[float, float]:

@@ -6,11 +6,11 @@ import pytest
 
 from ocl_infer.detection.decode import decode_boxes_scores, decode_yolo_output
 from ocl_infer.detection.description import BoxesScoresHead, InputSpec, YoloOutput
-from ocl_infer.detection.nms import iou_one_to_many, nms_per_class
+from ocl_infer.detection.nms import iou, iou_one_to_many, nms_per_class
 from ocl_infer.detection.preprocess import boxes_to_image, letterbox_geometry, preprocess
 from ocl_infer.errors import DetectionError, ImageError
 
-from .reference import decode_like_darknet, iou, nms_like_darknet
+from .reference import decode_like_darknet, nms_like_darknet
 
 ANCHORS = ((10.0, 14.0), (23.0, 27.0), (37.0, 58.0))
 

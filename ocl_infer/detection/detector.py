@@ -129,6 +129,18 @@ class _EngineRunner:
         self.label = ",".join(labels) if labels else "opencl"
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._build = (path, devices, options)
+        self.batches: dict[int, Any] = {}  # N -> Engine(batch=N) on the same devices (Detector.prepare_batch)
+
+    def batch_engine(self, n: int) -> Any:
+        """The engine running n frames at once, built on first use (same devices and options)."""
+        from ocl_infer.engine import Engine
+
+        with self._lock:
+            if n not in self.batches:
+                path, devices, options = self._build
+                self.batches[n] = Engine(str(path), devices=devices, **{**options, "batch": n})
+            return self.batches[n]
 
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.engine.run(feed)
@@ -148,6 +160,8 @@ class _EngineRunner:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        for engine in self.batches.values():
+            engine.close()
         self.engine.close()
 
 
@@ -318,10 +332,49 @@ class Detector:
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         return self.detect_timed(image_bgr).detections
 
-    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        """Several frames; the model's batch is 1, so frames are submitted together and run in flight."""
+    def prepare_batch(self, sizes: list[int] | tuple[int, ...]) -> tuple[int, ...]:
+        """Build the engines that run N frames as one batch (the model's batch dimension set to N at load), for
+        each N > 1 of `sizes`; returns the sizes this detector can batch (none with onnxruntime, whose model
+        file fixes the batch at 1). Seconds per size on a cold kernel cache: call it at start-up."""
+        if not isinstance(self._runner, _EngineRunner):
+            return ()
+        for n in sorted({int(n) for n in sizes if int(n) > 1}):
+            self._runner.batch_engine(n)
+        return tuple(sorted(self._runner.batches))
+
+    @property
+    def batch_sizes(self) -> tuple[int, ...]:
+        """The batch sizes prepared so far (see prepare_batch)."""
+        return tuple(sorted(self._runner.batches)) if isinstance(self._runner, _EngineRunner) else ()
+
+    def detect_batch_timed(self, images: list[np.ndarray]) -> list[DetectionResult]:
+        """Several frames (e.g. one per camera) as one batch on the engine prepared for len(images) frames: host
+        letterbox per frame, one run, results split back per frame with that frame's letterbox. The times of
+        each result are the whole batch's. Without a prepared engine of that size, frame by frame."""
+        self._check_open()
         for i, img in enumerate(images):
             check_image(img, f"images[{i}]")
+        engine = self._runner.batches.get(len(images)) if isinstance(self._runner, _EngineRunner) else None
+        if engine is None:
+            return [self.detect_timed(img) for img in images]
+        t0 = time.perf_counter()
+        feeds, boxes = zip(*(self.preprocess(img) for img in images), strict=True)
+        name = self.description.input.name
+        future = engine.submit({name: np.concatenate([f[name] for f in feeds])})
+        t1 = time.perf_counter()
+        outputs = future.result()
+        t2 = time.perf_counter()
+        dets = [self.postprocess({k: v[i : i + 1] for k, v in outputs.items()}, box) for i, box in enumerate(boxes)]
+        t3 = time.perf_counter()
+        device = str(getattr(future, "device", self._runner.label))
+        return [DetectionResult(d, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, device) for d in dets]
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """Several frames: as one batch where prepare_batch built its size, else submitted together in flight."""
+        for i, img in enumerate(images):
+            check_image(img, f"images[{i}]")
+        if isinstance(self._runner, _EngineRunner) and len(images) in self._runner.batches:
+            return [r.detections for r in self.detect_batch_timed(images)]
         futures = [self.submit(img) for img in images]
         return [f.result().detections for f in futures]
 

@@ -27,6 +27,15 @@ def test_engine_and_detection_never_import_ros() -> None:
             assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 
 
+def test_deadline_rules_import_neither_ros_nor_another_layer() -> None:
+    """ocl_infer/deadline.py is shared by the node, the FrameTiming outcome and the replay report (bag/, which never
+    imports rclpy): it may only point down to errors."""
+    names = _imports(PKG / "deadline.py")
+    bad = {n for n in names if n.split(".")[0] in {"rclpy", "sensor_msgs", "vision_msgs", "ocl_infer_msgs"}
+           or (n.startswith("ocl_infer") and n != "ocl_infer.errors")}
+    assert not bad, f"ocl_infer/deadline.py imports {sorted(bad)}"
+
+
 def test_engine_never_imports_detection_or_cv2() -> None:
     for path in (PKG / "engine").rglob("*.py"):
         bad = {n for n in _imports(path) if n.startswith("ocl_infer.detection") or n == "cv2"}

@@ -19,12 +19,15 @@ import numpy as np
 from ocl_infer.bag.images import stamp_ns
 from ocl_infer.bag.reader import open_bag
 from ocl_infer.bag.typestore import build_typestore
+from ocl_infer.deadline import Outcome, outcome_word
 
-# FrameTiming.outcome values (msgs/ocl_infer_msgs/msg/FrameTiming.msg) → report names.
-OUTCOMES = {0: "published", 1: "stale_drop", 2: "overload_drop", 3: "miss", 4: "decode_error", 5: "inference_error"}
-PROCESSED = ("published", "miss")
-DROPPED = ("stale_drop", "overload_drop", "undelivered")
-ERRORS = ("decode_error", "inference_error")
+# FrameTiming.outcome values -> report names: the node's own outcomes (ocl_infer.deadline), plus `undelivered`,
+# which only the report knows (no FrameTiming came back).
+OUTCOMES = {o.value: o.word for o in Outcome}
+UNDELIVERED = "undelivered"
+PROCESSED = tuple(o.word for o in Outcome if o.processed)
+DROPPED = (*(o.word for o in Outcome if o.dropped), UNDELIVERED)
+ERRORS = tuple(o.word for o in Outcome if o.error)
 TIMING_TYPE = "ocl_infer_msgs/msg/FrameTiming"
 DETECTIONS_TYPE = "vision_msgs/msg/Detection2DArray"
 
@@ -109,10 +112,10 @@ def frame_outcomes(sent: Sequence[tuple[str, int]], timings: Iterable[object]) -
     for topic, stamp in sent:
         msg = by_key.pop((topic, stamp), None) or by_stamp.pop(stamp, None)
         if msg is None:
-            result.append(FrameOutcome(topic, stamp, "undelivered"))
+            result.append(FrameOutcome(topic, stamp, UNDELIVERED))
             continue
         m = msg  # rosbags FrameTiming
-        outcome = OUTCOMES.get(int(m.outcome), f"outcome_{int(m.outcome)}")  # type: ignore[attr-defined]
+        outcome = outcome_word(m.outcome)  # type: ignore[attr-defined]
         processed = outcome in PROCESSED
         result.append(
             FrameOutcome(

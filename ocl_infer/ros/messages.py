@@ -1,7 +1,7 @@
 """Detections, timings and overlays -> ROS messages (vision_msgs, ocl_infer_msgs, sensor_msgs).
 
-Pure functions over message classes: usable without a running node. Outcome names are the deadline words of
-docs/architecture.md and match the OUTCOME_* constants of ocl_infer_msgs/FrameTiming.
+Pure functions over message classes: usable without a running node. A frame's outcome is an
+`ocl_infer.deadline.Outcome`, whose values are the OUTCOME_* constants of ocl_infer_msgs/FrameTiming.
 """
 
 from __future__ import annotations
@@ -10,14 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-OUTCOMES = {
-    "published": 0,
-    "stale_drop": 1,
-    "overload_drop": 2,
-    "miss": 3,
-    "decode_error": 4,
-    "inference_error": 5,
-}
+from ocl_infer.deadline import Outcome, Verdict
+
 NS = 1_000_000_000
 
 
@@ -74,7 +68,7 @@ class FrameRecord:
     sequence: int
     received_ns: int
     deadline_ms: float
-    outcome: str = "published"
+    outcome: Outcome = Outcome.PUBLISHED
     device: str = ""
     detections_published: bool = False
     detail: str = ""
@@ -85,6 +79,12 @@ class FrameRecord:
     inference_ms: float = 0.0
     postprocess_ms: float = 0.0
     detection_count: int = 0
+
+    def settle(self, verdict: Verdict) -> None:
+        """Record the deadline policy's verdict on this frame."""
+        self.outcome = verdict.outcome
+        self.detail = verdict.detail
+        self.detections_published = verdict.publish
 
     @property
     def stamp_ns(self) -> int:
@@ -114,7 +114,7 @@ def timing_msg(record: FrameRecord) -> Any:
     msg.camera_topic = record.camera_topic
     msg.sequence = record.sequence
     msg.device = record.device
-    msg.outcome = OUTCOMES[record.outcome]
+    msg.outcome = int(record.outcome)
     msg.detections_published = record.detections_published
     msg.detail = record.detail
     msg.received = time_msg(record.received_ns)

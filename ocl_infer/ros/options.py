@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from ocl_infer.deadline import LATE_POLICIES, FramePolicy
 from ocl_infer.errors import ConfigError
 
 INPUT_TYPES = ("raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
-LATE_POLICIES = ("publish", "drop")
 BACKENDS = ("opencl", "onnxruntime")
 PRECISIONS = ("fp32", "fp16")
 INPUT_DEADLINES = ("auto", "qos", "watchdog", "off")
@@ -169,6 +169,11 @@ class NodeOptions:
         if not parts:
             return None
         return [int(p) if p.isdigit() else p for p in parts]
+
+    @property
+    def frame_policy(self) -> FramePolicy:
+        """The deadline rules a frame is judged by under these options."""
+        return FramePolicy(self.deadline_ms, self.late_policy)
 
     @property
     def input_deadline_s(self) -> float | None:

@@ -61,6 +61,7 @@ from rclpy.subscription import RCLError
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray
 
+from ocl_infer.deadline import FramePolicy, Outcome, input_gap_due
 from ocl_infer.detection.overlay import draw_detections
 from ocl_infer.errors import ConfigError, OclInferError
 from ocl_infer.ros import diagnostics
@@ -448,9 +449,8 @@ class VehicleDetectorNode(Node):
         record = FrameRecord(msg.header, cam.resolved, seq, now, self.options.deadline_ms)
         displaced = self.slots.put(cam.topic, Pending(msg, record))
         if displaced is not None:
-            displaced.record.outcome = "overload_drop"
-            displaced.record.detail = f"overwritten by frame {seq} before the worker took it"
-            cam.stats.record("overload_drop", now / 1e9)
+            displaced.record.settle(FramePolicy.overwritten(seq))
+            cam.stats.record(Outcome.OVERLOAD_DROP.word, now / 1e9)
             self._publish_timing(cam, displaced.record)
 
     def _on_input_gap(self, cam: Camera, count: int) -> None:
@@ -504,7 +504,7 @@ class VehicleDetectorNode(Node):
             except Exception as err:  # a bug must not silently kill the worker: count, log with traceback
                 if self._stopping.is_set():
                     return  # shutting down: the detector or the context may be gone under the frame
-                pending.record.outcome = "inference_error"
+                pending.record.outcome = Outcome.INFERENCE_ERROR
                 pending.record.detail = f"internal error: {err}"
                 cam.stats.record("inference_error", self._now_s())
                 self.get_logger().error(f"{cam.resolved}: internal error on frame {pending.record.sequence}:\n"
@@ -513,12 +513,13 @@ class VehicleDetectorNode(Node):
 
     def _process(self, cam: Camera, pending: Pending) -> None:
         opts = self.options
+        policy = opts.frame_policy  # the rules in force when the worker took the frame (ocl_infer.deadline)
         record = pending.record
         record.started_ns = self._now_ns()
-        if record.age_at_start_ms > opts.deadline_ms:
-            record.outcome = "stale_drop"
-            record.detail = f"age {record.age_at_start_ms:.1f} ms at start > deadline {opts.deadline_ms:g} ms"
-            cam.stats.record("stale_drop", record.started_ns / 1e9)
+        stale = policy.at_start(record.age_at_start_ms)
+        if stale is not None:
+            record.settle(stale)
+            cam.stats.record(Outcome.STALE_DROP.word, record.started_ns / 1e9)
             self._publish_timing(cam, record)
             return
         t0 = time.perf_counter()
@@ -526,7 +527,7 @@ class VehicleDetectorNode(Node):
             frame = compressed_to_bgr(pending.msg, cam.resolved) if cam.compressed else image_to_bgr(
                 pending.msg, cam.resolved)
         except OclInferError as err:
-            record.outcome, record.detail = "decode_error", str(err)
+            record.outcome, record.detail = Outcome.DECODE_ERROR, str(err)
             cam.stats.record("decode_error", self._now_s())
             self.get_logger().warning(f"bad frame {record.sequence}: {err}", throttle_duration_sec=LOG_THROTTLE_S)
             self._publish_timing(cam, record)
@@ -537,7 +538,7 @@ class VehicleDetectorNode(Node):
         except OclInferError as err:
             if self._stopping.is_set():
                 return  # the detector is closing under this frame: no error to report
-            record.outcome, record.detail = "inference_error", str(err)
+            record.outcome, record.detail = Outcome.INFERENCE_ERROR, str(err)
             now = self._now_s()
             cam.stats.record("inference_error", now)
             self.devices.record_error(getattr(self.detector, "device", "?"), now)
@@ -555,19 +556,16 @@ class VehicleDetectorNode(Node):
 
         out = detections_to_msg(result.detections, pending.msg.header)
         record.published_ns = self._now_ns()
-        missed = record.latency_ms > opts.deadline_ms
-        publish = not missed or opts.late_policy == "publish"
+        verdict = policy.at_publish(record.latency_ms)
+        publish = verdict.publish
         if publish:
             self._publish(cam.detections, out)
         if publish and opts.overlay and not self._stopping.is_set() and cam.overlay.get_subscription_count() > 0:
             self._publish(cam.overlay, bgr_to_image(draw_detections(frame, result.detections), "bgr8",
                                                     pending.msg.header))
-        record.detections_published = publish
-        if missed:
-            record.outcome = "miss"
-            record.detail = (f"latency {record.latency_ms:.1f} ms > deadline {opts.deadline_ms:g} ms"
-                             + ("" if publish else "; not published (late_policy drop)"))
-        cam.stats.record_processed(record.published_ns / 1e9, record.latency_ms, missed, publish)
+        record.settle(verdict)
+        cam.stats.record_processed(record.published_ns / 1e9, record.latency_ms, verdict.outcome is Outcome.MISS,
+                                   publish)
         self._publish_timing(cam, record)
 
     def _detect(self, frame: np.ndarray) -> Any:
@@ -601,7 +599,7 @@ class VehicleDetectorNode(Node):
             if cam.dds_deadline:
                 continue
             with cam.lock:
-                late = now_ns - cam.last_gap_check_ns > period * 1e9
+                late = input_gap_due(now_ns, cam.last_gap_check_ns, period)
                 if late:
                     cam.last_gap_check_ns = now_ns
             if late:

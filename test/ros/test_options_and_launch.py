@@ -198,15 +198,6 @@ def test_vision_msgs_fields_and_order_are_those_of_vision_msgs_4():
     assert fields(Pose2D) == [("position", "vision_msgs/Point2D"), ("theta", "double")]
 
 
-def test_frame_timing_outcomes_match_the_node_words():
-    from ocl_infer_msgs.msg import FrameTiming
-
-    from ocl_infer.ros.messages import OUTCOMES
-
-    for word, value in OUTCOMES.items():
-        assert getattr(FrameTiming, f"OUTCOME_{word.upper()}") == value
-
-
 def test_camera_outputs_go_under_each_topic_namespace():
     from ocl_infer.ros.vehicle_detector import camera_namespace, output_namespaces, output_topic
 

@@ -15,6 +15,7 @@ from ocl_infer.errors import ConfigError, ModelError, OclInferError
 from ocl_infer.fsutil import staged_output
 
 FORMATS = {".onnx": "onnx", ".tflite": "tflite"}
+CUSTOM_CONVERTERS = "ocl_infer.engine.graph.onnx_custom"  # imported by nnef-tools, by name
 NNEF_MODEL = "an NNEF model (a folder holding graph.nnef, or an archive of one)"
 
 
@@ -56,7 +57,9 @@ def convert_model(src: Path, out: Path, input_shapes: dict[str, tuple[int, ...]]
             input_model=str(src), output_model=str(staged.with_name(target.name)), input_format=fmt,
             output_format="nnef", input_shapes=repr(input_shapes) if input_shapes else None, io_transpose=None,
             fold_constants=fold_constants and fmt == "onnx", optimize=False, dequantize=False,
-            custom_converters=None, custom_shapes=None, custom_fragments=None, custom_optimizers=None,
+            # ONNX ops nnef-tools lacks (TopK, GatherElements, Mod, integer arithmetic) become our custom fragments
+            custom_converters=[CUSTOM_CONVERTERS] if fmt == "onnx" else None, custom_shapes=None,
+            custom_fragments=[CUSTOM_CONVERTERS] if fmt == "onnx" else None, custom_optimizers=None,
             mirror_unsupported=False, generate_custom_fragments=False, keep_io_names=True, decompose=None,
             input_names=None, output_names=None, static_only=False, tensor_mapping=None, annotate_shapes=False,
             compress=1 if compress else None)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ocl_infer.engine.graph.archive import extract_archive
+from ocl_infer.engine.graph.custom_ops import CUSTOM_SHAPES
 from ocl_infer.engine.graph.dat import read_dat
 from ocl_infer.engine.graph.model import Graph, Op, Tensor, freeze
 from ocl_infer.engine.graph.ops import LOWERED_OPS, SUPPORTED_OPS
@@ -62,7 +63,7 @@ def load_graph(model: str | Path, batch: int | None = None) -> Graph:
         _check_ops(ng, graph_file)  # before shape inference, which fails without naming the tensor
         if batch is not None:
             _set_batch(ng, batch, graph_file)
-        nnef.infer_shapes(ng)
+        nnef.infer_shapes(ng, custom_shapes=CUSTOM_SHAPES)
     except nnef.Error as err:
         raise ModelError(f"{graph_file}: {err}") from err
     except (ValueError, TypeError, KeyError, IndexError, AssertionError) as err:  # shape functions raise these
@@ -242,6 +243,7 @@ def _check_types(g: Graph, graph_file: Path) -> None:
             raise ModelError(f"{graph_file}: input '{name}' has no fixed shape ({list(t.shape)})")
     for op in g.ops:
         for name in op.outputs:
-            if g.tensors[name].dtype != "scalar":
+            # integer tensors (indices) are held as float32 with exact integer values: kernels read them as such
+            if g.tensors[name].dtype not in ("scalar", "integer"):
                 raise ModelError(f"{graph_file}: op '{op.kind}' produces {g.tensors[name].dtype} tensor '{name}'; "
-                                 "only scalar (float) tensors are supported")
+                                 "only scalar (float) and integer tensors are supported")

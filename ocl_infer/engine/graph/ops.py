@@ -1,5 +1,7 @@
 """The NNEF ops the engine runs, and the compound fragments the parser lowers into them."""
 
+from ocl_infer.engine.graph.custom_ops import CUSTOM_FRAGMENTS
+
 UNARY_OPS = ("relu", "sigmoid", "tanh", "elu", "exp", "log", "sqrt", "rsqrt", "abs", "neg", "sqr", "rcp",
              "sign", "floor", "ceil", "round", "copy", "softplus", "leaky_relu", "silu", "selu", "gelu", "softabs",
              "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "rsqr")
@@ -10,6 +12,7 @@ SUPPORTED_OPS: frozenset[str] = frozenset((
     "max_pool", "avg_pool", "box", "mean_reduce", "max_reduce", "min_reduce", "sum_reduce", "softmax",
     "concat", "split", "slice", "reshape", "squeeze", "unsqueeze", "transpose", "pad",
     "nearest_upsample", "multilinear_upsample", "add_n", "stack", "unstack", "tile",
+    "gather", "cast", *CUSTOM_FRAGMENTS,  # the custom fragments: top_k, gather_elements, mod, int_add, ...
 ))
 # Compound fragments of the NNEF standard library that the parser expands into the ops above.
 LOWERED_OPS = ["separable_conv", "separable_deconv", "planewise_conv", "planewise_deconv", "rms_pool",

@@ -12,6 +12,7 @@ from ocl_infer.engine.kernels import (
     conv_winograd,
     conv_winograd4,
     elementwise,
+    indexing,
     layout,
     matmul,
     pool,
@@ -19,7 +20,7 @@ from ocl_infer.engine.kernels import (
 from ocl_infer.engine.kernels.base import Kernel, Launch
 from ocl_infer.engine.kernels.registry import KERNELS, choose_kernel, kernel_for, register
 
-FAMILIES = (conv, conv_covec, conv_depthwise, conv_gemm, conv_winograd, conv_winograd4, elementwise, layout, matmul,
-            pool)
+FAMILIES = (conv, conv_covec, conv_depthwise, conv_gemm, conv_winograd, conv_winograd4, elementwise, indexing, layout,
+            matmul, pool)
 
 __all__ = ["FAMILIES", "KERNELS", "Kernel", "Launch", "choose_kernel", "kernel_for", "register"]

@@ -45,6 +45,12 @@ UNARY(u_acosh, acosh(x))
 UNARY(u_atanh, atanh(x))
 UNARY(u_log2, log2(x))
 UNARY(u_rsqr, 1.0f / (x * x))
+UNARY(u_trunc, trunc(x))  // cast<integer> of a float: ONNX's Cast truncates toward zero
+
+inline float mod_floor(float a, float b) {
+    const float r = fmod(a, b);
+    return (r != 0.0f && (r < 0.0f) != (b < 0.0f)) ? r + b : r;
+}
 
 #define BINARY(NAME, EXPR) \
 __kernel void NAME(__global const float* as, __global const float* bs, __global float* ys, \
@@ -72,6 +78,14 @@ BINARY_BOTH(min, fmin(a, b))
 BINARY_BOTH(max, fmax(a, b))
 BINARY_BOTH(pow, pow(a, b))
 BINARY_BOTH(prelu, a < 0.0f ? b * a : a)
+// Integer tensors are float32 holding exact integers: add, sub and mul stay exact below 2^24 and use the float
+// kernels; division truncates in integer arithmetic (float division need not be correctly rounded on GPUs),
+// and a zero divisor gives 0 rather than a trap.
+BINARY_BOTH(int_div, (int)b == 0 ? 0.0f : (float)((int)a / (int)b))
+// ONNX Mod: fmod = 1 is C's fmod (sign of the dividend); fmod = 0 takes the sign of the divisor (Python's %).
+// fmod is exact, so both serve integer tensors too.
+BINARY_BOTH(fmod, fmod(a, b))
+BINARY_BOTH(mod, mod_floor(a, b))
 
 __kernel void t_clamp(__global const float* xs, __global const float* as, __global const float* bs,
                       __global float* ys, const int8 d, const int8 sx, const int8 sa, const int8 sb, const int n) {

@@ -19,7 +19,10 @@ from ocl_infer.engine.kernels.base import (
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
-UNARY_KERNELS = UNARY_OPS
+UNARY_KERNELS = (*UNARY_OPS, "cast")
+# ops whose kernel has another name: integer tensors are float32 holding exact integers, so integer add, sub and
+# mul are the float kernels; the planner leaves only cast<integer> of a float tensor (truncation) to run
+KERNEL_NAMES = {"cast": "trunc", "int_add": "add", "int_sub": "sub", "int_mul": "mul"}
 # NNEF attribute names and defaults of the unary ops that take parameters -> kernel arguments a0, a1
 UNARY_PARAMS = {"leaky_relu": (("alpha", 0.0), None), "elu": (("alpha", 1.0), None),
                 "selu": (("alpha", 1.67326319), ("lambda", 1.05070102)), "softabs": (("epsilon", 0.0), None)}
@@ -37,7 +40,7 @@ class Unary(_Elementwise):
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         n = size_of(self.shape(self.step.outputs[0]))
-        k = new_kernel(program, f"u_{self.step.kind}")
+        k = new_kernel(program, f"u_{KERNEL_NAMES.get(self.step.kind, self.step.kind)}")
         params = [float(self.step.attrs.get(p[0], p[1])) if p else 0.0
                   for p in UNARY_PARAMS.get(self.step.kind, (None, None))]
         k.set_args(ins[0], outs[0], np.float32(params[0]), np.float32(params[1]), np.int32(n))
@@ -46,7 +49,7 @@ class Unary(_Elementwise):
 
 @register
 class Binary(_Elementwise):
-    ops = (*BINARY_OPS, "add_n")
+    ops = (*BINARY_OPS, "add_n", "int_add", "int_sub", "int_mul", "int_div", "mod")
     variant = "broadcast"
 
     @classmethod
@@ -56,7 +59,10 @@ class Binary(_Elementwise):
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         out = self.shape(self.step.outputs[0])
         n = size_of(out)
-        name = "b_add" if self.step.kind == "add_n" else f"b_{self.step.kind}"
+        kind = self.step.kind
+        if kind == "mod":
+            kind = "fmod" if self.step.attrs.get("fmod") else "mod"
+        name = "b_add" if kind == "add_n" else f"b_{KERNEL_NAMES.get(kind, kind)}"
         try:
             strides = [nnef_broadcast_strides(self.shape(t), out) for t in self.step.inputs]
         except ValueError as err:

@@ -74,6 +74,9 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
     drafts: list[_Draft] = []
     for op in graph.ops:
         d = _Draft(op.kind, list(op.inputs), list(op.outputs), dict(op.attrs), op.name)
+        if op.kind == "cast" and not (graph.tensors[op.outputs[0]].dtype == "integer"
+                                      and graph.tensors[op.inputs[0]].dtype == "scalar"):
+            d.kind = "copy"  # integers are float32 holding exact integers: only float -> integer computes
         if not _fold_constant(d, consts, shapes):
             drafts.append(d)
     if fuse:

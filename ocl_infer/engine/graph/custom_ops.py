@@ -1,0 +1,56 @@
+"""The NNEF custom fragments (NNEF's extension mechanism) the engine runs beyond the standard ops: their
+declarations, written into graph.nnef by the ONNX converter (graph/onnx_custom.py), and their shape functions,
+used by nnef-tools' writer and by our loader (`nnef.infer_shapes`).
+
+Declarations only, no bodies: the engine has a kernel for each, so the parser lowers nothing. Integer tensors
+(ONNX int64 indices) are `tensor<integer>`; NNEF's arithmetic is scalar-only, so integer add/sub/mul/div are
+fragments of their own (`int_div` truncates as ONNX's integer Div does)."""
+
+from typing import Any
+
+CUSTOM_FRAGMENTS: dict[str, str] = {
+    "top_k": """
+fragment top_k( input: tensor<scalar>, k: integer, axis: integer, largest: logical = true, sorted: logical = true )
+-> ( values: tensor<scalar>, indices: tensor<integer> );
+""",
+    "gather_elements": """
+fragment gather_elements<? = scalar>( input: tensor<?>, indices: tensor<integer>, axis: integer )
+-> ( output: tensor<?> );
+""",
+    "mod": """
+fragment mod<? = scalar>( x: tensor<?>, y: tensor<?>, fmod: logical = false ) -> ( z: tensor<?> );
+""",
+    **{f"int_{op}": f"""
+fragment int_{op}( x: tensor<integer>, y: tensor<integer> ) -> ( z: tensor<integer> );
+""" for op in ("add", "sub", "mul", "div")},
+}
+
+
+def _top_k_shape(input: list[int], k: int, axis: int, **_: Any) -> tuple[list[int], list[int]]:
+    assert 0 <= axis < len(input), f"axis {axis} out of range for rank {len(input)}"
+    assert 0 < k <= input[axis], f"k = {k} must be in [1, {input[axis]}] (the axis length)"
+    out = list(input)
+    out[axis] = k
+    return out, list(out)
+
+
+def _broadcast_shape(x: list[int], y: list[int], **_: Any) -> list[int]:
+    """NNEF broadcasting: operands of the output's rank (or rank 0), each dim equal or 1."""
+    if not x or not y:
+        return list(x or y)
+    assert len(x) == len(y), f"ranks differ: {x} and {y}"
+    assert all(a == b or 1 in (a, b) for a, b in zip(x, y, strict=True)), f"shapes {x} and {y} do not broadcast"
+    return [max(a, b) for a, b in zip(x, y, strict=True)]
+
+
+def _gather_elements_shape(input: list[int], indices: list[int], axis: int, **_: Any) -> list[int]:
+    assert len(input) == len(indices), f"input rank {len(input)} != indices rank {len(indices)}"
+    return list(indices)
+
+
+CUSTOM_SHAPES: dict[str, Any] = {
+    "top_k": _top_k_shape,
+    "gather_elements": _gather_elements_shape,
+    "mod": _broadcast_shape,
+    **{f"int_{op}": _broadcast_shape for op in ("add", "sub", "mul", "div")},
+}

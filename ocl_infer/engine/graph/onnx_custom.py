@@ -1,0 +1,66 @@
+"""ONNX -> NNEF conversions nnef-tools lacks, into the custom fragments of graph/custom_ops.py.
+
+nnef-tools imports this module by name (`custom_converters` and `custom_fragments` in graph/convert.py):
+`CUSTOM_TRANSFORMS` maps an ONNX op to an NNEF invocation, `CUSTOM_FRAGMENTS` are the declarations it writes
+into graph.nnef. Imported only while converting (it needs nnef_tools). ONNX ops neither nnef-tools nor this
+module converts fail conversion with the op named (graph/convert.py)."""
+
+import copy
+
+from nnef_tools.conversion.converter import Transform
+from nnef_tools.conversion.onnx_to_nnef import _Transforms as _NNEF_TOOLS_TRANSFORMS
+
+from ocl_infer.engine.graph.custom_ops import CUSTOM_FRAGMENTS
+
+__all__ = ["CUSTOM_FRAGMENTS", "CUSTOM_TRANSFORMS"]
+
+# nnef-tools evaluates these strings with its converter's helpers (as_const, ensure_positive, nnef_dtype, ...)
+_INTEGER = 'nnef_dtype(O[0].dtype) == "integer"'
+
+
+def _reduce(onnx_op: str) -> Transform:
+    """nnef-tools' reduce with the squeezed axes made positive: it writes `squeeze(axes = [-1])` for ONNX's
+    axes=[-1], which NNEF's shape inference refuses."""
+    t = copy.deepcopy(_NNEF_TOOLS_TRANSFORMS[onnx_op])
+    t.outputs = "!squeeze_output(O[0], ensure_positive(axes, I[0].rank), keepdims)"
+    return t
+
+
+def _arithmetic(nnef_op: str) -> Transform:
+    """ONNX Add/Sub/Mul/Div: NNEF's op on float tensors, the int_ fragment on integer ones (index math)."""
+    t = copy.deepcopy(_NNEF_TOOLS_TRANSFORMS[nnef_op.capitalize()])
+    t.type = f'!"int_{nnef_op}" if {_INTEGER} else "{nnef_op}"'
+    return t
+
+
+CUSTOM_TRANSFORMS: dict[str, Transform] = {
+    "TopK": Transform(
+        type="top_k",
+        defaults={"axis": -1, "largest": 1, "sorted": 1},
+        cond={"!is_const(I[1])": "K must be a constant"},
+        inputs="!I[0]",
+        outputs=("!O[0]", "!O[1]"),
+        attribs={
+            "k": "!int(as_const(I[1])[0]) if isinstance(as_const(I[1]), list) else int(as_const(I[1]))",
+            "axis": "!ensure_positive(axis, I[0].rank)",
+            "largest": "!bool(largest)",
+            "sorted": "!bool(sorted)",
+        },
+    ),
+    "GatherElements": Transform(
+        type="gather_elements",
+        defaults={"axis": 0},
+        inputs=("!I[0]", "!I[1]"),
+        outputs="!O[0]",
+        attribs={"axis": "!ensure_positive(axis, I[0].rank)", "dtype": "!I[0].dtype"},
+    ),
+    "Mod": Transform(
+        type="mod",
+        defaults={"fmod": 0},
+        inputs=("!broadcast(I[0], O[0].rank)", "!broadcast(I[1], O[0].rank)"),
+        outputs="!O[0]",
+        attribs={"fmod": "!bool(fmod)", "dtype": "!I[0].dtype"},
+    ),
+    **{op: _arithmetic(op.lower()) for op in ("Add", "Sub", "Mul", "Div")},
+    **{op: _reduce(op) for op in ("ReduceMin", "ReduceMax", "ReduceMean", "ReduceSum")},
+}

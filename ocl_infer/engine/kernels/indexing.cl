@@ -1,0 +1,120 @@
+// Indexing ops: top_k (radix select + rank), gather_elements, gather. Included after common.h.cl.
+// Integer tensors (indices) are float32 holding exact integers (the wrappers refuse axes over 2^24).
+// Rows of top_k: element j of row r = (outer o, inner i) is xs[(o * n + j) * inner + i].
+
+#ifndef TOPK_LOCAL
+#define TOPK_LOCAL 16  // gather and gather_elements build without it
+#endif
+
+// Unsigned key whose order is the float order (largest = 1) or its reverse (largest = 0): the best element has
+// the largest key. -0 becomes +0 so that they tie, as onnxruntime's float comparison makes them.
+inline uint topk_key(float x, int largest) {
+    const uint u = as_uint(x == 0.0f ? 0.0f : x);
+    const uint key = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return largest ? key : ~key;
+}
+
+// One work-group per row: the k-th best key T by four 8-bit radix passes (histograms in local memory), then the
+// selected (value, index) pairs into scratch[row][0..k): keys above T in any order, then the `take` first ties
+// with T in index order (onnxruntime keeps the lower index on ties). Each work-item owns a contiguous chunk,
+// so the ties' index order is the work-items' order.
+__kernel void topk_select(__global const float* restrict xs, __global float* restrict scratch,
+                          const int n, const int inner, const int k, const int largest) {
+    __local int hist[256];
+    __local int ties[TOPK_LOCAL];
+    __local int shared[3];  // chosen digit, still to take at the threshold, slots filled above it
+    const int row = get_group_id(0), lid = get_local_id(0);
+    const int base = (row / inner) * n * inner + row % inner;
+    const int chunk = (n + TOPK_LOCAL - 1) / TOPK_LOCAL;
+    const int j0 = min(lid * chunk, n), j1 = min(j0 + chunk, n);
+    uint prefix = 0, mask = 0;
+    int take = k;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int b = lid; b < 256; b += TOPK_LOCAL) hist[b] = 0;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int j = j0; j < j1; ++j) {
+            const uint key = topk_key(xs[base + j * inner], largest);
+            if ((key & mask) == prefix) atomic_inc(&hist[(key >> shift) & 255u]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid == 0) {
+            int above = 0, b = 255;
+            for (; b > 0 && above + hist[b] < take; --b) above += hist[b];
+            shared[0] = b;
+            shared[1] = take - above;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        prefix |= (uint)shared[0] << shift;
+        mask |= 255u << shift;
+        take = shared[1];
+        barrier(CLK_LOCAL_MEM_FENCE);  // everyone read shared[] before the next pass rewrites it
+    }
+    // prefix is now the threshold key T: k - take elements lie above it, `take` ties are kept
+    int mine = 0;
+    for (int j = j0; j < j1; ++j) mine += topk_key(xs[base + j * inner], largest) == prefix;
+    ties[lid] = mine;
+    if (lid == 0) shared[2] = 0;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid == 0) {  // exclusive prefix sum over the work-items' tie counts
+        int sum = 0;
+        for (int w = 0; w < TOPK_LOCAL; ++w) { const int c = ties[w]; ties[w] = sum; sum += c; }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    __global float* out = scratch + 2 * row * k;
+    int tie = ties[lid];
+    for (int j = j0; j < j1; ++j) {
+        const float x = xs[base + j * inner];
+        const uint key = topk_key(x, largest);
+        int slot = -1;
+        if (key > prefix) slot = atomic_inc(&shared[2]);
+        else if (key == prefix && tie < take) slot = k - take + tie;
+        tie += key == prefix;
+        if (slot >= 0) { out[2 * slot] = x; out[2 * slot + 1] = (float)j; }
+    }
+}
+
+// One work-item per selected element: its rank among the row's k (best key first, then lower index) is its
+// output position.
+__kernel void topk_rank(__global const float* restrict scratch, __global float* restrict values,
+                        __global float* restrict indices, const int inner, const int k, const int largest) {
+    const int s = get_global_id(0), row = get_global_id(1);
+    if (s >= k) return;
+    __global const float* sel = scratch + 2 * row * k;
+    const float x = sel[2 * s], idx = sel[2 * s + 1];
+    const uint key = topk_key(x, largest);
+    int pos = 0;
+    for (int t = 0; t < k; ++t) {
+        const uint other = topk_key(sel[2 * t], largest);
+        pos += other > key || (other == key && sel[2 * t + 1] < idx);
+    }
+    const int o = ((row / inner) * k + pos) * inner + row % inner;
+    values[o] = x;
+    indices[o] = idx;
+}
+
+// Index along an axis of length n: negative counts from the end; out of range is clamped (ONNX calls it an
+// error; reading outside the buffer is never an option).
+inline int axis_index(float v, int n) {
+    int i = (int)v;
+    i = i < 0 ? i + n : i;
+    return clamp(i, 0, n - 1);
+}
+
+// out[p] = xs[p with its `axis` coordinate replaced by idx[p]]; p runs over the indices' dims `d`; `s` holds
+// the strides of xs with 0 at the axis, whose own stride is s_axis.
+__kernel void gather_elements(__global const float* restrict xs, __global const float* restrict idx,
+                              __global float* restrict ys, const int8 d, const int8 s, const int axis_size,
+                              const int s_axis, const int n) {
+    const int p = get_global_id(0);
+    if (p < n) ys[p] = xs[bidx(p, d, s) + axis_index(idx[p], axis_size) * s_axis];
+}
+
+// NNEF gather: out[o, m, i] = xs[o, idx[m], i] for outer o, index position m and inner i.
+__kernel void gather(__global const float* restrict xs, __global const float* restrict idx,
+                     __global float* restrict ys, const int n_axis, const int m, const int inner, const int total) {
+    const int p = get_global_id(0);
+    if (p >= total) return;
+    const int i = p % inner, q = p / inner;
+    const int o = q / m, mm = q % m;
+    ys[p] = xs[(o * n_axis + axis_index(idx[mm], n_axis)) * inner + i];
+}

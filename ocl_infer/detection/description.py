@@ -34,6 +34,13 @@ ignored so later versions can add some)::
         "transposed": false,                    # true: the tensor is (4+C)×N (YOLOv8 style)
         "box_format": "xyxy",                   # or "cxcywh"
         "normalized": false                     # true: boxes in 0..1 of the input, else input pixels
+      },                                        # (a raw YOLOv8/YOLO11 head: combined 1×(4+C)×N, transposed,
+                                                #  cxcywh, input pixels)
+      "head": {                                 # ... or an end-to-end head (YOLOv10/YOLO26 default export):
+        "type": "end_to_end",                   # rows [x1, y1, x2, y2, score, class id], best first, already
+        "output": "output0",                    # free of duplicates (no NMS); 1×N×6 or N×6
+        "box_format": "xyxy",                   # or "cxcywh"
+        "normalized": false
       },
       "classes": ["person", "bicycle", "car", ...],          # index = class id
       "source": {...}                            # provenance, free form
@@ -102,11 +109,25 @@ class BoxesScoresHead:
 
 
 @dataclass(frozen=True)
+class EndToEndHead:
+    """Rows [x1, y1, x2, y2, score, class id] from a one-to-one head: the network has already removed
+    duplicates, so the detector applies no NMS."""
+
+    output: str
+    box_format: str = "xyxy"
+    normalized: bool = False
+    type: str = "end_to_end"
+
+
+Head = YoloHead | BoxesScoresHead | EndToEndHead
+
+
+@dataclass(frozen=True)
 class ModelDescription:
     folder: Path
     name: str
     input: InputSpec
-    head: YoloHead | BoxesScoresHead
+    head: Head
     classes: tuple[str, ...]
     files: dict[str, str] = field(default_factory=dict)
 
@@ -122,6 +143,8 @@ class ModelDescription:
     def output_names(self) -> list[str]:
         if isinstance(self.head, YoloHead):
             return [o.name for o in self.head.outputs]
+        if isinstance(self.head, EndToEndHead):
+            return [self.head.output]
         names = [self.head.combined] if self.head.combined else [self.head.boxes, self.head.scores]
         return [n for n in names if n]
 
@@ -212,7 +235,7 @@ def parse_description(doc: Any, folder: Path, where: str = "model.json") -> Mode
             raise DetectionError(f"{where}: classes is empty")
         head_doc = _need(doc, "head", where)
         kind = _need(head_doc, "type", f"{where} head")
-        head: YoloHead | BoxesScoresHead
+        head: Head
         if kind == "yolo":
             outs = []
             for i, o in enumerate(_need(head_doc, "outputs", f"{where} head")):
@@ -232,10 +255,13 @@ def parse_description(doc: Any, folder: Path, where: str = "model.json") -> Mode
                                    str(head_doc.get("box_format", "xyxy")), bool(head_doc.get("normalized", False)))
             if not head.combined and not (head.boxes and head.scores):
                 raise DetectionError(f"{where}: a boxes_scores head needs 'boxes' and 'scores', or 'combined'")
-            if head.box_format not in ("xyxy", "cxcywh"):
-                raise DetectionError(f"{where}: head.box_format {head.box_format!r} must be xyxy or cxcywh")
+        elif kind == "end_to_end":
+            head = EndToEndHead(str(_need(head_doc, "output", f"{where} head")),
+                                str(head_doc.get("box_format", "xyxy")), bool(head_doc.get("normalized", False)))
         else:
-            raise DetectionError(f"{where}: head.type {kind!r} is not one of 'yolo', 'boxes_scores'")
+            raise DetectionError(f"{where}: head.type {kind!r} is not one of 'yolo', 'boxes_scores', 'end_to_end'")
+        if not isinstance(head, YoloHead) and head.box_format not in ("xyxy", "cxcywh"):
+            raise DetectionError(f"{where}: head.box_format {head.box_format!r} must be xyxy or cxcywh")
     except (TypeError, ValueError, IndexError, AttributeError) as err:
         raise DetectionError(f"{where}: malformed ({err})") from err
     files = {str(k): str(v) for k, v in dict(doc.get("files", {})).items()}

@@ -11,8 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ocl_infer.detection.decode import Candidates, decode_boxes_scores, decode_yolo_output
-from ocl_infer.detection.description import BoxesScoresHead, ModelDescription, YoloHead, load_description
+from ocl_infer.detection.decode import decode_outputs, needs_nms
+from ocl_infer.detection.description import ModelDescription, load_description
 from ocl_infer.detection.nms import nms_per_class
 from ocl_infer.detection.preprocess import (
     Letterbox,
@@ -292,22 +292,12 @@ class Detector:
         return self._runner.submit(feed), box, ms
 
     def postprocess(self, outputs: dict[str, np.ndarray], box: Letterbox) -> list[Detection]:
-        """Decode, per-class NMS, map to image pixels and clip; best score first."""
+        """Decode, per-class NMS (not after an end-to-end head), map to image pixels and clip; best score first."""
         desc, spec = self.description, self.description.input
-        head = desc.head
-        if isinstance(head, YoloHead):
-            parts = []
-            for out in head.outputs:
-                if out.name not in outputs:
-                    raise DetectionError(f"model output {out.name!r} is missing (got {sorted(outputs)})")
-                parts.append(decode_yolo_output(outputs[out.name], out, spec.width, spec.height, self.class_ids,
-                                                self.score_threshold))
-            cand = Candidates.concat(parts)
-        else:
-            assert isinstance(head, BoxesScoresHead)
-            cand = decode_boxes_scores(outputs, head, spec.width, spec.height, self.class_ids,
-                                       self.score_threshold, len(desc.classes))
-        keep = nms_per_class(cand.boxes, cand.scores, cand.class_ids, self.nms_iou)
+        cand = decode_outputs(outputs, desc.head, spec.width, spec.height, self.class_ids, self.score_threshold,
+                              len(desc.classes))
+        keep = (nms_per_class(cand.boxes, cand.scores, cand.class_ids, self.nms_iou) if needs_nms(desc.head)
+                else np.argsort(-cand.scores, kind="stable"))
         boxes = boxes_to_image(cand.boxes[keep], box)
         return [
             Detection(int(c), desc.classes[int(c)], float(s), (float(b[0]), float(b[1]), float(b[2]), float(b[3])))

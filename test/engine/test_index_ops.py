@@ -1,0 +1,151 @@
+"""The ops of end-to-end detection heads (YOLOv10/YOLO26: TopK -> GatherElements/Gather, Div/Mod for the class),
+converted ONNX -> NNEF through our custom fragments and checked against onnxruntime for both kernel families;
+and the refusal of an op we still cannot run, with the op named (issue 18).
+
+Integer tensors cannot be graph inputs or outputs of `check_against_onnx` (float only), so index tensors are
+produced inside the graph (TopK, Cast) or come as int64 initializers, and leave it through a Cast to float."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+from onnx_models import convert, make_model
+
+from ocl_infer.errors import ModelError
+
+rng = np.random.default_rng(20261205)
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """The same data for a test whether it runs alone or with the others."""
+    global rng
+    rng = np.random.default_rng(20261205)
+
+
+def distinct(*shape: int) -> np.ndarray:
+    """Distinct values in random order (TopK's order is then unique), negatives and positives."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n).astype(np.float32) - n / 2).reshape(shape) / 8
+
+
+def to_float(name: str) -> helper.NodeProto:
+    return helper.make_node("Cast", [name], [f"{name}_f"], to=TensorProto.FLOAT)
+
+
+@pytest.mark.parametrize("shape,axis,k,largest", [((2, 37), -1, 5, 1), ((2, 37), 1, 37, 0), ((2, 29, 3), 1, 7, 1),
+                                                   ((3, 4, 5), 0, 2, 0)])
+def test_top_k(check_against_onnx, shape: tuple[int, ...], axis: int, k: int, largest: int) -> None:
+    """Values and indices, sorted best first, on the last, a middle and the first axis, largest and smallest."""
+    nodes = [helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=axis, largest=largest, sorted=1), to_float("i")]
+    check_against_onnx(nodes, {"x": distinct(*shape)}, ["v", "i_f"], {"k": np.array([k], np.int64)})
+
+
+def test_top_k_ties_keep_the_lower_index(check_against_onnx) -> None:
+    """onnxruntime keeps the lower index among equal values, also when the k-th value is a tie; -0 ties +0."""
+    x = np.array([[3, 1, 3, 2, 3, 1, 0, 2, 2, -0.0, 0, 5, 1, 2, 0]], np.float32)
+    nodes = [helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=-1), to_float("i"),
+             helper.make_node("TopK", ["x", "k2"], ["v2", "i2"], axis=-1, largest=0), to_float("i2")]
+    check_against_onnx(nodes, {"x": x}, ["v", "i_f", "v2", "i2_f"],
+                       {"k": np.array([6], np.int64), "k2": np.array([4], np.int64)})
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_gather_elements(check_against_onnx, axis: int) -> None:
+    """Constant int64 indices, negative ones included, along every axis; the index shape differs from the data's."""
+    x = rng.standard_normal((4, 5, 6)).astype(np.float32)
+    idx_shape = [3, 4, 5]
+    idx = rng.integers(-x.shape[axis], x.shape[axis], idx_shape).astype(np.int64)
+    nodes = [helper.make_node("GatherElements", ["x", "idx"], ["y"], axis=axis)]
+    check_against_onnx(nodes, {"x": x}, ["y"], {"idx": idx})
+
+
+def test_integer_div_mod_and_gather(check_against_onnx) -> None:
+    """Integer tensors made from floats (Cast truncates), then ONNX's integer Div (truncating), Mod with fmod 0
+    (the divisor's sign) and 1 (the dividend's), a float Mod, and Gather with the computed indices."""
+    x = np.array([[-7.9, -7, -6.5, -1, 0, 1, 5.5, 7, 8, 13, 22, 23]], np.float32)
+    table = rng.standard_normal((5, 3)).astype(np.float32)
+    nodes = [helper.make_node("Cast", ["x"], ["xi"], to=TensorProto.INT64),
+             helper.make_node("Div", ["xi", "three"], ["q"]), to_float("q"),
+             helper.make_node("Mod", ["xi", "three"], ["r"], fmod=0), to_float("r"),
+             helper.make_node("Mod", ["xi", "minus4"], ["rn"], fmod=0), to_float("rn"),
+             helper.make_node("Mod", ["xi", "minus4"], ["rc"], fmod=1), to_float("rc"),
+             helper.make_node("Mod", ["x", "two5"], ["rf"], fmod=1),
+             helper.make_node("Mod", ["xi", "five"], ["row"], fmod=0),
+             helper.make_node("Mul", ["row", "one"], ["row1"]),
+             helper.make_node("Add", ["row1", "zero"], ["row2"]),
+             helper.make_node("Sub", ["row2", "zero"], ["row3"]),
+             helper.make_node("Gather", ["t", "row3"], ["y"], axis=0)]
+    inits = {"three": np.array(3, np.int64), "minus4": np.array(-4, np.int64), "two5": np.array(2.5, np.float32),
+             "five": np.array(5, np.int64), "one": np.array(1, np.int64), "zero": np.array(0, np.int64)}
+    check_against_onnx(nodes, {"x": x, "t": table},
+                       ["q_f", "r_f", "rn_f", "rc_f", "rf", "y"], inits)
+
+
+def end_to_end_head(anchors: int, nc: int, k: int) -> tuple[list, dict[str, np.ndarray]]:
+    """Ultralytics' v10Detect.postprocess as torch exports it (opset 13): preds [1, A, 4 + nc] -> [1, k, 6]
+    (box, score, class). TopK over each anchor's best score, GatherElements of boxes and scores, TopK over the
+    flattened scores, Div/Mod by nc for anchor and class, boxes[i, anchor] as a linear index and Gather."""
+    nodes = [
+        helper.make_node("Split", ["preds", "split"], ["boxes", "scores"], axis=2),
+        helper.make_node("ReduceMax", ["scores"], ["best"], axes=[-1], keepdims=0),
+        helper.make_node("TopK", ["best", "k"], ["_", "top"], axis=-1, largest=1, sorted=1),
+        helper.make_node("Unsqueeze", ["top", "last"], ["top_u"]),
+        helper.make_node("Tile", ["top_u", "rep4"], ["top4"]),
+        helper.make_node("GatherElements", ["boxes", "top4"], ["boxes_k"], axis=1),
+        helper.make_node("Tile", ["top_u", "repc"], ["topc"]),
+        helper.make_node("GatherElements", ["scores", "topc"], ["scores_k"], axis=1),
+        helper.make_node("Flatten", ["scores_k"], ["flat"], axis=1),
+        helper.make_node("TopK", ["flat", "k"], ["score", "index"], axis=-1, largest=1, sorted=1),
+        helper.make_node("Div", ["index", "nc"], ["anchor"]),
+        helper.make_node("Mod", ["index", "nc"], ["cls"], fmod=0),
+        helper.make_node("Reshape", ["boxes_k", "rows"], ["box_rows"]),
+        helper.make_node("Mul", ["batch", "kk"], ["batch_off"]),
+        helper.make_node("Add", ["batch_off", "anchor"], ["linear"]),
+        helper.make_node("Gather", ["box_rows", "linear"], ["box"], axis=0),
+        helper.make_node("Unsqueeze", ["score", "last"], ["score_u"]),
+        helper.make_node("Cast", ["cls"], ["cls_f"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["cls_f", "last"], ["cls_u"]),
+        helper.make_node("Concat", ["box", "score_u", "cls_u"], ["out"], axis=-1),
+    ]
+    i64 = lambda v: np.asarray(v, np.int64)  # noqa: E731
+    inits = {"split": i64([4, nc]), "k": i64([k]), "last": i64([-1]), "rep4": i64([1, 1, 4]),
+             "repc": i64([1, 1, nc]), "nc": i64(nc), "rows": i64([-1, 4]), "batch": i64([[0]]), "kk": i64(k)}
+    return nodes, inits
+
+
+def test_end_to_end_detection_head(check_against_onnx) -> None:
+    """The YOLOv10/YOLO26 end-to-end head at full width (80 classes, 300 detections) over 420 anchors, with
+    distinct scores (sigmoid outputs of a random head), to 1e-4."""
+    anchors, nc, k = 420, 80, 300
+    nodes, inits = end_to_end_head(anchors, nc, k)
+    boxes = rng.uniform(0, 416, (1, anchors, 4)).astype(np.float32)
+    scores = (rng.permutation(anchors * nc).astype(np.float32) / (anchors * nc)).reshape(1, anchors, nc)
+    errors = check_against_onnx(nodes, {"preds": np.concatenate([boxes, scores], axis=2)}, ["out"], inits)
+    assert errors["out"] <= 1e-4
+
+
+def test_op_without_conversion_is_refused_by_name(tmp_path: Path) -> None:
+    """An op neither nnef-tools nor our fragments convert fails conversion with a ModelError naming it."""
+    nodes = [helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=-1),
+             helper.make_node("Hardmax", ["v"], ["y"], axis=-1)]
+    model = make_model(nodes, {"x": (1, 8)}, ["y"], {"k": np.array([4], np.int64)})
+    with pytest.raises(ModelError, match="Hardmax"):
+        convert(model, tmp_path / "m.nnef")
+    assert not (tmp_path / "m.nnef").exists()
+
+
+def test_unknown_nnef_fragment_is_refused_by_name(tmp_path: Path) -> None:
+    """A custom fragment the engine has no kernel for is refused at load, naming the op and its tensor."""
+    from ocl_infer.engine.graph.loader import load_graph
+
+    folder = tmp_path / "m.nnef"
+    folder.mkdir()
+    (folder / "graph.nnef").write_text(
+        "version 1.0;\nextension KHR_enable_fragment_definitions;\n"
+        "fragment grid_sample( x: tensor<scalar>, g: tensor<scalar> ) -> ( y: tensor<scalar> );\n"
+        "graph G(x, g) -> (y)\n{\n    x = external<scalar>(shape = [1, 1, 4, 4]);\n"
+        "    g = external<scalar>(shape = [1, 4, 4, 2]);\n    y = grid_sample(x, g);\n}\n")
+    with pytest.raises(ModelError, match="unsupported op 'grid_sample' producing tensor 'y'"):
+        load_graph(folder)

@@ -18,7 +18,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         "record detections, timing and /diagnostics; print a summary and write a JSON report.",
     )
     p.add_argument("bag", type=Path, help="rosbag2 folder, or a .db3 / .mcap file")
-    p.add_argument("-o", "--output", type=Path, default=None, metavar="OUT_BAG", help="bag to record outputs into")
+    p.add_argument("-o", "--output", type=Path, default=None, metavar="OUT_BAG",
+                   help="bag to record outputs into; moved into place when the replay ends (finished or "
+                        "Ctrl-C), nothing left behind by a failed run")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT_BAG, if it is a rosbag2 folder")
     speed = p.add_mutually_exclusive_group()
     speed.add_argument(
         "--rate", type=float, default=1.0,
@@ -36,10 +39,16 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 def prepare_environment(external: bool) -> None:
-    """Loopback-only discovery always; a random domain id for our own nodes unless the user chose one."""
+    """The process environment of a replay, set here by the entry point (never by the library): loopback-only
+    discovery always (Kilted ignores ROS_LOCALHOST_ONLY), a random domain id for our own nodes unless the user
+    chose one, and the shared-memory profile for big images unless the user has a Fast DDS set-up."""
+    from ocl_infer.ros.dds_profile import use_shm_profile
+
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") or "LOCALHOST"
+    os.environ.pop("ROS_LOCALHOST_ONLY", None)
     if not external and not os.environ.get("ROS_DOMAIN_ID"):
         os.environ["ROS_DOMAIN_ID"] = str(random.randint(100, 199))
+    use_shm_profile()  # before rclpy initialises Fast DDS; the nodes we start inherit it
 
 
 def _sigterm_as_interrupt(_signum: int, _frame: object) -> None:
@@ -61,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         params_file=args.params,
         external=args.external,
         ready_timeout_s=args.ready_timeout,
+        force=args.force,
     )
     for path in (args.report, args.plot):
         if path is not None and not path.parent.is_dir():

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from ocl_infer.child_process import ChildProcess
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # model_cases, frame_cases, ... beside the tests
 
@@ -60,55 +62,15 @@ def harness() -> Iterator[Any]:
         h.close()
 
 
-class ChildProcess:
-    """Any command as a child process (its own process group), output in a log file; stop() sends SIGINT,
-    then SIGKILL to the group after `grace_s`."""
-
-    def __init__(self, cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
-        import os
-        import subprocess
-
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        full_env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0", **(env or {}))
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
-                                     start_new_session=True)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
-
-    def stop(self, sig: int | None = None, grace_s: float = 15.0) -> int:
-        import os
-        import signal
-        import subprocess
-
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig or signal.SIGINT)
-            try:
-                self.proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        self._log.close()
-        return self.proc.returncode
-
-
 @pytest.fixture
 def start_child(tmp_path) -> Iterator[Callable[..., ChildProcess]]:
     """start_child(cmd, name, env) -> ChildProcess; all stopped when the test ends."""
     started: list[ChildProcess] = []
 
     def start(cmd: list[str], name: str, env: dict[str, str] | None = None) -> ChildProcess:
-        child = ChildProcess(cmd, tmp_path / f"{name}.log", env)
+        # Own process group: the final SIGKILL also takes what the child started.
+        child = ChildProcess(cmd, tmp_path / f"{name}.log", env=ros_helpers.child_environment(env), cwd=ROOT,
+                             new_session=True, stdin=None)
         started.append(child)
         return child
 
@@ -116,4 +78,4 @@ def start_child(tmp_path) -> Iterator[Callable[..., ChildProcess]]:
         yield start
     finally:
         for child in started:
-            child.stop()
+            child.stop(grace_s=15.0)

@@ -1,5 +1,6 @@
 """Reading bags: which topics are played or ignored, clear errors for bad paths and formats, image decoding."""
 
+import os
 import subprocess
 import sys
 
@@ -153,3 +154,25 @@ def test_replay_refuses_an_existing_output_bag_and_a_missing_params_file(tmp_pat
         out = subprocess.run([sys.executable, "-m", "ocl_infer.cli", "replay", str(bag), *extra],
                              capture_output=True, text=True, timeout=60, check=False)
         assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+def test_a_failed_replay_leaves_the_output_as_it_was(tmp_path, data_dir):
+    """A node that cannot start fails the replay (exit 2): no new output bag, and with --force an old bag
+    stays untouched; a folder that is not a bag is refused even with --force."""
+    bag = write_image_bag([data_dir / "dog.jpg"], tmp_path / "in").path
+    old = write_image_bag([data_dir / "dog.jpg"], tmp_path / "old").path
+    before = sorted((p.name, p.stat().st_size) for p in old.iterdir())
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "keep.jpg").write_bytes(b"x")
+    env = {**os.environ, "OCL_INFER_NODE_EXECUTABLE": "/bin/false"}
+    for target, extra, message in ((tmp_path / "new", [], "did not start"), (old, ["--force"], "did not start"),
+                                   (photos, ["--force"], "is not a rosbag2 folder")):
+        out = subprocess.run([sys.executable, "-m", "ocl_infer.cli", "replay", str(bag), "-o", str(target), *extra,
+                              "--ready-timeout", "20"], capture_output=True, text=True, timeout=120, env=env,
+                             check=False)
+        assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert not (tmp_path / "new").exists()
+    assert sorted((p.name, p.stat().st_size) for p in old.iterdir()) == before
+    assert [p.name for p in photos.iterdir()] == ["keep.jpg"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no stage left behind

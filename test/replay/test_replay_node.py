@@ -17,6 +17,7 @@ from rosbags.rosbag2 import Reader
 from ocl_infer.bag.report import TIMING_TYPE
 from ocl_infer.bag.typestore import build_typestore
 from ocl_infer.bag.writer import ImageBagOptions, write_image_bag
+from ocl_infer.child_process import ChildProcess
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 OCL_INFER = [sys.executable, "-m", "ocl_infer.cli"]
@@ -156,25 +157,17 @@ def test_external_feeds_a_node_that_is_already_running(data_dir, tmp_path):
     bag = write_image_bag([data_dir / "vtest.avi"], tmp_path / "in", ImageBagOptions(rate_hz=5.0, max_frames=6)).path
     params = _params(tmp_path, deadline_ms=5000.0, backend=BACKEND)
     exe = str(Path(sys.executable).parent / "vehicle_detector")
-    node = subprocess.Popen([exe, "--ros-args", "--params-file", params, "-p", "use_sim_time:=true",
-                             "-r", "image:=/camera/image_raw"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with ChildProcess([exe, "--ros-args", "--params-file", params, "-p", "use_sim_time:=true",
+                       "-r", "image:=/camera/image_raw"], stdin=None) as node:
         report_path = tmp_path / "report.json"
         run = _replay(str(bag), "--external", "--report", str(report_path), "--ready-timeout", "60")
         assert run.returncode == 0, run.stdout + run.stderr
         assert "started vehicle_detector" not in run.stderr
-        assert node.poll() is None  # the replay leaves an external node running
+        assert node.alive()  # the replay leaves an external node running
         report = json.loads(report_path.read_text())
         assert report["external_nodes"] is True
         f = report["frames"]
         assert f["sent"] == 6 == f["processed"] + f["dropped"] + f["errors"] and f["processed"] >= 1
-    finally:
-        node.send_signal(signal.SIGINT)
-        try:
-            node.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            node.kill()
-            node.wait()
 
 
 def _alive(pid: int) -> bool:

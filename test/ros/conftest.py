@@ -7,8 +7,6 @@ Every child is terminated in a fixture finaliser, whatever the test did.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -18,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from ocl_infer.child_process import ChildProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -42,42 +42,16 @@ def child_environment(env: dict[str, str | None] | None = None) -> dict[str, str
     return {k: v for k, v in merged.items() if v is not None}
 
 
-class NodeProcess:
-    """A console-script node running as a child process, its log in a file."""
+class NodeProcess(ChildProcess):
+    """A console-script node running as a child process, its log in a file; `stop` sends SIGINT, then kills."""
 
     def __init__(self, script: str, params: dict[str, Any], tmp: Path, name: str, extra: list[str] = (),
                  env: dict[str, str | None] | None = None) -> None:
         self.params_file = tmp / f"{name}.yaml"
         self.params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
-        self.log_path = tmp / f"{name}.log"
-        self._log = self.log_path.open("wb")
         cmd = [str(BIN / script), "--ros-args", "-r", f"__node:={name}", "--params-file", str(self.params_file),
                *extra]
-        child_env = child_environment(env)
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=child_env, cwd=ROOT)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self._log.close()
-        return self.proc.returncode
+        super().__init__(cmd, tmp / f"{name}.log", env=child_environment(env), cwd=ROOT, stdin=None)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
+from ocl_infer.child_process import ChildProcess
 from ocl_infer.ros.image_conversion import bgr_to_image
 from ocl_infer.ros.messages import stamp_to_ns
 
@@ -75,20 +75,9 @@ def launched(tmp_path_factory, backend):
     sections["/**/vehicle_detector"]["ros__parameters"].update(backend=backend, deadline_ms=60000.0)
     params = tmp_path_factory.mktemp("launch") / "multi.yaml"
     params.write_text(yaml.safe_dump(sections))
-    log = params.with_suffix(".log").open("wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "ocl-infer"), "launch", "--params", str(params)],
-                            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    try:
+    with ChildProcess([str(Path(sys.executable).parent / "ocl-infer"), "launch", "--params", str(params)],
+                      params.with_suffix(".log"), env=dict(os.environ, PYTHONUNBUFFERED="1"), stdin=None) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
 
 
 def test_launch_runs_detector_and_monitor_in_one_process(harness, launched, data_dir):
@@ -127,7 +116,7 @@ def test_launch_runs_detector_and_monitor_in_one_process(harness, launched, data
     assert status is not None, "the deadline_monitor never matched a front detection to its image"
     assert float(status["latency_max_ms"]) > 0
     assert pair_status(harness, "camera /rear/image_raw") is not None  # the second camera is served too
-    assert launched.poll() is None
+    assert launched.alive()
     launched.send_signal(signal.SIGINT)
-    assert launched.wait(timeout=15) == 0
+    assert launched.wait(15) == 0
     assert stamp_to_ns(sent.header.stamp) > 0

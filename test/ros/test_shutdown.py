@@ -18,6 +18,7 @@ from ocl_infer_msgs.msg import FrameTiming
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from ocl_infer.child_process import ChildProcess
 from ocl_infer.ros.image_conversion import bgr_to_image
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -117,21 +118,14 @@ def test_deadline_monitor_and_ocl_infer_launch_stop_cleanly_on_a_double_sigint(s
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"backend": backend}}}))
     log_path = tmp_path / "launch.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "ocl-infer"), "launch", "--params", str(params),
-                                 "--namespace", "launched_sig"], stdout=log, stderr=subprocess.STDOUT,
-                                env=child_env(None))
-        try:
-            end = time.monotonic() + WAIT_S + 60
-            while "ready:" not in log_path.read_text(errors="replace"):
-                assert proc.poll() is None and time.monotonic() < end, log_path.read_text(errors="replace")
-                time.sleep(0.05)
-            signal_twice(proc)
-            code = proc.wait(timeout=EXIT_S)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    with ChildProcess([str(Path(sys.executable).parent / "ocl-infer"), "launch", "--params", str(params),
+                       "--namespace", "launched_sig"], log_path, env=child_env(None), stdin=None) as launched:
+        end = time.monotonic() + WAIT_S + 60
+        while "ready:" not in launched.log():
+            assert launched.alive() and time.monotonic() < end, launched.log()
+            time.sleep(0.05)
+        signal_twice(launched.proc)
+        code = launched.wait(EXIT_S)
     text = log_path.read_text(errors="replace")
     assert code == 0, text
     assert not any(word in text for word in BAD_WORDS), text

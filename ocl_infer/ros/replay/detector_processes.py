@@ -3,13 +3,12 @@
 import os
 import shutil
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ocl_infer.bag.typestore import COMPRESSED_IMAGE, IMAGE
+from ocl_infer.child_process import ChildProcess, stop_all
 from ocl_infer.errors import SetupError
 
 NODE_EXECUTABLE = "vehicle_detector"
@@ -120,54 +119,25 @@ class DetectorProcesses:
     def __init__(self, commands: Sequence[Sequence[str]], log_path: Path) -> None:
         self.commands = [list(c) for c in commands]
         self.log_path = log_path
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: list[ChildProcess] = []
 
     def start(self) -> None:
         env = dict(os.environ)
-        env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # the children's copy only
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
         for cmd in self.commands:
             # Own session: a terminal Ctrl-C reaches only us, and we stop the nodes after the recorder.
             # The death-signal wrapper stops a node even when we are killed outright (SIGKILL, a test timeout).
-            self.procs.append(
-                subprocess.Popen(
-                    with_parent_death_signal(cmd), stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                    start_new_session=True,
-                )
-            )
+            self.procs.append(ChildProcess(with_parent_death_signal(cmd), self.log_path, env=env, new_session=True))
 
     def failed(self) -> str | None:
         """A line naming a node that exited early, with its log's last lines; None while all run."""
-        for cmd, proc in zip(self.commands, self.procs, strict=True):
-            if proc.poll() is not None:
+        for cmd, proc in zip(self.commands, self.procs, strict=False):
+            if not proc.alive():
                 name = Path(cmd[0]).name
-                return f"{name} exited with code {proc.returncode}; log {self.log_path}:\n{self.log_tail()}"
+                return f"{name} exited with code {proc.returncode}; log {self.log_path}:\n{proc.log_tail()}"
         return None
 
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join("    " + line for line in text[-lines:])
-
     def stop(self, timeout_s: float = 10.0) -> list[int]:
-        """Stop every child (SIGINT, then SIGTERM, then SIGKILL); returns their exit codes."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + timeout_s
-        for proc in self.procs:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-                    break
-                except subprocess.TimeoutExpired:
-                    proc.send_signal(sig)
-                    deadline = time.monotonic() + 3.0
-            else:
-                proc.wait()
-        if hasattr(self, "_log"):
-            self._log.close()
-        return [p.returncode for p in self.procs]
+        """Stop every child (SIGINT to all, then SIGTERM, then SIGKILL); returns their exit codes."""
+        return stop_all(self.procs, signal.SIGINT, timeout_s, escalate=(signal.SIGTERM,))

@@ -6,8 +6,8 @@ then the output bag is closed before the nodes are stopped, so Ctrl-C at any poi
 and no child process behind.
 """
 
+import contextlib
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 from ocl_infer.bag.reader import BagInfo, header_stamp_ns, inspect_bag, iter_raw_messages, open_bag
 from ocl_infer.bag.reader import select_camera_topics as choose_topics
 from ocl_infer.bag.report import OUTCOMES, build_report, read_outputs
+from ocl_infer.bag.writer import BAG_FOLDER, is_bag
 from ocl_infer.errors import BagError, ConfigError, SetupError
+from ocl_infer.fsutil import refuse_existing, staged_output
 from ocl_infer.ros.replay.player import PlayItem, set_header_stamp
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ class ReplayOptions:
     clock_hz: float = 200.0  # the nodes see sim time in these steps: latency resolution 5 ms
     node_executable: str | None = None
     node_parameters: tuple[tuple[str, str], ...] = ()  # (name, value) set with -p after the params file
+    force: bool = False  # replace an existing output_bag, if it is a rosbag2 folder
 
     def __post_init__(self) -> None:
         if self.rate is not None and not self.rate > 0:
@@ -51,8 +54,8 @@ class ReplayOptions:
             raise ConfigError(f"loop: must be ≥ 1, got {self.loop}")
         if self.params_file is not None and not Path(self.params_file).is_file():
             raise ConfigError(f"params: no such file {self.params_file}")
-        if self.output_bag is not None and Path(self.output_bag).exists():
-            raise BagError(f"{self.output_bag}: exists already, not overwriting")
+        if self.output_bag is not None:  # checked again when the finished bag is moved into place
+            refuse_existing(Path(self.output_bag), self.force, is_bag, BAG_FOLDER, BagError)
 
 
 @dataclass
@@ -156,30 +159,46 @@ def _warn_about_stamps(bag: Path, topics: list[str], log: Callable[[str], None])
         reader.close()
 
 
-def ensure_local_ros_env() -> None:
-    """DDS discovery on loopback only and the shared-memory profile for big images, unless already set."""
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") or "LOCALHOST"
-    os.environ.pop("ROS_LOCALHOST_ONLY", None)
-    from ocl_infer.ros.dds_profile import use_shm_profile
+@dataclass
+class _Played:
+    """What one playback produced: the frames sent, whether Ctrl-C ended it, and its timings."""
 
-    use_shm_profile()  # the checkout's or the installed profile; a Fast DDS set-up of the user's own wins
+    sent: list[tuple[str, int]] = field(default_factory=list)
+    interrupted: bool = False
+    recorded: bool = False  # the output bag was created
+    bag_closed: bool = False  # ... and closed: complete and readable
+    wall_s: float = 0.0
+    play_s: float = 0.0
+    player: "BagPlayer | None" = None
+
+
+class _NothingRecorded(Exception):
+    """Ctrl-C came before the output bag existed: nothing to move into place (internal)."""
+
+
+@contextlib.contextmanager
+def _output_bag(opts: ReplayOptions) -> Iterator[Path]:
+    """Where the recorder writes: for `-o`, a staged path moved to `opts.output_bag` only when the replay ends
+    (finished or Ctrl-C, with the bag closed); a failure removes it, so the disk is as it was. Without `-o`, a
+    temporary bag removed after the report is built."""
+    if opts.output_bag is None:
+        with tempfile.TemporaryDirectory(prefix="ocl_infer_replay_") as tmp:
+            yield Path(tmp) / "outputs"
+        return
+    with contextlib.suppress(_NothingRecorded), staged_output(
+            opts.output_bag, force=opts.force, replaceable=is_bag, kind=BAG_FOLDER, error=BagError) as staged:
+        yield staged
+        if not staged.exists():
+            raise _NothingRecorded
 
 
 def run_replay(
     opts: ReplayOptions, log: Callable[[str], None] = print, progress: bool = False
 ) -> ReplayResult:
-    """Replay `opts.bag` through detector node(s) and return the report; Ctrl-C ends it cleanly."""
-    ensure_local_ros_env()
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.node import Node
-    from rclpy.signals import SignalHandlerOptions
+    """Replay `opts.bag` through detector node(s) and return the report; Ctrl-C ends it cleanly.
 
-    from ocl_infer.ros.replay.detector_processes import DetectorProcesses, node_commands
-    from ocl_infer.ros.replay.player import BagPlayer, SimClock
-    from ocl_infer.ros.replay.recorder import OutputRecorder
-
+    The caller sets the process environment first (DDS on loopback, the shared-memory profile: see
+    `ocl_infer.cli.replay.prepare_environment`); this library reads it and never changes it."""
     info = inspect_bag(opts.bag)
     topics, ignored = choose_topics(info, list(opts.topics) or None)
     types = {t.name: t.msgtype for t in info.topics}
@@ -190,109 +209,128 @@ def run_replay(
     for t in ignored:
         log(f"  ignored  {t}  {types[t]}  (not a camera image topic)")
     _warn_about_stamps(opts.bag, topics, log)
+    # Beside the output bag (it outlives a failed run: it says why); with no output bag, in the temp folder.
+    node_log = (opts.output_bag.parent / f"{opts.output_bag.name}.nodes.log" if opts.output_bag is not None
+                else Path(tempfile.gettempdir()) / f"ocl_infer_replay_{os.getpid()}.nodes.log")
+    bar = _Progress(sum(counts[t] for t in topics) * opts.loop, progress)
+    with _output_bag(opts) as out_bag:
+        played = _play(opts, info, topics, {t: types[t] for t in topics}, out_bag, node_log, bar, log)
+        meta = {
+            "bag": str(opts.bag),
+            "output_bag": str(opts.output_bag) if opts.output_bag else None,
+            "topics": topics,
+            "ignored_topics": ignored,
+            "rate": opts.rate,
+            "max_speed": opts.rate is None,
+            "loops": opts.loop,
+            "external_nodes": opts.external,
+            "clock_hz": opts.clock_hz,
+            "wall_s": round(played.wall_s, 3),
+            "play_s": round(played.play_s, 3),  # publishing alone; at --max-speed, sent / play_s is the rate
+            "interrupted": played.interrupted,
+        }
+        last_sent = max((stamp for _, stamp in played.sent), default=None)
+        outputs = read_outputs(out_bag, last_sent) if played.recorded else None
+        report = build_report(played.sent, outputs, meta) if outputs is not None else {**meta}
+    output_bag = opts.output_bag if played.recorded else None
+    return ReplayResult(report, output_bag, played.interrupted, None if opts.external else node_log, played.sent)
 
-    tmp = None
-    out_bag = opts.output_bag
-    if out_bag is None:
-        tmp = tempfile.TemporaryDirectory(prefix="ocl_infer_replay_")
-        out_bag = Path(tmp.name) / "outputs"
-    storage = info.storage if info.storage in ("sqlite3", "mcap") else "sqlite3"
-    # Beside the output bag; with no output bag, in the temp folder's parent, so it survives the clean-up.
-    node_log = out_bag.parent / f"{out_bag.name}.nodes.log" if tmp is None else Path(
-        tempfile.gettempdir()) / f"ocl_infer_replay_{os.getpid()}.nodes.log"
-    total = sum(counts[t] for t in topics) * opts.loop
+
+def _play(opts: ReplayOptions, info: BagInfo, topics: list[str], types: dict[str, str], out_bag: Path,
+          node_log: Path, bar: _Progress, log: Callable[[str], None]) -> _Played:
+    """Start the nodes and our ROS side, play, drain, and close everything again: one `ExitStack` owns every
+    resource and closes them in the reverse order of opening, so the output bag is closed before the nodes
+    are stopped. Ctrl-C stops playing and keeps what was recorded; any other error propagates after the
+    clean-up."""
+    played = _Played()
+    try:
+        with contextlib.ExitStack() as resources:
+            try:
+                _open_and_play(resources, played, opts, info, topics, types, out_bag, node_log, bar, log)
+            except KeyboardInterrupt:
+                # Ctrl-C: stop playing, keep what was recorded.
+                played.interrupted = True
+                played.wall_s = played.play_s = 0.0
+                if played.player is not None:
+                    played.player.stop.set()
+                bar.draw(final=True)
+                log("interrupted: closing the output bag and stopping the nodes")
+    except KeyboardInterrupt:
+        # A second Ctrl-C during the clean-up: every resource was still closed (the stack runs them all); once
+        # the bag is complete, keep it as after one Ctrl-C.
+        if not played.bag_closed:
+            raise
+        played.interrupted = True
+    played.sent = list(played.player.sent) if played.player is not None else []
+    return played
+
+
+def _open_and_play(resources: contextlib.ExitStack, played: _Played, opts: ReplayOptions, info: BagInfo,
+                   topics: list[str], types: dict[str, str], out_bag: Path, node_log: Path, bar: _Progress,
+                   log: Callable[[str], None]) -> None:
+    """Each resource is handed to `resources` as soon as it exists; `played` records how far we got."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.signals import SignalHandlerOptions
+
+    from ocl_infer.ros.replay.detector_processes import DetectorProcesses, node_commands
+    from ocl_infer.ros.replay.player import BagPlayer, SimClock
+    from ocl_infer.ros.replay.recorder import OutputRecorder
 
     procs = None
     if not opts.external:
-        commands = node_commands(
-            {t: types[t] for t in topics}, opts.params_file, opts.node_executable, opts.node_parameters
-        )
-        procs = DetectorProcesses(commands, node_log)
-    bar = _Progress(total, progress)
+        procs = DetectorProcesses(node_commands(types, opts.params_file, opts.node_executable,
+                                                opts.node_parameters), node_log)
+        resources.callback(procs.stop)  # last: the nodes keep publishing until the bag is closed
     context = Context()
-    # Our own SIGINT handling (KeyboardInterrupt): rclpy's handler would shut the context down under us
-    # before the output bag is closed.
+    # Our own SIGINT handling (KeyboardInterrupt): rclpy's handler would shut the context down under us before
+    # the output bag is closed.
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    node = executor = spin = recorder = player = None
-    interrupted = False
-    failed = False
-    try:
-        if procs is not None:
-            procs.start()
-            log(f"started vehicle_detector (pid {', '.join(str(p.pid) for p in procs.procs)}), log {node_log}")
-        node = Node("ocl_infer_replay", context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        spin = threading.Thread(target=executor.spin, name="replay-spin", daemon=True)
-        spin.start()
-        clock = SimClock(info.start_ns, rate=0.0)  # paused at the first stamp until playback starts
-        player = BagPlayer(node, {t: types[t] for t in topics}, clock, opts.clock_hz)
-        recorder = OutputRecorder(node, out_bag, clock, storage, on_timing=bar.on_timing)
-        player.start_clock()
-        # A node serving one camera publishes detections/timing once; several cameras: once per camera.
-        outputs = 1 if opts.external or len(topics) == 1 else len(topics)
-        _wait_ready(player, recorder, procs, outputs, opts.ready_timeout_s, log)
-        node.create_timer(0.5, recorder.discover)  # outputs that appear later (/diagnostics, more cameras)
-        start = time.monotonic()
-        player.play(_items(opts.bag, topics, info, opts.loop), opts.rate, bar.on_sent)
-        play_s = time.monotonic() - start
-        with bar.lock:
-            bar.last_output = time.monotonic()  # the idle timer starts when the last frame has left
-            bar.sent_all = True
-        _drain(bar, len(player.sent), procs, opts.drain_idle_s)
-        bar.draw(final=True)
-        wall = time.monotonic() - start
-    except BaseException as err:
-        if not isinstance(err, KeyboardInterrupt):
-            failed = True
-            raise
-        # Ctrl-C: stop playing, keep what was recorded.
-        interrupted = True
-        wall = play_s = 0.0
-        if player is not None:
-            player.stop.set()
-        bar.draw(final=True)
-        log("interrupted: closing the output bag and stopping the nodes")
-    finally:
-        if player is not None:
-            player.stop.set()
-            player.stop_clock()
-        if recorder is not None:
-            recorder.close()
-        if executor is not None:
-            executor.shutdown(timeout_sec=2.0)
-        if spin is not None:
-            spin.join(timeout=2.0)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown(context=context)
-        if procs is not None:
-            procs.stop()
-        if failed and player is not None and not player.sent and recorder is not None:
-            shutil.rmtree(out_bag, ignore_errors=True)  # nothing was played: leave no empty output bag
-        if failed and tmp is not None:
-            tmp.cleanup()
-    sent = list(player.sent) if player is not None else []
-    meta = {
-        "bag": str(opts.bag),
-        "output_bag": str(opts.output_bag) if opts.output_bag else None,
-        "topics": topics,
-        "ignored_topics": ignored,
-        "rate": opts.rate,
-        "max_speed": opts.rate is None,
-        "loops": opts.loop,
-        "external_nodes": opts.external,
-        "clock_hz": opts.clock_hz,
-        "wall_s": round(wall, 3),
-        "play_s": round(play_s, 3),  # publishing alone; at --max-speed, sent / play_s is the replay's rate
-        "interrupted": interrupted,
-    }
-    last_sent = max((stamp for _, stamp in sent), default=None)
-    outputs = read_outputs(out_bag, last_sent) if recorder is not None else None
-    report = build_report(sent, outputs, meta) if outputs is not None else {**meta}
-    if tmp is not None:
-        tmp.cleanup()
-    return ReplayResult(report, opts.output_bag, interrupted, node_log if procs else None, sent)
+    resources.callback(rclpy.try_shutdown, context=context)
+    if procs is not None:
+        procs.start()
+        log(f"started vehicle_detector (pid {', '.join(str(p.pid) for p in procs.procs)}), log {node_log}")
+    node = Node("ocl_infer_replay", context=context)
+    resources.callback(node.destroy_node)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spin = threading.Thread(target=executor.spin, name="replay-spin", daemon=True)
+    spin.start()
+    resources.callback(spin.join, timeout=2.0)
+    resources.callback(executor.shutdown, timeout_sec=2.0)
+    clock = SimClock(info.start_ns, rate=0.0)  # paused at the first stamp until playback starts
+    player = played.player = BagPlayer(node, types, clock, opts.clock_hz)
+    recorder = OutputRecorder(node, out_bag, clock, _storage(info), on_timing=bar.on_timing)
+    played.recorded = True
+
+    def close_bag() -> None:
+        recorder.close()
+        played.bag_closed = True
+
+    resources.callback(close_bag)
+    player.start_clock()
+    resources.callback(player.stop_clock)
+    resources.callback(player.stop.set)
+    # A node serving one camera publishes detections/timing once; several cameras: once per camera.
+    outputs = 1 if opts.external or len(topics) == 1 else len(topics)
+    _wait_ready(player, recorder, procs, outputs, opts.ready_timeout_s, log)
+    node.create_timer(0.5, recorder.discover)  # outputs that appear later (/diagnostics, more cameras)
+    start = time.monotonic()
+    player.play(_items(opts.bag, topics, info, opts.loop), opts.rate, bar.on_sent)
+    played.play_s = time.monotonic() - start
+    with bar.lock:
+        bar.last_output = time.monotonic()  # the idle timer starts when the last frame has left
+        bar.sent_all = True
+    _drain(bar, len(player.sent), procs, opts.drain_idle_s)
+    bar.draw(final=True)
+    played.wall_s = time.monotonic() - start
+
+
+def _storage(info: BagInfo) -> str:
+    """The output bag's storage: the input's, where the recorder can write it."""
+    return info.storage if info.storage in ("sqlite3", "mcap") else "sqlite3"
 
 
 def _wait_ready(

@@ -40,6 +40,7 @@ setup(
         "console_scripts": [
             "ocl-infer = ocl_infer.cli.main:main",
             "vehicle_detector = ocl_infer.ros.vehicle_detector_node:main",
+            "managed_vehicle_detector = ocl_infer.ros.vehicle_detector_node:main_managed",
             "deadline_monitor = ocl_infer.ros.deadline_monitor_node:main",
         ],
     },

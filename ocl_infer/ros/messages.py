@@ -48,6 +48,17 @@ def detections_to_msg(detections: Sequence[Any], header: Any) -> Any:
     return out
 
 
+def label_info_msg(class_names: Sequence[str], threshold: float, stamp: Any) -> Any:
+    """vision_msgs/LabelInfo: one VisionClass (class_id = the model's class index, class_name = its name) per
+    class of the model, and the score threshold. A detection's `class_id` string is the `class_name` here."""
+    from vision_msgs.msg import LabelInfo, VisionClass
+
+    msg = LabelInfo(class_map=[VisionClass(class_id=i, class_name=str(name)) for i, name in enumerate(class_names)],
+                    threshold=float(threshold))
+    msg.header.stamp = stamp
+    return msg
+
+
 def msg_to_boxes(msg: Any) -> list[tuple[str, float, tuple[float, float, float, float]]]:
     """(label, score, x1 y1 x2 y2) per detection of a Detection2DArray: the inverse of detections_to_msg."""
     out = []

@@ -142,6 +142,13 @@ def records_qos(depth: int = 100) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
 
 
+def latched_qos() -> QoSProfile:
+    """label_info: reliable and transient local, depth 1, so a subscriber that comes later still gets the one
+    message (what vision_msgs asks of LabelInfo, like a latched topic). A volatile subscriber matches it too."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
 def incompatible_qos_hint(policy: QoSPolicyKind, topic: str, options: NodeOptions) -> str:
     """One line saying what to change when the camera's publisher and our subscription do not match."""
     name = getattr(policy, "name", str(policy))

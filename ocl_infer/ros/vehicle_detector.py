@@ -59,7 +59,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSPolicyKind
 from rclpy.subscription import RCLError
 from sensor_msgs.msg import CompressedImage, Image
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from ocl_infer.deadline import FramePolicy, Outcome, input_gap_due
 from ocl_infer.detection.overlay import draw_detections
@@ -69,7 +69,7 @@ from ocl_infer.ros.dds_profile import PROFILE_VAR, active_profile, shm_profile_p
 from ocl_infer.ros.frame_stats import CameraStats, DeviceSnapshot, DeviceStats, percentiles
 from ocl_infer.ros.image_conversion import bgr_to_image, compressed_to_bgr, image_to_bgr
 from ocl_infer.ros.latest_slot import LatestSlots
-from ocl_infer.ros.messages import FrameRecord, detections_to_msg, timing_msg
+from ocl_infer.ros.messages import FrameRecord, detections_to_msg, label_info_msg, timing_msg
 from ocl_infer.ros.options import LIVE_PARAMETERS, PARAMETERS, NodeOptions, ParamSpec
 from ocl_infer.ros.qos import (
     ImageQoSChoice,
@@ -78,6 +78,7 @@ from ocl_infer.ros.qos import (
     detections_qos,
     image_qos_for,
     incompatible_qos_hint,
+    latched_qos,
     matches_all,
     records_qos,
 )
@@ -172,6 +173,7 @@ class Camera:
     detections: Any = None
     overlay: Any = None
     timing: Any = None
+    label_info: Any = None
     subscription: Any = None
     sequence: int = 0
     last_gap_check_ns: int = 0  # watchdog: last receive or last counted gap
@@ -195,6 +197,14 @@ class VehicleDetectorNode(Node):
         self.detector: Any = None
         self.slots: LatestSlots[Pending] = LatestSlots()
         self.cameras: dict[str, Camera] = {}
+        self.diagnostics_pub: Any = None
+        # Timers of the running node (activate makes them, deactivate destroys them).
+        self._diag_timer: Any = None
+        self._check_timer: Any = None
+        self._graph_timer: Any = None
+        self._clock_wait: Any = None
+        self._diag_lock = threading.Lock()
+        self._options_lock = threading.Lock()
         super().__init__(node_name, **kwargs)
         self._node_made = True
         try:
@@ -204,7 +214,24 @@ class VehicleDetectorNode(Node):
             raise
 
     def _start(self, detector: Any) -> None:
+        """The plain node runs at once: declare, configure, activate. The managed variant
+        (managed_vehicle_detector.py) only declares here and leaves the rest to its lifecycle transitions."""
+        self._declare()
+        self._configure(detector)
+        self._activate()
+
+    # The phases below are the lifecycle's: declare (construction), configure (model and kernels, publishers),
+    # activate (subscriptions, workers, timers), deactivate (their reverse; the model stays), cleanup (the
+    # publishers and the detector's devices freed).
+    def _declare(self) -> None:
+        """Parameters and their callbacks, which exist in every lifecycle state."""
         self.options = declare_options(self)
+        self.devices = DeviceStats(self._now_s(), self.options.diagnostics_window_s)
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+
+    def _configure(self, detector: Any) -> None:
+        """Load the model and build its kernels (unless `detector` is shared), make the publishers."""
         opts = self.options
         namespaces = output_namespaces(opts.cameras)  # checked before the (slow) model load
         self._owns_detector = detector is None
@@ -224,20 +251,25 @@ class VehicleDetectorNode(Node):
             # First run builds kernels; do it now so the first real frame is not a guaranteed miss.
             detector.detect(np.zeros((240, 320, 3), dtype=np.uint8))
         self.detector = detector
-        start = self._now_s()
-        self._clock_started = start > 0
-        self.devices = DeviceStats(start, opts.diagnostics_window_s)
-        self._last_levels: dict[str, int] = {}
-        self._diag_lock = threading.Lock()
-        self._options_lock = threading.Lock()
         self._dds_profile = active_profile()
         profile = shm_profile_path()
         self._transport_fix = (f"{PROFILE_VAR}={profile or 'config/fastdds_shm.xml'} in the camera's process and "
                                f"this node's (this node: {self._dds_profile})")
-
+        start = self._now_s()
         self.cameras = {topic: self._make_camera(topic, ns, start) for ns, topic in namespaces.items()}
-
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", records_qos(10))
+
+    def _activate(self) -> None:
+        """Fresh statistics, timers and workers, the class map on label_info, then the camera subscriptions."""
+        opts = self.options
+        self._stopping = threading.Event()  # set by a previous deactivate, whose workers have ended
+        start = self._now_s()
+        self._clock_started = start > 0
+        self.devices = DeviceStats(start, opts.diagnostics_window_s)
+        self._last_levels: dict[str, int] = {}
+        for cam in self.cameras.values():
+            cam.stats = CameraStats(start, opts.diagnostics_window_s)
+            cam.last_gap_check_ns = self._now_ns()
         self._diag_timer = self.create_timer(opts.diagnostics_period_s, self.publish_diagnostics)
         # Level changes (a camera stopping) go out at once, not at the next 1 Hz tick.
         self._check_timer = self.create_timer(self._check_period_s(opts), self._check_levels)
@@ -248,8 +280,7 @@ class VehicleDetectorNode(Node):
         ]
         for worker in self._workers:
             worker.start()
-        self.add_on_set_parameters_callback(self._validate_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
+        self._publish_label_info()
         # Subscribing last: a publisher that sees the match knows the node is ready. Under sim time, ready
         # includes having a time: wait for /clock (a steady timer, since sim time stands still until then).
         if self._now_ns() > 0:
@@ -259,15 +290,61 @@ class VehicleDetectorNode(Node):
             self._clock_wait = self.create_timer(CLOCK_POLL_S, self._subscribe_when_clock_runs,
                                                  clock=Clock(clock_type=ClockType.STEADY_TIME))
 
+    def _deactivate(self) -> None:
+        """Stop taking frames: unsubscribe, stop the timers, end the workers (after the frame each may be
+        inferring), discard frames still waiting (no FrameTiming, as at shutdown). The model stays loaded."""
+        for cam in self.cameras.values():
+            if cam.subscription is not None:
+                self.destroy_subscription(cam.subscription)
+            cam.subscription, cam.qos_choice, cam.offered = None, None, ()
+        for name in ("_diag_timer", "_check_timer", "_graph_timer", "_clock_wait"):
+            timer = getattr(self, name)
+            if timer is not None:
+                self.destroy_timer(timer)
+                setattr(self, name, None)
+        self._stopping.set()
+        for worker in self._workers:
+            worker.join(timeout=5.0)
+        self._workers = []
+        while self.slots.take(timeout=0) is not None:
+            pass
+
+    def _cleanup(self) -> None:
+        """Undo configure: destroy the publishers and, if this node made it, close the detector (its devices,
+        buffers and kernels are freed)."""
+        for cam in self.cameras.values():
+            for pub in (cam.detections, cam.overlay, cam.timing, cam.label_info):
+                if pub is not None:
+                    self.destroy_publisher(pub)
+        self.cameras = {}
+        if self.diagnostics_pub is not None:
+            self.destroy_publisher(self.diagnostics_pub)
+            self.diagnostics_pub = None
+        if self._owns_detector and self.detector is not None:
+            detector, self.detector = self.detector, None
+            detector.close()
+        self.detector = None
+
+    def _publish_label_info(self) -> None:
+        """vision_msgs/LabelInfo on each camera's label_info (transient local: late subscribers get it too): the
+        model's class ids and names, and the score threshold in force."""
+        if self.detector is None:
+            return
+        names = list(self.detector.class_names)
+        for cam in self.cameras.values():
+            self._publish(cam.label_info, label_info_msg(names, self.options.score_threshold,
+                                                         self.get_clock().now().to_msg()))
+
     @staticmethod
     def _check_period_s(opts: NodeOptions) -> float:
         return max(min(opts.diagnostics_period_s, (opts.input_deadline_s or 1.0) / 3, 0.5), 0.02)
 
     def _subscribe_when_clock_runs(self) -> None:
-        if self._now_ns() <= 0 or self._stopping.is_set():
+        if self._now_ns() <= 0 or self._stopping.is_set() or self._clock_wait is None:
             return
         self._clock_wait.cancel()
         self.destroy_timer(self._clock_wait)
+        self._clock_wait = None
         self._rebase_if_clock_started(self._now_ns())
         self._subscribe_cameras()
 
@@ -307,7 +384,7 @@ class VehicleDetectorNode(Node):
     def _apply_parameters(self, params: list[Parameter]) -> None:
         """After a successful set: the detector's filters, then the options every frame reads, then timers."""
         changes = self._changes(params)
-        if not changes or self._stopping.is_set():
+        if not changes:
             return
         with self._options_lock:
             old = self.options
@@ -322,14 +399,19 @@ class VehicleDetectorNode(Node):
             self.devices.window_s = new.diagnostics_window_s
             for cam in self.cameras.values():
                 cam.stats.window_s = new.diagnostics_window_s
-            if new.diagnostics_period_s != old.diagnostics_period_s:
+            # Timers and subscriptions exist only while active (managed node) and not during teardown; a later
+            # activate builds them from the options set here.
+            running = not self._stopping.is_set()
+            if running and self._diag_timer is not None and new.diagnostics_period_s != old.diagnostics_period_s:
                 self._diag_timer.timer_period_ns = int(new.diagnostics_period_s * 1e9)
-            if self._check_period_s(new) != self._check_period_s(old):
+            if running and self._check_timer is not None and self._check_period_s(new) != self._check_period_s(old):
                 self._check_timer.timer_period_ns = int(self._check_period_s(new) * 1e9)
-            if new.input_deadline_s != old.input_deadline_s:
+            if running and new.input_deadline_s != old.input_deadline_s:
                 for cam in self.cameras.values():
                     if cam.dds_deadline and cam.subscription is not None:
                         self._resubscribe(cam)  # the requested DDS deadline follows
+            if running and new.score_threshold != old.score_threshold:
+                self._publish_label_info()  # LabelInfo carries the threshold
         self.get_logger().info("parameters changed: " + ", ".join(
             f"{name} {getattr(old, name)!r} -> {getattr(new, name)!r}" for name in changes))
 
@@ -350,6 +432,7 @@ class VehicleDetectorNode(Node):
         )
         cam.overlay = self.create_publisher(Image, output_topic(namespace, "detections/overlay"), records_qos(2))
         cam.timing = self.create_publisher(FrameTiming, output_topic(namespace, "timing"), records_qos())
+        cam.label_info = self.create_publisher(LabelInfo, output_topic(namespace, "label_info"), latched_qos())
         cam.last_gap_check_ns = self._now_ns()
         return cam
 

@@ -1,7 +1,7 @@
 """Writing what a user names (a model folder, an archive, a bag) without ever losing what was there.
 
-Every command that writes an output the user names (`convert`, `import-darknet`, `prepare-model`, `make-bag`)
-goes through `staged_output`: the output is built under a hidden temporary folder beside the target, on the
+Every command that writes an output the user names (`convert`, `import-darknet`, `prepare-model`, `make-bag`,
+`replay -o`) goes through `staged_output`: the output is built under a hidden temporary folder beside the target, on the
 same file system, and renamed into place only when the whole job (checks included) has succeeded. So an error
 or Ctrl-C leaves the disk as it was, and a reader never sees half an output. An existing target is refused,
 unless the caller forces it and the target is of the kind the command writes (`replaceable`): `--force` may

@@ -1,5 +1,8 @@
 """`ocl-infer tune`: tune the conv kernels of a model on each device (blocking x work-group size, per layer
-shape), save the device's tuning table under <cache>/tuning/, and print rule vs tuned per layer."""
+shape), save the device's tuning table under <cache>/tuning/, and print rule vs tuned per layer.
+
+The tables are a cache that grows: an entry already there is re-tuned and replaced only with --force, and the
+tables are saved (atomically) only after every device was tuned, so a failed run leaves them as they were."""
 
 import argparse
 from pathlib import Path
@@ -114,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
     path = model_path(args.model)
     graph = load_graph(path)
     fuse = not args.no_fuse
+    # Tune every device first and save the tables only when all succeeded: a failure or Ctrl-C on any device
+    # leaves every table on disk as it was (each save is atomic; entries are replaced only with --force).
+    runs = []
     for info in select_devices(args.devices):
         facts = facts_of(info, args.kernels)
         table = TuningTable.load(facts.key)
@@ -122,8 +128,9 @@ def run(args: argparse.Namespace) -> int:
         results = tune_graph(graph, info, table, rounds=args.rounds, reps=args.reps, fuse=fuse,
                              precision=args.precision, force=args.force, progress=lambda s: print(s, flush=True),
                              kernels=args.kernels)
-        seconds = time.perf_counter() - t0
-        saved = table.save()
+        runs.append((info, facts, table, results, load0, time.perf_counter() - t0))
+    saved_tables = [table.save() for _, _, table, _, _, _ in runs]
+    for (info, facts, table, results, load0, seconds), saved in zip(runs, saved_tables, strict=True):
         rule_plan = make_plan(graph, facts, fuse=fuse, precision=args.precision)
         tuned_plan = make_plan(graph, facts, fuse=fuse, precision=args.precision, tuning=table)
         print(f"\n{info.label}: {path}, {seconds:.0f} s, load {load0:.2f} -> {os.getloadavg()[0]:.2f}, "

@@ -327,3 +327,32 @@ def test_tuner_handles_a_fused_residual_add(cache: Path, tmp_path: Path, monkeyp
         (conv,) = [s for s in engine.plan.steps if s.kind == "conv"]
         assert conv.variant == "covec" and conv.attrs.get("residual") and conv.attrs.get("tuned")
         assert rel_error(engine.run({"x": x})["y"], run_onnx(model, {"x": x})["y"]) <= 1e-4
+
+
+def test_cli_tune_that_fails_on_a_later_device_saves_no_table(
+        cache: Path, two_conv_model: tuple[Path, Any, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables are saved only when every device was tuned: a failure on the second leaves the disk as it was."""
+    from ocl_infer.cli.main import main
+    from ocl_infer.engine import tuning
+    from ocl_infer.engine.devices import selection
+    from ocl_infer.engine.kernels.conv_covec import ConvCovec
+    from ocl_infer.engine.kernels.conv_winograd import ConvWinograd
+    from ocl_infer.errors import KernelError
+
+    for cls in (ConvCovec, ConvWinograd):  # the first candidate only: fewer programs to compile
+        monkeypatch.setattr(cls, "candidates", classmethod(lambda c, s, sh, f=cls.candidates: f(s, sh)[:1]))
+    first = selection.select_devices(None)
+    monkeypatch.setattr(selection, "select_devices", lambda _selectors: first * 2)  # "two devices"
+    calls = []
+    real = tuning.tune_graph
+
+    def tune_then_fail(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KernelError("the second device failed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tuning, "tune_graph", tune_then_fail)
+    assert main(["tune", str(two_conv_model[0]), "--rounds", "1", "--reps", "1"]) == 2
+    assert len(calls) == 2
+    assert not (cache / "tuning").exists() or not any((cache / "tuning").iterdir())

@@ -1,11 +1,12 @@
 """Writing what a user names (a model folder, an archive, a bag) without ever losing what was there.
 
 Every command that writes an output the user names (`convert`, `import-darknet`, `prepare-model`, `make-bag`,
-`replay -o`) goes through `staged_output`: the output is built under a hidden temporary folder beside the target, on the
-same file system, and renamed into place only when the whole job (checks included) has succeeded. So an error
-or Ctrl-C leaves the disk as it was, and a reader never sees half an output. An existing target is refused,
-unless the caller forces it and the target is of the kind the command writes (`replaceable`): `--force` may
-replace an old NNEF model folder, never a folder of photos that happens to have that name.
+`replay -o`) goes through `staged_output`: the output is built under a hidden temporary folder beside the
+target, on the same file system, and renamed into place only when the whole job (checks included) has
+succeeded. So an error or Ctrl-C leaves the disk as it was, and a reader never sees half an output (a replay
+stopped by Ctrl-C has succeeded: its closed bag is moved into place). An existing target is refused, unless the
+caller forces it and the target is of the kind the command writes (`replaceable`): `--force` may replace an old
+NNEF model folder, never a folder of photos that happens to have that name.
 """
 
 import contextlib

@@ -22,17 +22,20 @@ what Ultralytics' default `simplify=True` export wants, installed here so it nev
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the torch-export step runs in a venv without ocl_infer: its imports stay in the functions
+    from ocl_infer.benchmark.models import BenchModel
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / ".cache" / "models" / "modern"
@@ -119,80 +122,18 @@ def export(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------- profile
 
 
-def machine() -> dict[str, Any]:
-    name = platform.processor() or "?"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        name = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), name)
-    except OSError:
-        pass
-    return {"cpu": name, "cores": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version()}
-
-
-def revision() -> str:
-    """The commit measured, and whether the working tree had changes (the engine's files are what count)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ocl_infer"], cwd=ROOT, capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-    return f"{head} + uncommitted changes under ocl_infer/" if dirty else head
-
-
-def resolve(path: Path, onnx_path: Path | None, input_shapes: dict[str, tuple[int, ...]] | None,
-            tmp: Path) -> tuple[Path, Path | None]:
-    """(NNEF model, ONNX reference or None) for an ONNX file, a prepared folder or an NNEF folder/.tgz."""
-    from ocl_infer.engine.graph.convert import convert_model
-
-    if path.suffix.lower() == ".onnx":
-        t0 = time.perf_counter()
-        nnef = convert_model(path, tmp / f"{path.stem}.nnef", input_shapes=input_shapes)
-        print(f"converted {path} -> {nnef} in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        return nnef, onnx_path or path
-    if (path / "model.nnef").exists():
-        ref = onnx_path or (path / "model.onnx" if (path / "model.onnx").is_file() else None)
-        return path / "model.nnef", ref
-    return path, onnx_path
-
-
-def ort_session(onnx_path: Path, threads: int, profile_prefix: str | None = None) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    if profile_prefix:
-        opts.enable_profiling = True
-        opts.profile_file_prefix = profile_prefix
-    return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-
-
-def rel_error(got: Any, want: Any) -> float:
-    import numpy as np
-
-    if got.shape != want.shape:
-        return float("nan")
-    if not np.all(np.isfinite(got)):
-        return float("inf")
-    scale = max(float(np.max(np.abs(want))) if want.size else 0.0, 1e-6)
-    return float(np.max(np.abs(got.astype(np.float64) - want))) / scale if want.size else 0.0
-
-
-def ort_ops(onnx_path: Path, threads: int, feeds: dict[str, Any], frames: int, tmp: Path) -> dict[str, float]:
+def ort_ops(model: BenchModel, threads: int, feeds: dict[str, Any], frames: int, tmp: Path) -> dict[str, float]:
     """onnxruntime's own kernel time per op type (its profiler), mean ms per frame; informative only."""
-    sess = ort_session(onnx_path, threads, str(tmp / "ort-profile"))
+    from ocl_infer.benchmark.backends import BackendOptions, OnnxRuntimeBackend
+
+    warm = OnnxRuntimeBackend(model, BackendOptions(threads), str(tmp / "ort-profile"))
     for _ in range(3):
-        sess.run(None, feeds)
-    sess.end_profiling()  # drop the warm-up frames: a new profile file starts with the next run
-    sess = ort_session(onnx_path, threads, str(tmp / "ort-profile2"))
-    sess.run(None, feeds)
-    for _ in range(frames):
-        sess.run(None, feeds)
-    events = json.loads(Path(sess.end_profiling()).read_text())
+        warm.run(feeds)
+    warm.session.end_profiling()  # drop the warm-up frames: a new session's profile starts with the next run
+    ort = OnnxRuntimeBackend(model, BackendOptions(threads), str(tmp / "ort-profile2"))
+    for _ in range(frames + 1):
+        ort.run(feeds)
+    events = json.loads(Path(ort.session.end_profiling()).read_text())
     per_op: dict[str, float] = {}
     for ev in events:
         if ev.get("cat") == "Node" and str(ev.get("name", "")).endswith("_kernel_time"):
@@ -204,14 +145,20 @@ def ort_ops(onnx_path: Path, threads: int, feeds: dict[str, Any], frames: int, t
 def profile_one(path: Path, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import numpy as np
 
-    from ocl_infer.engine import Engine
+    from ocl_infer.benchmark.backends import BackendOptions, EngineBackend, OnnxRuntimeBackend
+    from ocl_infer.benchmark.measure import latency_summary, load_average, rel_error, time_alternating
+    from ocl_infer.benchmark.models import resolve_model
 
-    nnef, onnx_path = resolve(path, args.onnx, parse_shapes(args.input_shape), tmp)
-    if args.no_ort:
-        onnx_path = None
+    model = resolve_model(path, tmp, parse_shapes(args.input_shape))
+    if args.onnx is not None or args.no_ort:
+        model = dataclasses.replace(model, onnx=None if args.no_ort else args.onnx)
+    if model.nnef is None:
+        raise SystemExit(f"{path}: our engine cannot run it: {model.nnef_error}")
     t0 = time.perf_counter()
-    engine = Engine(nnef, kernels=args.kernels, precision=args.precision, fuse=not args.no_fuse,
-                    tuning=not args.no_tuning, disk_cache=False)
+    ours = EngineBackend(model, BackendOptions(args.threads, None, {
+        "kernels": args.kernels, "fuse": not args.no_fuse, "tuning": not args.no_tuning, "disk_cache": False}),
+        precision=args.precision)
+    engine = ours.engine
     start_s = time.perf_counter() - t0
     try:
         rng = np.random.default_rng(args.seed)
@@ -222,43 +169,30 @@ def profile_one(path: Path, args: argparse.Namespace, tmp: Path) -> dict[str, An
         steps = [s for s in plan.steps if s.variant != "alias"]
         by_name = {s.name: s for s in steps}
         res: dict[str, Any] = {
-            "model": str(path), "nnef": str(nnef), "onnx": str(onnx_path) if onnx_path else None,
+            "model": str(path), "label": model.label, "nnef": str(model.nnef),
+            "onnx": str(model.onnx) if model.onnx else None,
             "device": rt.label, "kernels": args.kernels, "precision": args.precision,
             "inputs": {n: list(s.shape) for n, s in engine.inputs.items()},
             "steps": len(steps), "alias_steps": len(plan.steps) - len(steps), "launches": len(rt.launches),
             "engine_start_s": round(start_s, 2), "memory_mib": round(engine.memory_bytes() / 2**20, 1),
         }
         for _ in range(args.warmup):
-            ours = engine.run(feeds)
-        sess = None
-        if onnx_path is not None:
-            sess = ort_session(onnx_path, args.threads)
-            names = [o.name for o in sess.get_outputs()]
+            got = ours.run(feeds)
+        steps_to_time = {"ours": lambda: ours.run(feeds)}
+        if model.onnx is not None:
+            ort = OnnxRuntimeBackend(model, BackendOptions(args.threads))
             for _ in range(args.warmup):
-                ref = dict(zip(names, sess.run(None, feeds), strict=True))
-            res["rel_error_vs_onnxruntime"] = {n: rel_error(ours[n], ref[n]) for n in ours if n in ref}
+                ref = ort.run(feeds)
+            res["rel_error_vs_onnxruntime"] = {n: rel_error(got[n], ref[n]) for n in got if n in ref}
             # does the output depend on the input at all? (random-init heads barely do: a comparison proves little)
-            ref2 = dict(zip(names, sess.run(None, other), strict=True))
+            ref2 = ort.run(other)
             res["output_input_sensitivity"] = {n: rel_error(ref2[n], ref[n]) for n in ref}
-        # latency: alternating blocks, the same process; a pause between blocks lets onnxruntime's pool threads
-        # stop spinning before our engine runs (and PoCL's workers go idle before onnxruntime runs)
-        backends: dict[str, Any] = {"ours": lambda: engine.run(feeds)}
-        if sess is not None:
-            backends["onnxruntime"] = lambda: sess.run(None, feeds)
-        times: dict[str, list[float]] = {b: [] for b in backends}
-        load0 = os.getloadavg()[0]
-        while min(len(t) for t in times.values()) < args.frames:
-            for b, fn in backends.items():
-                time.sleep(args.pause)
-                for _ in range(args.block):
-                    t1 = time.perf_counter()
-                    fn()
-                    times[b].append(time.perf_counter() - t1)
-        load1 = os.getloadavg()[0]
-        res["latency_ms"] = {b: {"median": 1e3 * float(np.median(t)), "p90": 1e3 * float(np.percentile(t, 90)),
-                                 "min": 1e3 * min(t), "frames": len(t),
-                                 "all": [round(1e3 * x, 3) for x in t]} for b, t in times.items()}
-        if sess is not None:
+            steps_to_time["onnxruntime"] = lambda: ort.run(feeds)
+        load0 = load_average()
+        times = time_alternating(steps_to_time, args.frames, args.block, args.pause)
+        load1 = load_average()
+        res["latency_ms"] = {b: latency_summary(t) for b, t in times.items()}
+        if model.onnx is not None:
             res["ours_over_onnxruntime"] = (res["latency_ms"]["ours"]["median"]
                                             / res["latency_ms"]["onnxruntime"]["median"])
         res["load_before_after"] = [round(load0, 2), round(load1, 2)]
@@ -267,11 +201,11 @@ def profile_one(path: Path, args: argparse.Namespace, tmp: Path) -> dict[str, An
         best: dict[str, float] = {}
         for _ in range(args.profile_frames):
             time.sleep(args.pause)
-            for label, ms in engine.profile(feeds):
-                best[label] = min(ms, best.get(label, float("inf")))
+            for step_label, ms in engine.profile(feeds):
+                best[step_label] = min(ms, best.get(step_label, float("inf")))
         per_step = []
-        for label, ms in best.items():
-            name, _, variant = label.rpartition(" [")
+        for step_label, ms in best.items():
+            name, _, variant = step_label.rpartition(" [")
             step = by_name.get(name)
             kind = step.kind if step is not None else "?"
             shapes_in = [list(plan.shapes[t]) for t in step.inputs if t in plan.shapes][:1] if step else []
@@ -293,11 +227,11 @@ def profile_one(path: Path, args: argparse.Namespace, tmp: Path) -> dict[str, An
         res["per_kind"] = [{"kind": k, "variant": v, "steps": int(d["steps"]), "ms": d["ms"],
                             "share": d["ms"] / total if total else 0.0}
                            for (k, v), d in sorted(kinds.items(), key=lambda kv: -kv[1]["ms"])]
-        if args.ort_ops and onnx_path is not None:
-            res["onnxruntime_per_op_ms"] = ort_ops(onnx_path, args.threads, feeds, args.profile_frames, tmp)
+        if args.ort_ops and model.onnx is not None:
+            res["onnxruntime_per_op_ms"] = ort_ops(model, args.threads, feeds, args.profile_frames, tmp)
         return res
     finally:
-        engine.close()
+        ours.close()
 
 
 def parse_shapes(items: list[str]) -> dict[str, tuple[int, ...]] | None:
@@ -306,12 +240,6 @@ def parse_shapes(items: list[str]) -> dict[str, tuple[int, ...]] | None:
         name, _, dims = item.partition("=")
         shapes[name] = tuple(int(d) for d in dims.split(","))
     return shapes or None
-
-
-def label(path: str) -> str:
-    """A model's short name: the file's stem, or its folder's name for model.onnx / model.nnef."""
-    p = Path(path)
-    return p.parent.name if p.stem == "model" else p.name.removesuffix(".onnx")
 
 
 def markdown(report: dict[str, Any], top: int) -> str:
@@ -332,14 +260,14 @@ def markdown(report: dict[str, Any], top: int) -> str:
         err = max(r.get("rel_error_vs_onnxruntime", {}).values(), default=float("nan"))
         sens = min(r.get("output_input_sensitivity", {}).values(), default=float("nan"))
         lines.append(
-            f"| {label(r['model'])} | {lat['ours']['median']:.2f} | {ort['median'] if ort else float('nan'):.2f} "
+            f"| {r['label']} | {lat['ours']['median']:.2f} | {ort['median'] if ort else float('nan'):.2f} "
             f"| {r.get('ours_over_onnxruntime', float('nan')):.2f} | {lat['ours']['min']:.2f} / "
             f"{ort['min'] if ort else float('nan'):.2f} | {r['steps']} ({r['launches']}) | "
             f"{r['device_ms_total']:.2f} | {err:.1e} | {sens:.2g} | {r['load_before_after'][0]:.2f} / "
             f"{r['load_before_after'][1]:.2f} |")
     for r in report["models"]:
         total = r["device_ms_total"]
-        lines += ["", f"**{label(r['model'])}**: device time per step kind (ms, min of "
+        lines += ["", f"**{r['label']}**: device time per step kind (ms, min of "
                   f"{report['profile_frames']} frames), {r['steps']} steps, {total:.2f} ms in all",
                   "", "| kind | variant | steps | ms | share |", "|---|---|---|---|---|"]
         lines += [f"| {k['kind']} | {k['variant']} | {k['steps']} | {k['ms']:.2f} | {100 * k['share']:.1f} % |"
@@ -359,19 +287,12 @@ def markdown(report: dict[str, Any], top: int) -> str:
     return "\n".join(lines)
 
 
-def wait_for_quiet(limit: float, max_s: float = 600.0) -> None:
-    """Wait (up to max_s) until the 1-minute load average is below `limit`: on a shared 2-core machine a burst
-    of someone else's work slows onnxruntime's spinning pool far more than it slows our engine."""
-    t0 = time.monotonic()
-    while os.getloadavg()[0] >= limit and time.monotonic() - t0 < max_s:
-        time.sleep(10)
-    print(f"load {os.getloadavg()[0]:.2f} after waiting {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
-
-
 def profile(args: argparse.Namespace) -> int:
+    from ocl_infer.benchmark.measure import machine_info, revision, wait_for_quiet
+
     report: dict[str, Any] = {
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-        "command": " ".join(["python bench/modern_models.py", *sys.argv[1:]]), "revision": revision(),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
+        "command": " ".join(["python bench/modern_models.py", *sys.argv[1:]]), "revision": revision(ROOT),
         "threads": args.threads,
         "frames": args.frames, "block": args.block, "profile_frames": args.profile_frames, "models": []}
     with tempfile.TemporaryDirectory(prefix="modern-profile-") as tmp:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ocl_infer.benchmark.measure import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP = 4  # frames per row before timing (PoCL compiles kernels at first launch)
@@ -242,16 +243,6 @@ def make_tiny(folder: Path) -> Path:
     src = folder / "tiny.onnx"
     onnx.save(model, src)
     return convert_model(src, folder / "tiny.nnef")
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown CPU"
-    info = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    name = info.get("Model name", "unknown CPU").strip()
-    return f"{name}, {info.get('CPU(s)', '?').strip()} CPU(s) visible, {os.cpu_count()} usable by this process"
 
 
 def run_child(n: int, count: int, tiny: Path) -> dict[str, Any]:
@@ -481,7 +472,8 @@ def main() -> int:
         host_total = enq["enqueue_us"] + dispatch_us
         cmd = ".venv/bin/python bench/multi_device.py " + " ".join(sys.argv[1:])
         text = DOC.format(
-            command=cmd.strip(), date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), cpu=cpu_model(),
+            command=cmd.strip(), date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            cpu=f"{cpu_model()}, {os.cpu_count()} CPUs usable by this process",
             load_before=" / ".join(f"{v:.2f}" for v in load_before),
             load_after=" / ".join(f"{v:.2f}" for v in load_after), warmup=WARMUP, table=table(results),
             repeats=max(1, args.repeats), runs_table=runs_table(results),

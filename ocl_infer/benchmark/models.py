@@ -56,9 +56,10 @@ def prepared_model(folder: Path) -> BenchModel:
                       None if nnef else f"{desc.nnef_path} is missing")
 
 
-def resolve_model(path: Path, work: Path) -> BenchModel:
-    """An ONNX file (converted into `work`), a prepared folder (model.json), a folder with model.nnef [+ model.onnx]
-    (bench/modern_models.py writes those) or an NNEF model. Errors name the path."""
+def resolve_model(path: Path, work: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> BenchModel:
+    """An ONNX file (converted into `work`; `input_shapes` fixes dynamic input dims), a prepared folder
+    (model.json), a folder with model.nnef [+ model.onnx] (bench/modern_models.py writes those) or an NNEF model.
+    Errors name the path."""
     from ocl_infer.engine.graph.convert import convert_model, is_nnef_model
 
     path = Path(path)
@@ -68,10 +69,11 @@ def resolve_model(path: Path, work: Path) -> BenchModel:
         nnef: Path | None = None
         error = None
         try:
-            nnef = convert_model(path, work / f"{path.stem}-{len(list(work.iterdir()))}.nnef")
+            nnef = convert_model(path, work / f"{path.stem}-{len(list(work.iterdir()))}.nnef", input_shapes)
         except ModelError as err:  # the references still run; our row says why it cannot
             error = f"conversion failed: {err}"
-        return BenchModel(_label(path), nnef, path, onnx_inputs(path), nnef_error=error)
+        inputs = {**onnx_inputs(path, set(input_shapes or ())), **(input_shapes or {})}
+        return BenchModel(_label(path), nnef, path, inputs, nnef_error=error)
     if (path / "model.json").is_file():
         return prepared_model(path)
     if (path / "model.nnef").exists():
@@ -88,15 +90,16 @@ def _label(path: Path) -> str:
     return path.parent.name if path.stem == "model" else path.name.split(".")[0]
 
 
-def onnx_inputs(path: Path) -> dict[str, tuple[int, ...]]:
-    """Input name -> static shape of an ONNX graph (initializers excluded). Dynamic dims: ModelError."""
+def onnx_inputs(path: Path, fixed: set[str] | frozenset[str] = frozenset()) -> dict[str, tuple[int, ...]]:
+    """Input name -> static shape of an ONNX graph (initializers and the `fixed` inputs excluded). Dynamic dims:
+    ModelError."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
     weights = {i.name for i in model.graph.initializer}
     out: dict[str, tuple[int, ...]] = {}
     for inp in model.graph.input:
-        if inp.name in weights:
+        if inp.name in weights or inp.name in fixed:
             continue
         dims = inp.type.tensor_type.shape.dim
         if any(not d.HasField("dim_value") or d.dim_value <= 0 for d in dims):

@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from ocl_infer.detection.nms import iou
+
 OCL_INFER = [str(Path(sys.executable).with_name("ocl-infer"))]
 
 
@@ -21,21 +23,6 @@ def _detect(*args: str, timeout: int = 300, env: dict[str, str] | None = None) -
 
 def _lines(out: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines()]
-
-
-def _engine_available() -> bool:
-    try:
-        from ocl_infer.engine import Engine  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _box_iou(a: list[float], b: list[float]) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def test_json_line_per_image_with_latency(data_dir: Path) -> None:
@@ -110,7 +97,6 @@ def test_unknown_class_lists_valid_ones(data_dir: Path, tmp_path: Path) -> None:
     assert res.returncode == 2 and "has no model.json" in res.stderr
 
 
-@pytest.mark.skipif(not _engine_available(), reason="ocl_infer.engine.Engine is not built in this checkout")
 def test_opencl_engine_equals_onnxruntime_on_real_frames(data_dir: Path) -> None:
     """Real frames through both backends, one process each: same boxes (IoU ≥ 0.99) and scores (±1e-3)."""
     inputs = [str(data_dir / "dog.jpg"), str(data_dir / "vtest.avi"), "--max-frames", "2", "--json",
@@ -128,4 +114,4 @@ def test_opencl_engine_equals_onnxruntime_on_real_frames(data_dir: Path) -> None
         assert [d["label"] for d in g["detections"]] == [d["label"] for d in r["detections"]], r["source"]
         for dr, dg in zip(r["detections"], g["detections"], strict=True):
             assert abs(dr["score"] - dg["score"]) <= 1e-3
-            assert _box_iou(dr["box"], dg["box"]) >= 0.99
+            assert iou(dr["box"], dg["box"]) >= 0.99

@@ -195,14 +195,9 @@ def _letterbox(img: np.ndarray, size: int = 416) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_yolov3_tiny_on_real_frames_matches_onnxruntime(request, data_dir):
-    from ocl_infer.paths import default_model_dir
-
-    if not (default_model_dir() / "model.json").is_file():
-        pytest.skip("YOLOv3-tiny not prepared (make setup)")
+def test_yolov3_tiny_on_real_frames_matches_onnxruntime(model_dir, data_dir):
     import cv2
 
-    model_dir = request.getfixturevalue("model_dir")
     images = [cv2.imread(str(data_dir / "dog.jpg"))]
     cap = cv2.VideoCapture(str(data_dir / "vtest.avi"))
     for _ in range(2):

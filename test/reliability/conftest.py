@@ -31,7 +31,7 @@ SMALL_MODEL = "yolov3-tiny-320"  # prepared by `make setup` next to the default 
 def small_model_dir(model_dir) -> Path:
     path = model_dir.parent / SMALL_MODEL
     if not (path / "model.json").is_file():
-        pytest.skip(f"{path} not prepared (make setup prepares it)")
+        pytest.fail(f"{path} not prepared: run `make setup` (a missing model is a failure, as for model_dir)")
     return path
 
 

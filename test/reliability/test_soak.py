@@ -27,10 +27,13 @@ def test_overload_soak_sheds_load_with_flat_memory(tmp_path, small_model_dir):
     assert out.is_file(), proc.stdout[-2000:] + proc.stderr[-2000:]
     r = json.loads(out.read_text())
     print(f"\nsoak: {json.dumps({k: r[k] for k in ('outcomes', 'latency_ms', 'rss_growth_pct', 'checks')})}")
-    checks = r["checks"]
-    assert checks["rss_growth_under_5pct"], (r["rss_kib_after_warmup"], r["rss_kib_max_after_warmup"])
-    assert checks["every_received_frame_timed_once"] and r["duplicates"] == 0
-    assert checks["node_alive"] and r["node_exit"] == 0  # and it stopped cleanly on SIGINT
+    # Recomputed here from the raw numbers, not taken from the script's own verdicts: a soak script that
+    # judged itself wrongly would otherwise pass.
+    warm, peak = r["rss_kib_after_warmup"], r["rss_kib_max_after_warmup"]
+    assert r["rss_samples"] > 2 and warm > 0 and (peak - warm) / warm < 0.05, (warm, peak)
+    assert r["duplicates"] == 0
+    assert r["checks"]["every_received_frame_timed_once"]  # the sequence numbers it needs are not in the JSON
+    assert r["node_exit"] == 0  # alive to the end, and it stopped cleanly on SIGINT
     outcomes = r["outcomes"]
     assert sum(outcomes.values()) == r["timings"] > 200
     assert outcomes["decode_error"] == outcomes["inference_error"] == 0

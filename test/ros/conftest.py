@@ -26,11 +26,10 @@ DISCOVERY_S = 5.0  # discovery across processes takes 0.1 s or about 2.7 s here
 
 @pytest.fixture(scope="session")
 def backend() -> str:
-    """The backend the node tests run: our OpenCL engine when this checkout has it, else the reference."""
-    try:
-        from ocl_infer.engine import Engine  # noqa: F401
-    except ImportError:
-        return "onnxruntime"
+    """The backend the node tests run: always our OpenCL engine. An engine that fails to import is an error
+    here, never a silent fall-back to the reference (the ROS tests would then pass without the engine)."""
+    from ocl_infer.engine import Engine  # noqa: F401
+
     return "opencl"
 
 

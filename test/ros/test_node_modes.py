@@ -127,8 +127,6 @@ def test_qos_input_deadline_counts_gaps_from_dds_events_and_hints_on_incompatibl
 
 
 def test_two_opencl_devices_share_the_frames(harness, start_node, backend, small_frame):
-    if backend != "opencl":
-        pytest.skip("the OpenCL engine is not in this checkout")
     start_node("vehicle_detector", {
         "backend": backend, "devices": "all", "frames_in_flight": 2, "deadline_ms": 60000.0,
         "qos_reliability": "reliable", "expected_rate_hz": 0.0,

@@ -149,3 +149,29 @@ def test_unknown_nnef_fragment_is_refused_by_name(tmp_path: Path) -> None:
         "    g = external<scalar>(shape = [1, 4, 4, 2]);\n    y = grid_sample(x, g);\n}\n")
     with pytest.raises(ModelError, match="unsupported op 'grid_sample' producing tensor 'y'"):
         load_graph(folder)
+
+
+@pytest.mark.parametrize("axis,bias", [(-1, True), (1, False)])
+def test_layer_normalization(check_against_onnx, axis: int, bias: bool) -> None:
+    """ONNX LayerNormalization (opset 17) over the last axis with scale and bias, and over the last two without
+    bias; an offset mean makes a one-pass variance lose digits, which the two-pass kernel does not."""
+    x = (rng.standard_normal((2, 5, 16)) * 3 + 50).astype(np.float32)
+    norm_shape = x.shape[axis:]
+    inits = {"scale": rng.standard_normal(norm_shape).astype(np.float32)}
+    if bias:
+        inits["bias"] = rng.standard_normal(norm_shape).astype(np.float32)
+    node = helper.make_node("LayerNormalization", ["x", "scale", *(["bias"] if bias else [])], ["y"], axis=axis,
+                            epsilon=1e-5)
+    check_against_onnx([node], {"x": x}, ["y"], inits, opset=17)
+
+
+def test_erf_and_exact_gelu(check_against_onnx) -> None:
+    """Erf alone and in GELU as torch exports it (x * 0.5 * (1 + erf(x / sqrt 2))): transformer MLPs."""
+    x = np.linspace(-5, 5, 2 * 3 * 40, dtype=np.float32).reshape(2, 3, 40)
+    nodes = [helper.make_node("Erf", ["x"], ["e"]),
+             helper.make_node("Div", ["x", "sqrt2"], ["xs"]), helper.make_node("Erf", ["xs"], ["es"]),
+             helper.make_node("Add", ["es", "one"], ["e1"]), helper.make_node("Mul", ["x", "e1"], ["xe"]),
+             helper.make_node("Mul", ["xe", "half"], ["gelu"])]
+    inits = {"sqrt2": np.array(np.sqrt(2), np.float32), "one": np.array(1, np.float32),
+             "half": np.array(0.5, np.float32)}
+    check_against_onnx(nodes, {"x": x}, ["e", "gelu"], inits)

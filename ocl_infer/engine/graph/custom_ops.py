@@ -2,9 +2,9 @@
 declarations, written into graph.nnef by the ONNX converter (graph/onnx_custom.py), and their shape functions,
 used by nnef-tools' writer and by our loader (`nnef.infer_shapes`).
 
-Declarations only, no bodies: the engine has a kernel for each, so the parser lowers nothing. Integer tensors
-(ONNX int64 indices) are `tensor<integer>`; NNEF's arithmetic is scalar-only, so integer add/sub/mul/div are
-fragments of their own (`int_div` truncates as ONNX's integer Div does)."""
+The engine has a kernel for each, so the parser lowers none of them; those NNEF cannot express have no
+body. Integer tensors (ONNX int64 indices) are `tensor<integer>`; NNEF's arithmetic is scalar-only, so integer
+add/sub/mul/div are fragments of their own (`int_div` truncates as ONNX's integer Div does)."""
 
 from typing import Any
 
@@ -19,6 +19,16 @@ fragment gather_elements<? = scalar>( input: tensor<?>, indices: tensor<integer>
 """,
     "mod": """
 fragment mod<? = scalar>( x: tensor<?>, y: tensor<?>, fmod: logical = false ) -> ( z: tensor<?> );
+""",
+    # with its NNEF definition (nnef-tools' mean_variance_normalization), so other NNEF consumers can lower it;
+    # the engine runs it as one kernel
+    "layer_normalization": """
+fragment layer_normalization( input: tensor<scalar>, scale: tensor<scalar>, offset: tensor<scalar>,
+                              axes: integer[], epsilon: scalar = 1e-5 ) -> ( output: tensor<scalar> )
+{
+    mean, variance = moments(input, axes = axes);
+    output = scale * (input - mean) / sqrt(variance + epsilon) + offset;
+}
 """,
     **{f"int_{op}": f"""
 fragment int_{op}( x: tensor<integer>, y: tensor<integer> ) -> ( z: tensor<integer> );
@@ -52,5 +62,7 @@ CUSTOM_SHAPES: dict[str, Any] = {
     "top_k": _top_k_shape,
     "gather_elements": _gather_elements_shape,
     "mod": _broadcast_shape,
+    "layer_normalization": lambda input, scale, offset, **_: list(input),
+    "erf": lambda x: list(x),  # nnef-tools' own fragment (ONNX Erf); the engine runs it as a unary op
     **{f"int_{op}": _broadcast_shape for op in ("add", "sub", "mul", "div")},
 }

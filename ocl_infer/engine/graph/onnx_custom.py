@@ -61,6 +61,17 @@ CUSTOM_TRANSFORMS: dict[str, Transform] = {
         outputs="!O[0]",
         attribs={"fmod": "!bool(fmod)", "dtype": "!I[0].dtype"},
     ),
+    "LayerNormalization": Transform(
+        type="layer_normalization",
+        defaults={"axis": -1, "epsilon": 1e-5, "stash_type": 1},
+        cond={"!stash_type == 1": "stash_type must be 1 (float32 statistics)",
+              "!len(O) < 2 or is_unused(O[1])": "the Mean output must be unused",
+              "!len(O) < 3 or is_unused(O[2])": "the InvStdDev output must be unused"},
+        inputs=("!I[0]", "!broadcast(I[1], I[0].rank)",
+                "!broadcast(I[2], I[0].rank) if len(I) > 2 else as_tensor(0.0, np.float32)"),
+        outputs="!O[0]",
+        attribs={"axes": "!list(range(ensure_positive(axis, I[0].rank), I[0].rank))", "epsilon": "!epsilon"},
+    ),
     **{op: _arithmetic(op.lower()) for op in ("Add", "Sub", "Mul", "Div")},
     **{op: _reduce(op) for op in ("ReduceMin", "ReduceMax", "ReduceMean", "ReduceSum")},
 }

@@ -4,7 +4,8 @@ from ocl_infer.engine.graph.custom_ops import CUSTOM_FRAGMENTS
 
 UNARY_OPS = ("relu", "sigmoid", "tanh", "elu", "exp", "log", "sqrt", "rsqrt", "abs", "neg", "sqr", "rcp",
              "sign", "floor", "ceil", "round", "copy", "softplus", "leaky_relu", "silu", "selu", "gelu", "softabs",
-             "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "rsqr")
+             "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "rsqr",
+             "erf")  # erf: nnef-tools' custom fragment, run as one kernel (its body is a 1.5e-7 approximation)
 BINARY_OPS = ("add", "sub", "mul", "div", "min", "max", "pow", "prelu")
 SUPPORTED_OPS: frozenset[str] = frozenset((
     *UNARY_OPS, *BINARY_OPS, "clamp",

@@ -15,12 +15,13 @@ from ocl_infer.engine.kernels import (
     indexing,
     layout,
     matmul,
+    normalization,
     pool,
 )
 from ocl_infer.engine.kernels.base import Kernel, Launch
 from ocl_infer.engine.kernels.registry import KERNELS, choose_kernel, kernel_for, register
 
 FAMILIES = (conv, conv_covec, conv_depthwise, conv_gemm, conv_winograd, conv_winograd4, elementwise, indexing, layout,
-            matmul, pool)
+            matmul, normalization, pool)
 
 __all__ = ["FAMILIES", "KERNELS", "Kernel", "Launch", "choose_kernel", "kernel_for", "register"]

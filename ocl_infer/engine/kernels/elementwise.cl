@@ -45,6 +45,7 @@ UNARY(u_acosh, acosh(x))
 UNARY(u_atanh, atanh(x))
 UNARY(u_log2, log2(x))
 UNARY(u_rsqr, 1.0f / (x * x))
+UNARY(u_erf, erf(x))
 UNARY(u_trunc, trunc(x))  // cast<integer> of a float: ONNX's Cast truncates toward zero
 
 inline float mod_floor(float a, float b) {

@@ -1,11 +1,17 @@
-"""Measure conv kernel variants on the real YOLOv3-tiny layer shapes (PoCL), checked against float64 numpy.
+"""The x-vectorised conv (the formulation that lost, `conv_xvec.cl`) against the engine's own conv kernels on
+the real YOLOv3-tiny layer shapes (PoCL), each checked against a float64 numpy convolution.
 
-    .venv/bin/python bench/kernels_lab/conv_lab.py --kernel covec --np 8 --nv 2 [--layers 0,12] [--size 416]
+The engine side is the engine itself (`Engine` on a one-layer model; the planner picks covec or Winograd and
+fuses a following 2x2 pool), so this lab never keeps a copy of an engine kernel that could drift.
+
+    .venv/bin/python bench/kernels_lab/conv_lab.py --kernel engine [--layers 0,12] [--size 416]
+    .venv/bin/python bench/kernels_lab/conv_lab.py --kernel xvec --cob 8 --ry 2
 """
 
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,6 +19,7 @@ import numpy as np
 import pyopencl as cl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "test" / "engine"))  # onnx_models: model builders
 from layers import ConvLayer, yolov3_tiny_convs
 
 HERE = Path(__file__).resolve().parent
@@ -36,36 +43,36 @@ def reference(x: np.ndarray, w: np.ndarray, b: np.ndarray, layer: ConvLayer) -> 
     return y
 
 
-class Covec:
-    """Vector over output channels; NV x 16 channels x NP columns per work-item."""
+class EngineConv:
+    """One layer (conv + leaky + its 2x2 pool) as a one-layer model through the engine; time = the sum of its
+    launches' OpenCL event times (`Engine.profile`)."""
 
-    def __init__(self, ctx: cl.Context, layer: ConvLayer, np_: int, nv: int, ry: int,
-                 local: tuple[int, ...] | None, fuse_pool: bool = True) -> None:
-        nv = min(nv, -(-layer.cout // 16))  # no more channel vectors than the layer has
-        self.fuses_pool = fuse_pool and layer.pool_after == 2 and np_ % 2 == 0
-        self.ry = 2 if self.fuses_pool else ry
-        self.layer, self.np_, self.nv, self.local = layer, np_, nv, local
-        self.cov = 16 * nv
-        self.cout_pad = -(-layer.cout // self.cov) * self.cov
-        opts = (f"{BUILD_OPTIONS} -DCIN={layer.cin} -DCOUT={layer.cout} -DH={layer.h} -DW={layer.w} -DKS={layer.ks}"
-                f" -DPAD={layer.ks // 2} -DNP={np_} -DNV={nv} -DRY={self.ry} -DLEAKY={int(layer.leaky)}"
-                f" -DPOOL={2 if self.fuses_pool else 0} -DALPHA=0.1f")
-        self.prog = cl.Program(ctx, (HERE / "conv_covec.cl").read_text()).build(opts)
-        self.kernel = self.prog.conv_covec
+    def __init__(self, layer: ConvLayer, folder: Path) -> None:
+        from onnx import helper
+        from onnx_models import convert, make_model
 
-    def pack(self, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        co, ci, k, _ = w.shape
-        wp = np.zeros((self.cout_pad, ci, k, k), np.float32)
-        wp[:co] = w
-        # [Cout/CO_V][ky][kx][Cin][CO_V]
-        wl = wp.reshape(self.cout_pad // self.cov, self.cov, ci, k, k).transpose(0, 3, 4, 2, 1)
-        bp = np.zeros(self.cout_pad, np.float32)
-        bp[:co] = b
-        return np.ascontiguousarray(wl), bp
+        from ocl_infer.engine import Engine
 
-    def global_size(self) -> tuple[int, int, int]:
-        ly = self.layer
-        return (-(-ly.w // self.np_), -(-ly.h // self.ry), self.cout_pad // self.cov)
+        self.layer = layer
+        self.fuses_pool = layer.pool_after == 2
+        rng = np.random.default_rng(layer.index)
+        self.x = rng.standard_normal((layer.cin, layer.h, layer.w)).astype(np.float32)
+        self.w = (rng.standard_normal((layer.cout, layer.cin, layer.ks, layer.ks))
+                  / np.sqrt(layer.cin * layer.ks * layer.ks)).astype(np.float32)
+        self.b = rng.standard_normal(layer.cout).astype(np.float32) * 0.1
+        pad = layer.ks // 2
+        nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[layer.ks] * 2, pads=[pad] * 4)]
+        last = "c"
+        if layer.leaky:
+            nodes.append(helper.make_node("LeakyRelu", [last], ["a"], alpha=0.1))
+            last = "a"
+        if self.fuses_pool:
+            nodes.append(helper.make_node("MaxPool", [last], ["p"], kernel_shape=[2, 2], strides=[2, 2]))
+            last = "p"
+        nodes.append(helper.make_node("Identity", [last], ["y"]))
+        model = make_model(nodes, {"x": (1, *self.x.shape)}, ["y"], {"w": self.w, "b": self.b})
+        self.engine = Engine(convert(model, folder / f"l{layer.index}.nnef"))
+        self.variants = "+".join(sorted({st.variant for st in self.engine.plan.steps} - {"alias"}))
 
 
 class Xvec:
@@ -103,6 +110,19 @@ def pool_ref_host(y: np.ndarray, layer: ConvLayer) -> np.ndarray:
     return y
 
 
+def measure_engine(conv: EngineConv, reps: int, check: bool) -> tuple[float, float]:
+    """The engine's time for the layer (ms, sum of its launches, minimum or median of `reps`) and max error."""
+    feed = {"x": conv.x[None]}
+    times = [sum(ms for _, ms in conv.engine.profile(feed)) for _ in range(reps + 2)][2:]
+    err = float("nan")
+    if check:
+        got = next(iter(conv.engine.run(feed).values()))[0]
+        ref = reference(conv.x, conv.w, conv.b, conv.layer)
+        got = got if conv.fuses_pool else pool_ref_host(got, conv.layer)
+        err = float(np.abs(got - ref).max() / np.abs(ref).max())
+    return float(np.min(times)) if os.environ.get("LAB_MIN") else float(np.median(times)), err
+
+
 def measure(ctx: cl.Context, queue: cl.CommandQueue, variant: object, reps: int, check: bool) -> tuple[float, float]:
     """Median kernel time (ms, OpenCL event profiling) and max error relative to max |ref|."""
     ly = variant.layer
@@ -136,9 +156,7 @@ def measure(ctx: cl.Context, queue: cl.CommandQueue, variant: object, reps: int,
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--kernel", choices=["covec", "xvec"], default="covec")
-    ap.add_argument("--np", type=int, default=8, help="covec: columns per work-item")
-    ap.add_argument("--nv", type=int, default=1, help="covec: float16 vectors of output channels")
+    ap.add_argument("--kernel", choices=["engine", "xvec"], default="engine")
     ap.add_argument("--cob", type=int, default=8, help="xvec: output channels per work-item")
     ap.add_argument("--ry", type=int, default=1, help="xvec: rows per work-item")
     ap.add_argument("--local", default="", help="local size, e.g. 1,1,1 (default: PoCL picks)")
@@ -152,32 +170,38 @@ def main() -> int:
     queue = cl.CommandQueue(ctx, properties=cl.command_queue_properties.PROFILING_ENABLE)
     local = tuple(int(v) for v in args.local.split(",")) if args.local else None
     wanted = {int(v) for v in args.layers.split(",")} if args.layers else None
+    folder = Path(tempfile.mkdtemp(prefix="conv_lab-"))
     total_ms = total_flops = 0.0
-    print(f"# {args.kernel} np={args.np} nv={args.nv} cob={args.cob} ry={args.ry} local={local} "
+    print(f"# {args.kernel} cob={args.cob} ry={args.ry} local={local} "
           f"load={os.getloadavg()[0]:.2f}")
     for ly in yolov3_tiny_convs(args.size):
         if wanted is not None and ly.index not in wanted:
             continue
         try:
             t0 = time.perf_counter()
-            if args.kernel == "covec":
-                var = Covec(ctx, ly, args.np, args.nv, args.ry, local)
+            label = ly.name
+            if args.kernel == "engine":
+                conv = EngineConv(ly, folder)
+                label = f"{ly.name} [{conv.variants}]"
+                build_s = time.perf_counter() - t0
+                ms, err = measure_engine(conv, args.reps, not args.no_check)
+                conv.engine.close()
             else:
                 if ly.ks != 3 or ly.cout % args.cob:
                     continue
                 var = Xvec(ctx, ly, args.cob, args.ry, local)
-            build_s = time.perf_counter() - t0
-            ms, err = measure(ctx, queue, var, args.reps, not args.no_check)
+                build_s = time.perf_counter() - t0
+                ms, err = measure(ctx, queue, var, args.reps, not args.no_check)
         except cl.Error as e:
             print(f"{ly.name:34s} FAILED {e}")
             continue
         total_ms += ms
         total_flops += ly.flops
         flag = "" if not err > 1e-4 else "  WRONG"
-        print(f"{ly.name:34s} {ms:8.3f} ms {ly.flops / ms / 1e6:7.1f} GFLOP/s  err {err:.1e}"
+        print(f"{label:48s} {ms:8.3f} ms {ly.flops / ms / 1e6:7.1f} GFLOP/s  err {err:.1e}"
               f"  build {build_s:.2f}s{flag}")
     if total_ms:
-        print(f"{'total':34s} {total_ms:8.3f} ms {total_flops / total_ms / 1e6:7.1f} GFLOP/s")
+        print(f"{'total':48s} {total_ms:8.3f} ms {total_flops / total_ms / 1e6:7.1f} GFLOP/s")
     return 0
 
 

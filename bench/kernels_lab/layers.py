@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocl_infer.detection.darknet import parse_cfg
+
 CFG = Path(__file__).resolve().parents[2] / ".cache" / "data" / "darknet" / "cfg" / "yolov3-tiny.cfg"
 
 
@@ -27,23 +29,9 @@ class ConvLayer:
         return f"L{self.index:02d} {self.ks}x{self.ks} {self.cin}->{self.cout} @{self.h}{pool}"
 
 
-def _sections(cfg: Path) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
-    for raw in cfg.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("["):
-            out.append({"type": line.strip("[]")})
-        else:
-            key, _, value = line.partition("=")
-            out[-1][key.strip()] = value.strip()
-    return out
-
-
 def yolov3_tiny_convs(size: int = 416, cfg: Path = CFG) -> list[ConvLayer]:
     """Walk the cfg, tracking (channels, h, w) per layer; routes and upsample included."""
-    secs = _sections(cfg)
+    secs = [{"type": sec.kind, **sec.options} for sec in parse_cfg(cfg)]  # the importer's own cfg parser
     shapes: list[tuple[int, int, int]] = []
     c, h, w = 3, size, size
     convs: list[ConvLayer] = []

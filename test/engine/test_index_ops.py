@@ -136,21 +136,6 @@ def test_op_without_conversion_is_refused_by_name(tmp_path: Path) -> None:
     assert not (tmp_path / "m.nnef").exists()
 
 
-def test_unknown_nnef_fragment_is_refused_by_name(tmp_path: Path) -> None:
-    """A custom fragment the engine has no kernel for is refused at load, naming the op and its tensor."""
-    from ocl_infer.engine.graph.loader import load_graph
-
-    folder = tmp_path / "m.nnef"
-    folder.mkdir()
-    (folder / "graph.nnef").write_text(
-        "version 1.0;\nextension KHR_enable_fragment_definitions;\n"
-        "fragment grid_sample( x: tensor<scalar>, g: tensor<scalar> ) -> ( y: tensor<scalar> );\n"
-        "graph G(x, g) -> (y)\n{\n    x = external<scalar>(shape = [1, 1, 4, 4]);\n"
-        "    g = external<scalar>(shape = [1, 4, 4, 2]);\n    y = grid_sample(x, g);\n}\n")
-    with pytest.raises(ModelError, match="unsupported op 'grid_sample' producing tensor 'y'"):
-        load_graph(folder)
-
-
 @pytest.mark.parametrize("axis,bias", [(-1, True), (1, False)])
 def test_layer_normalization(check_against_onnx, axis: int, bias: bool) -> None:
     """ONNX LayerNormalization (opset 17) over the last axis with scale and bias, and over the last two without
@@ -175,3 +160,20 @@ def test_erf_and_exact_gelu(check_against_onnx) -> None:
     inits = {"sqrt2": np.array(np.sqrt(2), np.float32), "one": np.array(1, np.float32),
              "half": np.array(0.5, np.float32)}
     check_against_onnx(nodes, {"x": x}, ["e", "gelu"], inits)
+
+
+def test_infinite_constants(check_against_onnx) -> None:
+    """±inf constants as detectors use them: invalid anchors set to inf before a sigmoid (RT-DETR), an attention
+    mask of -inf before a softmax, Clip without an upper bound, a Constant node and a Max against -inf."""
+    x = rng.standard_normal((1, 6, 8)).astype(np.float32)
+    anchors = rng.standard_normal((1, 6, 8)).astype(np.float32)
+    anchors[0, ::2, 1::3] = np.inf
+    mask = np.where(np.triu(np.ones((8, 8), bool), 1), -np.inf, 0).astype(np.float32)[None, :6, :]
+    nodes = [helper.make_node("Add", ["x", "anchors"], ["a"]), helper.make_node("Sigmoid", ["a"], ["boxes"]),
+             helper.make_node("Add", ["x", "mask"], ["m"]), helper.make_node("Softmax", ["m"], ["attn"], axis=-1),
+             helper.make_node("Clip", ["x", "zero", "inf"], ["relu"]),
+             helper.make_node("Constant", [], ["neg_inf"], value=helper.make_tensor("v", TensorProto.FLOAT, [],
+                                                                                     [-np.inf])),
+             helper.make_node("Max", ["x", "neg_inf"], ["same"])]
+    inits = {"anchors": anchors, "mask": mask, "zero": np.array(0, np.float32), "inf": np.array(np.inf, np.float32)}
+    check_against_onnx(nodes, {"x": x}, ["boxes", "attn", "relu", "same"], inits)

@@ -10,6 +10,8 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from ocl_infer.engine.graph.loader import ARCHIVE_SUFFIXES
 from ocl_infer.errors import ConfigError, ModelError, OclInferError
 from ocl_infer.fsutil import staged_output
@@ -53,8 +55,11 @@ def convert_model(src: Path, out: Path, input_shapes: dict[str, tuple[int, ...]]
     target = out.with_name(out.name[: -len(".tgz")]) if compress and out.name.endswith(".tgz") else out
     written = target.with_name(target.name + ".tgz") if compress else target
     with staged_output(written, force=force, replaceable=is_nnef_model, kind=NNEF_MODEL, error=ConfigError) as staged:
+        # nnef-tools refuses ±inf (and NNEF text cannot write it): convert a copy with float32's largest values
+        finite = staged.parent / "finite.onnx"
+        model = finite if fmt == "onnx" and _finite_copy(src, finite) else src
         args = argparse.Namespace(
-            input_model=str(src), output_model=str(staged.with_name(target.name)), input_format=fmt,
+            input_model=str(model), output_model=str(staged.with_name(target.name)), input_format=fmt,
             output_format="nnef", input_shapes=repr(input_shapes) if input_shapes else None, io_transpose=None,
             fold_constants=fold_constants and fmt == "onnx", optimize=False, dequantize=False,
             # ONNX ops nnef-tools lacks (TopK, GatherElements, Mod, integer arithmetic) become our custom fragments
@@ -80,3 +85,42 @@ def convert_model(src: Path, out: Path, input_shapes: dict[str, tuple[int, ...]]
                 raise ModelError(f"{written}: not written, the converted model fails the check: "
                                  f"{str(err).replace(str(staged), str(written))}") from err
     return written
+
+
+def _finite_copy(src: Path, dest: Path) -> bool:
+    """Write `src` to `dest` with every ±inf in its initializers and node attributes (Constant values, Clip
+    bounds) replaced by ±float32 max, and return True; return False (nothing written) when it holds none.
+
+    Graphs use inf as "no bound" and as a mask value (RT-DETR's invalid anchors, attention masks): with the
+    largest finite value, sigmoid, softmax, min/max and clip give the same results; only inf - inf or inf * 0
+    (NaN in onnxruntime) come out finite here. NaN constants are left for nnef-tools to refuse."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        model = onnx.load(str(src))
+    except Exception as err:  # onnx raises DecodeError and others for a corrupt file
+        raise ModelError(f"{src}: not a readable ONNX model ({type(err).__name__}: {err})") from err
+    big = float(np.finfo(np.float32).max)
+    changed = False
+
+    def finite(t: onnx.TensorProto) -> None:
+        nonlocal changed
+        a = numpy_helper.to_array(t)
+        if a.dtype.kind == "f" and np.isinf(a).any():
+            top = np.finfo(a.dtype).max  # float16's own, or it would become inf again
+            t.CopyFrom(numpy_helper.from_array(np.clip(a, -top, top).astype(a.dtype), t.name))
+            changed = True
+
+    for t in model.graph.initializer:
+        finite(t)
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                finite(attr.t)
+            elif attr.type == onnx.AttributeProto.FLOAT and np.isinf(attr.f):
+                attr.f = float(np.clip(attr.f, -big, big))
+                changed = True
+    if changed:
+        onnx.save(model, str(dest))
+    return changed

@@ -55,12 +55,12 @@ def test_package_xml_is_format_3_ament_python() -> None:
     assert root.findtext("name") == "ocl_infer"
     assert root.findtext("export/build_type") == "ament_python"
     deps = {e.text for e in root if e.tag.endswith("depend")}
-    assert {"rclpy", "sensor_msgs", "vision_msgs", "diagnostic_msgs", "python3-pyopencl"} <= deps
+    assert {"rclpy", "sensor_msgs", "vision_msgs", "diagnostic_msgs", "lifecycle_msgs", "python3-pyopencl"} <= deps
 
 
 def test_ament_marker_and_console_scripts() -> None:
     assert (ROOT / "resource" / "ocl_infer").is_file()
     setup_py = (ROOT / "setup.py").read_text()
-    for script in ("ocl-infer =", "vehicle_detector =", "deadline_monitor ="):
+    for script in ("ocl-infer =", "vehicle_detector =", "managed_vehicle_detector =", "deadline_monitor ="):
         assert script in setup_py
     assert "script_dir=$base/lib/ocl_infer" in (ROOT / "setup.cfg").read_text()

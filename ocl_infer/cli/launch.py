@@ -3,7 +3,8 @@
 Same parameters as the launch files: a ROS 2 params file (default config/vehicle_detection.yaml), the camera
 topic (remaps `image` and `image/compressed`), devices, namespace, use_sim_time. The deadline_monitor runs too
 when the params file has a section for it (config/multi_camera.yaml does). The file is checked before ROS
-starts, with messages that name the parameter.
+starts, with messages that name the parameter. `--managed` runs the lifecycle variant of vehicle_detector and
+brings it to active (configure, then activate), as `vehicle_detection.launch.py managed:=true` does.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--use-sim-time", action="store_true", help="use /clock (for bag replay)")
     p.add_argument("--monitor", action="store_true",
                    help="also run deadline_monitor on the camera -> detections pair")
+    p.add_argument("--managed", action="store_true",
+                   help="run the managed (lifecycle) vehicle_detector and bring it to active")
     p.set_defaults(func=run)
 
 
@@ -90,7 +93,14 @@ def run(args: argparse.Namespace) -> int:
         from ocl_infer.ros.vehicle_detector import VehicleDetectorNode
 
         def build(nodes: list[object]) -> None:
-            nodes.append(VehicleDetectorNode())
+            if args.managed:
+                from ocl_infer.ros.managed_vehicle_detector import ManagedVehicleDetectorNode, bring_to_active
+
+                managed = ManagedVehicleDetectorNode()
+                nodes.append(managed)
+                bring_to_active(managed)
+            else:
+                nodes.append(VehicleDetectorNode())
             if with_monitor:
                 overrides = [Parameter("pairs", Parameter.Type.STRING_ARRAY, list(monitor_params["pairs"]))]
                 nodes.append(DeadlineMonitorNode(parameter_overrides=overrides))

@@ -39,6 +39,7 @@ class ManagedVehicleDetectorNode(VehicleDetectorNode, LifecycleNode):
         self._shared_detector = detector
         self._active = False
         self.transition_error = ""  # why the last transition failed (empty when it succeeded)
+        self.failure: OclInferError | None = None  # the error behind it, for bring_to_active to raise
         super().__init__(node_name, detector=detector, **kwargs)
 
     def _start(self, detector: Any) -> None:
@@ -47,7 +48,8 @@ class ManagedVehicleDetectorNode(VehicleDetectorNode, LifecycleNode):
         self.get_logger().info("unconfigured: configure loads the model and builds the kernels "
                                "(ros2 lifecycle set <node> configure)")
 
-    def _fail(self, transition: str, err: BaseException) -> TransitionCallbackReturn:
+    def _fail(self, transition: str, err: OclInferError) -> TransitionCallbackReturn:
+        self.failure = err
         self.transition_error = f"{transition} failed: {err}"
         self.get_logger().error(self.transition_error)
         return TransitionCallbackReturn.FAILURE
@@ -63,7 +65,7 @@ class ManagedVehicleDetectorNode(VehicleDetectorNode, LifecycleNode):
             self.transition_error = f"configure failed: {err!r}"
             self.get_logger().error(f"{self.transition_error}\n{traceback.format_exc()}")
             return TransitionCallbackReturn.ERROR  # on_error frees what was made
-        self.transition_error = ""
+        self.transition_error, self.failure = "", None
         self.get_logger().info(f"configured in {time.monotonic() - start:.1f} s: model loaded and kernels built, "
                                f"device {getattr(self.detector, 'device', '?')}")
         return super().on_configure(state)
@@ -87,6 +89,7 @@ class ManagedVehicleDetectorNode(VehicleDetectorNode, LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_all()
+        self.get_logger().info("shut down (finalized): everything stopped and freed")
         return super().on_shutdown(state)
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -99,3 +102,11 @@ class ManagedVehicleDetectorNode(VehicleDetectorNode, LifecycleNode):
             self._deactivate()
             self._active = False
         self._cleanup()
+
+
+def bring_to_active(node: ManagedVehicleDetectorNode) -> None:
+    """configure, then activate, as a launch file's ChangeState events do (`ocl-infer launch --managed`). A
+    transition that fails raises the error behind it."""
+    for transition, trigger in (("configure", node.trigger_configure), ("activate", node.trigger_activate)):
+        if trigger() != TransitionCallbackReturn.SUCCESS:
+            raise node.failure or OclInferError(node.transition_error or f"{transition} failed (see the log)")

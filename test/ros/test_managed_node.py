@@ -9,10 +9,15 @@ frame sent after re-activation does).
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import cv2
 import pytest
+import yaml
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from ocl_infer_msgs.msg import FrameTiming
@@ -22,6 +27,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
+from ocl_infer.child_process import ChildProcess
 from ocl_infer.detection.description import load_description
 from ocl_infer.ros.image_conversion import bgr_to_image
 from ocl_infer.ros.messages import stamp_to_ns
@@ -184,3 +190,35 @@ def test_the_plain_node_latches_label_info_and_updates_its_threshold(harness, st
     newer = harness.wait_for(lambda: [m for m in harness.messages("/labels/label_info")
                                       if m.threshold == pytest.approx(0.5)], WAIT_S, "LabelInfo with 0.5")[0]
     assert [c.class_name for c in newer.class_map] == class_names
+
+
+def params_file(folder: Path, **values: Any) -> Path:
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": values}}))
+    return path
+
+
+def test_ocl_infer_launch_managed_brings_the_node_to_active(harness, tmp_path, child_env, backend, dog):
+    params = params_file(tmp_path, backend=backend, deadline_ms=60000.0, expected_rate_hz=0.0)
+    cmd = [str(Path(sys.executable).parent / "ocl-infer"), "launch", "--managed", "--params", str(params),
+           "--namespace", "mlaunch"]
+    with ChildProcess(cmd, tmp_path / "launch.log", env=child_env(None)) as proc:
+        life = Lifecycle(harness, "/mlaunch/vehicle_detector")
+        harness.wait_for(lambda: life.state() == State.PRIMARY_STATE_ACTIVE, WAIT_S, "the node to be active")
+        pub = harness.node.create_publisher(Image, "/mlaunch/image", RELIABLE)
+        harness.subscribe(Detection2DArray, "/mlaunch/detections")
+        harness.wait_matched(pub)
+        harness.wait_publishers("/mlaunch/detections")
+        answered(harness, "/mlaunch/detections", send(harness, pub, dog))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+    log = (tmp_path / "launch.log").read_text()
+    assert "configured in" in log and "Traceback" not in log
+
+
+def test_ocl_infer_launch_managed_fails_with_the_configure_error(tmp_path, child_env, backend):
+    params = params_file(tmp_path, backend=backend, classes="spaceship")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ocl-infer"), "launch", "--managed", "--params",
+                           str(params)], capture_output=True, text=True, env=child_env(None), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("ocl-infer launch: error: unknown class 'spaceship'")

@@ -81,7 +81,8 @@ def test_multi_camera_yaml_configures_both_nodes():
 
 
 def launch_calls(path: Path) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """Declared arguments (name -> default) and the keyword constants of every Node(...) in a launch file."""
+    """Declared arguments (name -> default) and the keyword constants of every Node(...) and LifecycleNode(...) in a
+    launch file."""
     tree = ast.parse(path.read_text(), filename=str(path))
     constants = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
                  for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)}
@@ -98,7 +99,7 @@ def launch_calls(path: Path) -> tuple[dict[str, str], list[dict[str, str]]]:
         if name == "DeclareLaunchArgument":
             default = kw.get("default_value")
             args[call.args[0].value] = default.value if isinstance(default, ast.Constant) else "<expr>"
-        elif name == "Node":
+        elif name in ("Node", "LifecycleNode"):
             nodes.append({k: value(v) for k, v in kw.items() if value(v) is not None})
     return args, nodes
 
@@ -112,9 +113,10 @@ def console_scripts() -> set[str]:
     ("launch_file", "config", "arguments", "executables"),
     [
         ("vehicle_detection.launch.py", "vehicle_detection.yaml",
-         {"camera_topic", "params_file", "devices", "namespace", "use_sim_time"}, ["vehicle_detector"]),
+         {"camera_topic", "params_file", "devices", "namespace", "use_sim_time", "managed"},
+         ["managed_vehicle_detector", "vehicle_detector"]),
         ("multi_camera.launch.py", "multi_camera.yaml", {"params_file", "devices", "namespace", "use_sim_time"},
-         ["vehicle_detector", "deadline_monitor"]),
+         ["deadline_monitor", "vehicle_detector"]),
     ],
 )
 def test_launch_files_declare_their_arguments_and_start_existing_scripts(launch_file, config, arguments,
@@ -124,13 +126,23 @@ def test_launch_files_declare_their_arguments_and_start_existing_scripts(launch_
     args, nodes = launch_calls(path)
     assert set(args) == arguments
     assert args["use_sim_time"] == "false"
-    assert [n["executable"] for n in nodes] == executables
+    assert sorted(n["executable"] for n in nodes) == executables
     assert all(n["package"] == "ocl_infer" for n in nodes)
     assert set(executables) <= console_scripts()
     assert f'"{config}"' in path.read_text() and (ROOT / "config" / config).is_file()
     assert "def generate_launch_description" in path.read_text()
     # Installed where ament looks for them (setup.py data_files).
     assert 'data_files_under("launch")' in (ROOT / "setup.py").read_text()
+
+
+def test_the_managed_launch_configures_then_activates_only_after_configuring():
+    """managed:=true: a LifecycleNode, a ChangeState configure at start, and activate on configuring -> inactive
+    only (not on deactivating -> inactive, which would undo a user's deactivate)."""
+    text = (ROOT / "launch" / "vehicle_detection.launch.py").read_text()
+    args, _ = launch_calls(ROOT / "launch" / "vehicle_detection.launch.py")
+    assert args["managed"] == "false"
+    assert "Transition.TRANSITION_CONFIGURE" in text and "Transition.TRANSITION_ACTIVATE" in text
+    assert 'start_state="configuring"' in text and 'goal_state="inactive"' in text
 
 
 def test_ocl_infer_launch_refuses_a_bad_params_file_with_one_line(tmp_path):

@@ -28,14 +28,17 @@ def time_msg(ns: int) -> Any:
     return Time(sec=ns // NS, nanosec=ns % NS)
 
 
-def detections_to_msg(detections: Sequence[Any], header: Any) -> Any:
-    """vision_msgs/Detection2DArray: the image's header, class_id = label, score, box centre/size in pixels."""
+def detections_to_msg(detections: Sequence[Any], header: Any, ids: Sequence[str] | None = None) -> Any:
+    """vision_msgs/Detection2DArray: the image's header, class_id = label, score, box centre/size in pixels;
+    `ids` (one per detection: its track id, '' for none) fills Detection2D.id."""
     from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
     out = Detection2DArray(header=header)
-    for det in detections:
+    for i, det in enumerate(detections):
         x1, y1, x2, y2 = (float(v) for v in det.box)
         d = Detection2D(header=header)
+        if ids is not None:
+            d.id = ids[i]
         hyp = ObjectHypothesisWithPose()
         hyp.hypothesis.class_id = str(det.label)
         hyp.hypothesis.score = float(det.score)

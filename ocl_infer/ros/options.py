@@ -14,7 +14,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ocl_infer.deadline import LATE_POLICIES, FramePolicy
+from ocl_infer.detection.tracking import TrackerOptions
 from ocl_infer.errors import ConfigError
+from ocl_infer.scheduling.batching import BATCH_MODES
 
 INPUT_TYPES = ("raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
@@ -88,6 +90,20 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               live=True),
     ParamSpec("frames_in_flight", 1, "Worker threads taking frames (more than 1 only pays with several devices)",
               1, 16),
+    ParamSpec("camera_weights", "", "Fair shares under overload: one weight > 0 per camera of image_topics, comma "
+              "separated (e.g. '2,1': the first keeps twice the fraction of its frames); empty: equal, so every "
+              "camera loses the same fraction whatever its rate", live=True),
+    ParamSpec("batching", "off", "Frames of several cameras waiting: auto runs them as one batch while the "
+              "measured time per frame is lower than one by one (and the batch fits deadline_ms); off: one by one; "
+              "always: the largest batch that fits deadline_ms. opencl backend only", choices=BATCH_MODES),
+    ParamSpec("tracking", False, "Vehicle tracks per camera: Detection2D.id = a stable track id (ByteTrack-style; "
+              "low-score boxes that continue no track are not published)", live=True),
+    ParamSpec("track_high_score", 0.5, "Tracking: detections at or above this score start and extend tracks; "
+              "lower ones (down to score_threshold) only extend them", 0.0, 1.0, live=True),
+    ParamSpec("track_match_iou", 0.3, "Tracking: minimum IoU between a track's predicted box and a detection",
+              0.0, 1.0, live=True),
+    ParamSpec("track_max_age", 5, "Tracking: frames a vehicle may go undetected before its track ends", 0, 1000,
+              live=True),
 )
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
 LIVE_PARAMETERS = frozenset(p.name for p in PARAMETERS if p.live)
@@ -124,6 +140,12 @@ class NodeOptions:
     diagnostics_window_s: float = 5.0
     overlay: bool = True
     frames_in_flight: int = 1
+    camera_weights: str = ""
+    batching: str = "off"
+    tracking: bool = False
+    track_high_score: float = 0.5
+    track_match_iou: float = 0.3
+    track_max_age: int = 5
 
     def __post_init__(self) -> None:
         for spec in PARAMETERS:
@@ -146,6 +168,27 @@ class NodeOptions:
             raise ConfigError(f"parameter image_topics: a topic is listed twice: {list(self.image_topics)}")
         if any(not t or t.endswith("/") or " " in t for t in self.image_topics):
             raise ConfigError(f"parameter image_topics: invalid topic name in {list(self.image_topics)}")
+        _ = self.weights  # checked here, so a bad value is refused at start-up and by ros2 param set
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """camera topic -> fair-share weight (camera_weights; every camera 1.0 when empty)."""
+        parts = split_list(self.camera_weights)
+        if not parts:
+            return dict.fromkeys(self.cameras, 1.0)
+        try:
+            values = [float(p) for p in parts]
+        except ValueError as err:
+            raise ConfigError(f"parameter camera_weights: {self.camera_weights!r} is not a list of numbers") from err
+        if len(values) != len(self.cameras) or not all(0 < v < math.inf for v in values):
+            raise ConfigError(f"parameter camera_weights: need {len(self.cameras)} weight(s) > 0, one per camera "
+                              f"of {list(self.cameras)}; got {self.camera_weights!r}")
+        return dict(zip(self.cameras, values, strict=True))
+
+    @property
+    def tracker_options(self) -> TrackerOptions:
+        return TrackerOptions(high_score=self.track_high_score, match_iou=self.track_match_iou,
+                              max_age=self.track_max_age)
 
     @property
     def cameras(self) -> tuple[str, ...]:

@@ -44,6 +44,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -62,13 +63,13 @@ from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from ocl_infer.deadline import FramePolicy, Outcome, input_gap_due
-from ocl_infer.detection.overlay import draw_detections
+from ocl_infer.detection.overlay import LabelledBox, draw_detections
+from ocl_infer.detection.tracking import Tracker
 from ocl_infer.errors import ConfigError, OclInferError
 from ocl_infer.ros import diagnostics
 from ocl_infer.ros.dds_profile import PROFILE_VAR, active_profile, shm_profile_path
 from ocl_infer.ros.frame_stats import CameraStats, DeviceSnapshot, DeviceStats, percentiles
 from ocl_infer.ros.image_conversion import bgr_to_image, compressed_to_bgr, image_to_bgr
-from ocl_infer.ros.latest_slot import LatestSlots
 from ocl_infer.ros.messages import FrameRecord, detections_to_msg, label_info_msg, timing_msg
 from ocl_infer.ros.options import LIVE_PARAMETERS, PARAMETERS, NodeOptions, ParamSpec
 from ocl_infer.ros.qos import (
@@ -83,8 +84,10 @@ from ocl_infer.ros.qos import (
     records_qos,
 )
 from ocl_infer.ros.shutdown import spin_until_shutdown
+from ocl_infer.scheduling import BatchPolicy, LatestSlots
 
 LOG_THROTTLE_S = 5.0
+MAX_BATCH = 8  # the most cameras' frames run as one batch (an engine per size is built at start-up)
 WORKER_POLL_S = 0.2
 CLOCK_POLL_S = 0.05  # use_sim_time: how often the node looks whether /clock has started
 GRAPH_POLL_S = 0.5  # how often the node compares the cameras' publishers with what it subscribed with
@@ -182,6 +185,7 @@ class Camera:
     qos_choice: ImageQoSChoice | None = None
     qos_said: set[str] = field(default_factory=set)  # QoS notes and mismatches already logged (each once)
     transport_logged_s: float = -1e18  # when the transport diagnosis last went to the log
+    tracker: Tracker | None = None  # parameter tracking: this camera's vehicle tracks
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -196,6 +200,8 @@ class VehicleDetectorNode(Node):
         self._node_made = False
         self.detector: Any = None
         self.slots: LatestSlots[Pending] = LatestSlots()
+        self._weights = ""  # the camera_weights the slots were last given
+        self._batch: BatchPolicy | None = None  # batching of several cameras' frames; None: one by one
         self.cameras: dict[str, Camera] = {}
         self.diagnostics_pub: Any = None
         # Timers of the running node (activate makes them, deactivate destroys them).
@@ -251,6 +257,7 @@ class VehicleDetectorNode(Node):
             # First run builds kernels; do it now so the first real frame is not a guaranteed miss.
             detector.detect(np.zeros((240, 320, 3), dtype=np.uint8))
         self.detector = detector
+        self._batch = self._prepare_batching(detector, opts)
         self._dds_profile = active_profile()
         profile = shm_profile_path()
         self._transport_fix = (f"{PROFILE_VAR}={profile or 'config/fastdds_shm.xml'} in the camera's process and "
@@ -577,26 +584,93 @@ class VehicleDetectorNode(Node):
     # ---------------------------------------------------------------------------------------------- worker
     def _work(self) -> None:
         while not self._stopping.is_set():
-            taken = self.slots.take(timeout=WORKER_POLL_S)
-            if taken is None:
-                continue
-            topic, pending = taken
-            cam = self.cameras[str(topic)]
+            if self.options.camera_weights != self._weights:  # live parameter: fair shares from the next take
+                self._weights = self.options.camera_weights
+                self.slots.set_weights(self.options.weights)
+            taken = self.slots.take_many(self._batch_size, timeout=WORKER_POLL_S)
+            frames = [(self.cameras[str(topic)], pending) for topic, pending in taken]
             try:
-                self._process(cam, pending)
+                if len(frames) == 1:
+                    self._process(*frames[0])
+                elif frames:
+                    self._process_batch(frames)
             except Exception as err:  # a bug must not silently kill the worker: count, log with traceback
                 if self._stopping.is_set():
                     return  # shutting down: the detector or the context may be gone under the frame
-                pending.record.outcome = Outcome.INFERENCE_ERROR
-                pending.record.detail = f"internal error: {err}"
-                cam.stats.record("inference_error", self._now_s())
-                self.get_logger().error(f"{cam.resolved}: internal error on frame {pending.record.sequence}:\n"
-                                        + traceback.format_exc())
-                self._publish_timing(cam, pending.record)
+                for cam, pending in frames:
+                    if len(frames) > 1 and (pending.record.published_ns or
+                                            pending.record.outcome is not Outcome.PUBLISHED):
+                        continue  # this frame of the batch was already accounted for
+                    pending.record.outcome = Outcome.INFERENCE_ERROR
+                    pending.record.detail = f"internal error: {err}"
+                    cam.stats.record("inference_error", self._now_s())
+                    self.get_logger().error(f"{cam.resolved}: internal error on frame {pending.record.sequence}:\n"
+                                            + traceback.format_exc())
+                    self._publish_timing(cam, pending.record)
+
+    def _prepare_batching(self, detector: Any, opts: NodeOptions) -> BatchPolicy | None:
+        """Engines for batches of 2 .. cameras frames, each timed once against one frame alone, so that
+        batching auto starts from measured times (and does not try a slow batch on live frames first)."""
+        most = min(len(opts.cameras), MAX_BATCH)
+        if opts.batching == "off" or most < 2 or not hasattr(detector, "prepare_batch"):
+            return None
+        sizes = detector.prepare_batch(list(range(2, most + 1)))
+        if not sizes:
+            return None  # onnxruntime: its model file fixes the batch at 1
+        policy = BatchPolicy(sizes, opts.batching)
+        frame = np.zeros((480, 640, 3), np.uint8)
+        for n in (1, *sizes):
+            detector.detect_batch_timed([frame] * n)  # first run of a size: kernels' first launch
+            t0 = time.perf_counter()
+            detector.detect_batch_timed([frame] * n)
+            policy.record(n, (time.perf_counter() - t0) * 1e3)
+        self.get_logger().info("batching " + opts.batching + ": ms per frame " + ", ".join(
+            f"batch {n}: {policy.per_frame_ms(n):.1f}" for n in (1, *sizes)))
+        return policy
+
+    def _batch_size(self, waiting: Sequence[Pending]) -> int:
+        """Under the slots' lock: how many of the waiting frames (next to serve first) to run as one batch."""
+        if self._batch is None or len(waiting) < 2:
+            return 1
+        now = self._now_ns()
+        return self._batch.choose([(now - p.record.stamp_ns) / 1e6 for p in waiting], self.options.deadline_ms)
+
+    def _process_batch(self, frames: list[tuple[Camera, Pending]]) -> None:
+        """Frames of several cameras: each admitted alone (stale check, decode), detected as one batch, then
+        each finished alone (deadline verdict, publish)."""
+        admitted = [(cam, p, *a) for cam, p in frames if (a := self._admit(cam, p)) is not None]
+        if len(admitted) == 1:
+            cam, pending, frame, decode_ms = admitted[0]
+            self._finish(cam, pending, frame, decode_ms, lambda: self._detect(frame))
+            return
+        if not admitted:
+            return
+        error: OclInferError | None = None
+        t0 = time.perf_counter()
+        try:
+            results = self.detector.detect_batch_timed([a[2] for a in admitted])
+        except OclInferError as err:
+            error, results = err, []
+        if error is None and self._batch is not None:
+            self._batch.record(len(admitted), (time.perf_counter() - t0) * 1e3)
+
+        def outcome(i: int) -> Any:
+            if error is not None:
+                raise error
+            return results[i]
+
+        for i, (cam, pending, frame, decode_ms) in enumerate(admitted):
+            self._finish(cam, pending, frame, decode_ms, lambda i=i: outcome(i), batch=len(admitted))
 
     def _process(self, cam: Camera, pending: Pending) -> None:
-        opts = self.options
-        policy = opts.frame_policy  # the rules in force when the worker took the frame (ocl_infer.deadline)
+        admitted = self._admit(cam, pending)
+        if admitted is not None:
+            frame, decode_ms = admitted
+            self._finish(cam, pending, frame, decode_ms, lambda: self._detect(frame))
+
+    def _admit(self, cam: Camera, pending: Pending) -> tuple[np.ndarray, float] | None:
+        """Stale check and decode: (BGR frame, decode ms), or None when the frame ends here (recorded)."""
+        policy = self.options.frame_policy  # the rules in force when the worker took the frame (ocl_infer.deadline)
         record = pending.record
         record.started_ns = self._now_ns()
         stale = policy.at_start(record.age_at_start_ms)
@@ -604,7 +678,7 @@ class VehicleDetectorNode(Node):
             record.settle(stale)
             cam.stats.record(Outcome.STALE_DROP.word, record.started_ns / 1e9)
             self._publish_timing(cam, record)
-            return
+            return None
         t0 = time.perf_counter()
         try:
             frame = compressed_to_bgr(pending.msg, cam.resolved) if cam.compressed else image_to_bgr(
@@ -614,10 +688,17 @@ class VehicleDetectorNode(Node):
             cam.stats.record("decode_error", self._now_s())
             self.get_logger().warning(f"bad frame {record.sequence}: {err}", throttle_duration_sec=LOG_THROTTLE_S)
             self._publish_timing(cam, record)
-            return
-        decode_ms = (time.perf_counter() - t0) * 1e3
+            return None
+        return frame, (time.perf_counter() - t0) * 1e3
+
+    def _finish(self, cam: Camera, pending: Pending, frame: np.ndarray, decode_ms: float,
+                detect: Callable[[], Any], batch: int = 1) -> None:
+        """Detect (`detect`: this frame's result, or raises), then the deadline verdict, publish and record."""
+        opts = self.options
+        policy = opts.frame_policy
+        record = pending.record
         try:
-            result = self._detect(frame)
+            result = detect()
         except OclInferError as err:
             if self._stopping.is_set():
                 return  # the detector is closing under this frame: no error to report
@@ -634,27 +715,52 @@ class VehicleDetectorNode(Node):
         record.preprocess_ms = decode_ms + result.preprocess_ms
         record.inference_ms = result.inference_ms
         record.postprocess_ms = result.postprocess_ms
-        record.detection_count = len(result.detections)
+        detections, ids = self._tracked(cam, result.detections, record)
+        record.detection_count = len(detections)
         self.devices.record(result.device, record.inferred_ns / 1e9, result.inference_ms)
 
-        out = detections_to_msg(result.detections, pending.msg.header)
+        out = detections_to_msg(detections, pending.msg.header, ids)
         record.published_ns = self._now_ns()
         verdict = policy.at_publish(record.latency_ms)
         publish = verdict.publish
         if publish:
             self._publish(cam.detections, out)
         if publish and opts.overlay and not self._stopping.is_set() and cam.overlay.get_subscription_count() > 0:
-            self._publish(cam.overlay, bgr_to_image(draw_detections(frame, result.detections), "bgr8",
-                                                    pending.msg.header))
+            drawn = detections if ids is None else [
+                LabelledBox(f"{d.label} #{i}" if i else d.label, d.score, d.box) for d, i in zip(detections, ids,
+                                                                                                  strict=True)]
+            self._publish(cam.overlay, bgr_to_image(draw_detections(frame, drawn), "bgr8", pending.msg.header))
         record.settle(verdict)
+        if batch > 1:  # FrameTiming has no field for it: reports read "batch of N" from the detail
+            record.detail = "; ".join(filter(None, (record.detail, f"batch of {batch}")))
         cam.stats.record_processed(record.published_ns / 1e9, record.latency_ms, verdict.outcome is Outcome.MISS,
                                    publish)
         self._publish_timing(cam, record)
 
     def _detect(self, frame: np.ndarray) -> Any:
+        t0 = time.perf_counter()
         if self.options.frames_in_flight > 1:
-            return self.detector.submit(frame).result()
-        return self.detector.detect_timed(frame)
+            result = self.detector.submit(frame).result()
+        else:
+            result = self.detector.detect_timed(frame)
+        if self._batch is not None:  # one frame alone: what a batch must beat per frame
+            self._batch.record(1, (time.perf_counter() - t0) * 1e3)
+        return result
+
+    def _tracked(self, cam: Camera, detections: Sequence[Any], record: FrameRecord) -> tuple[list[Any],
+                                                                                            list[str] | None]:
+        """Parameter tracking: the detections to publish and their track ids ('' while a track is new); without
+        it, the detections as they are and no ids."""
+        opts = self.options
+        if not opts.tracking:
+            cam.tracker = None  # switched off: the next switch on starts afresh
+            return list(detections), None
+        with cam.lock:  # frames_in_flight > 1: two workers may finish frames of one camera at once
+            if cam.tracker is None:
+                cam.tracker = Tracker(opts.tracker_options)
+            cam.tracker.options = opts.tracker_options
+            tracked = cam.tracker.update(detections, record.stamp_ns / 1e9)
+        return [d for d, _ in tracked], ["" if tid is None else str(tid) for _, tid in tracked]
 
     def _publish_timing(self, cam: Camera, record: FrameRecord) -> None:
         self._publish(cam.timing, timing_msg(record))

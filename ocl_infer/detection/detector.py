@@ -21,7 +21,7 @@ from ocl_infer.detection.preprocess import (
     letterbox_geometry,
     preprocess,
 )
-from ocl_infer.errors import ConfigError, DetectionError, ModelError, SetupError
+from ocl_infer.errors import ConfigError, DetectionError, ModelError
 
 BACKENDS = ("opencl", "onnxruntime")
 PREPROCESS = ("device", "host")  # where letterbox/colour/scale/NCHW runs: OpenCL kernel or cv2 on the host
@@ -104,11 +104,8 @@ class _EngineRunner:
 
     def __init__(self, path: Path, devices: Any, options: dict[str, Any], input_name: str,
                  outputs: list[str]) -> None:
-        try:
-            from ocl_infer.engine import Engine
-        except ImportError as err:
-            raise SetupError(f"the OpenCL engine is not available in this build ({err}); use backend='onnxruntime'"
-                             ) from err
+        from ocl_infer.engine import Engine  # part of this package: an import error is a real fault, not a fallback
+
         if not path.exists():
             raise ModelError(f"{path} is missing: the opencl backend needs the model's NNEF folder")
         self.engine = Engine(str(path), devices=devices, **options)
@@ -127,7 +124,6 @@ class _EngineRunner:
             labels = []
         self.labels = labels
         self.label = ",".join(labels) if labels else "opencl"
-        self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._build = (path, devices, options)
         self.batches: dict[int, Any] = {}  # N -> Engine(batch=N) on the same devices (Detector.prepare_batch)
@@ -150,16 +146,9 @@ class _EngineRunner:
         return self.engine.submit_image(image, transform)
 
     def submit(self, feed: dict[str, np.ndarray]) -> Future[dict[str, np.ndarray]]:
-        if hasattr(self.engine, "submit"):
-            return self.engine.submit(feed)
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocl_infer-engine")
-            return self._pool.submit(self.run, feed)
+        return self.engine.submit(feed)  # the engine's dispatcher: frames in flight per device
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
         for engine in self.batches.values():
             engine.close()
         self.engine.close()

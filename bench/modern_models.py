@@ -3,8 +3,10 @@ profile of our engine against onnxruntime on any model.
 
   export   builds the models from Ultralytics' architecture YAMLs (no .pt, nothing downloaded) in a throwaway
            torch venv, calibrates BatchNorm running statistics on random inputs, zeroes the class-logit bias (so
-           outputs depend on the input), exports ONNX (opset 13, 416x416, raw head) and converts it with
-           `ocl-infer convert --check`; each model lands in .cache/models/modern/<name>/{model.onnx,model.nnef}.
+           outputs depend on the input), exports ONNX (opset 13, 416x416, raw head) and prepares a model folder
+           from it with `ocl-infer prepare-model --onnx`; each model lands in .cache/models/modern/<name>/
+           (model.onnx, model.nnef/, model.json), ready for `ocl-infer detect`, `ocl-infer bench --model` and the
+           node.
   profile  for each --model (ONNX file, prepared folder with model.nnef [+ model.onnx], or NNEF folder/.tgz with
            --onnx): our engine vs onnxruntime in one process, alternating blocks of frames, median latency; the
            agreement of the two; our device time per step kind/variant (Engine.profile, minimum per step over a
@@ -85,7 +87,23 @@ def torch_export(arch: str, size: int, opset: int, out: Path, seed: int, calib: 
     shutil.move(str(written), out)
 
 
+def coco_names(tmp: Path) -> list[str]:
+    """`--names FILE` with the COCO names of the prepared YOLOv3-tiny (coco.names): a model built from a YAML has
+    the names '0'..'79' in its metadata, and the node's default vehicle classes need the real ones."""
+    from ocl_infer.paths import default_model_dir
+
+    desc = default_model_dir() / "model.json"
+    if not desc.is_file():
+        return []
+    names = tmp / "coco.names"
+    names.write_text("\n".join(json.loads(desc.read_text())["classes"]) + "\n")
+    return ["--names", str(names)]
+
+
 def export(args: argparse.Namespace) -> int:
+    """Each model as a prepared folder (`ocl-infer prepare-model --onnx`: model.onnx, model.nnef/, model.json with
+    COCO names), so `ocl-infer detect`, `ocl-infer bench --model` and the
+    node take it as it is. A folder from before model.json existed keeps its model.onnx (no torch needed)."""
     out_root: Path = args.out
     out_root.mkdir(parents=True, exist_ok=True)
     ocl_infer = Path(sys.executable).parent / "ocl-infer"
@@ -95,27 +113,30 @@ def export(args: argparse.Namespace) -> int:
             arch = str(Path(arch).resolve())  # the child runs in a temporary folder
         folder = out_root / Path(arch).stem
         if folder.exists():
-            if not args.force:
+            if (folder / "model.json").is_file() and not args.force:
                 print(f"{folder} exists: skipped (--force to rebuild it)")
                 continue
-            if not {p.name for p in folder.iterdir()} <= {"model.onnx", "model.nnef"}:
+            if not {p.name for p in folder.iterdir()} <= {"model.onnx", "model.nnef", "model.json"}:
                 raise SystemExit(f"{folder}: holds files this script did not write; not replacing it")
         with tempfile.TemporaryDirectory(prefix="modern-export-") as tmp:
+            onnx = Path(tmp) / "model.onnx"
+            if (folder / "model.onnx").is_file() and not args.force:
+                shutil.copyfile(folder / "model.onnx", onnx)
+            else:
+                env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(Path(tmp) / "ultralytics-config")}
+                cmd = [args.torch_python, str(Path(__file__).resolve()), "torch-export", "--arch", arch,
+                       "--size", str(args.size), "--opset", str(args.opset), "--seed", str(args.seed),
+                       "--calib", str(args.calib), "--out", str(onnx)]
+                print("$", " ".join(cmd), flush=True)
+                subprocess.run(cmd, check=True, cwd=tmp, env=env)
             stage = Path(tmp) / folder.name
-            stage.mkdir()
-            env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(Path(tmp) / "ultralytics-config")}
-            cmd = [args.torch_python, str(Path(__file__).resolve()), "torch-export", "--arch", arch,
-                   "--size", str(args.size), "--opset", str(args.opset), "--seed", str(args.seed),
-                   "--calib", str(args.calib), "--out", str(stage / "model.onnx")]
-            print("$", " ".join(cmd), flush=True)
-            subprocess.run(cmd, check=True, cwd=tmp, env=env)
-            cmd = [str(ocl_infer), "convert", str(stage / "model.onnx"), "-o", str(stage / "model.nnef"), "--check"]
+            cmd = [str(ocl_infer), "prepare-model", "--onnx", str(onnx), "-o", str(stage), *coco_names(Path(tmp))]
             print("$", " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True)
             if folder.exists():
                 shutil.rmtree(folder)
             shutil.move(str(stage), folder)
-        print(f"wrote {folder}/model.onnx and {folder}/model.nnef", flush=True)
+        print(f"wrote {folder}/model.onnx, model.nnef, model.json", flush=True)
     return 0
 
 

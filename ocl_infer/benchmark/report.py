@@ -15,6 +15,11 @@ def _fmt(v: float | None, spec: str = ".2f") -> str:
     return "n/a" if v is None else format(v, spec)
 
 
+def _cell(text: str | None) -> str:
+    """One table cell: a multi-line message (nnef-tools writes some) on one line, no column breaks."""
+    return " ".join(str(text).split()).replace("|", "/")
+
+
 def _fmt_any(v: float | str) -> str:
     return f"{v:.2f}" if isinstance(v, float) else str(v)
 
@@ -44,7 +49,7 @@ def render_report(results: list[ModelResult], ceiling: float, meta: dict[str, st
         ort = next((t for t in r.timings if t.backend == "onnxruntime" and t.median_ms), None)
         for t in r.timings:
             if t.error or t.median_ms is None:
-                lines.append(f"{key(r)} {t.backend} | n/a | n/a | n/a | n/a | n/a | {t.error} |")
+                lines.append(f"{key(r)} {t.backend} | n/a | n/a | n/a | n/a | n/a | {_cell(t.error)} |")
                 continue
             gf = None if r.gflop is None else r.gflop / (t.median_ms / 1e3)
             ratio = f"{t.median_ms / ort.median_ms:.2f}" if ort and ort.median_ms else "n/a"

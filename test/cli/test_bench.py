@@ -66,3 +66,45 @@ def test_bad_sizes_give_one_clear_line() -> None:
     out = _run("bench", "--sizes", "416,abc")
     assert out.returncode == 2
     assert "--sizes" in out.stderr and "Traceback" not in out.stderr
+
+
+def _yolo_onnx() -> object:
+    """test/detection/yolo_onnx.py (the graph builder of the detection tests), loaded by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("yolo_onnx", Path(__file__).parents[1] / "detection" / "yolo_onnx.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_model_times_an_onnx_file_and_a_prepared_folder_against_the_references(tmp_path: Path) -> None:
+    """--model with a user's ONNX file (converted on the fly) and the folder prepare-model --onnx makes of it; a
+    graph the converter refuses gives a row naming why, and the others still run."""
+    from onnx import TensorProto, helper
+
+    src = _yolo_onnx().yolo_onnx(tmp_path / "v8.onnx", ["person", "bicycle", "car"])  # type: ignore[attr-defined]
+    folder = tmp_path / "v8-model"
+    assert _run("prepare-model", "--onnx", str(src), "-o", str(folder)).returncode == 0
+    odd = tmp_path / "hardswish.onnx"  # nnef-tools has no conversion for HardSwish
+    graph = helper.make_graph([helper.make_node("HardSwish", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    odd.write_bytes(model.SerializeToString())
+    out = _run("bench", "--model", str(src), "--model", str(folder), "--model", str(odd), "--frames", "2",
+               "--warmup", "0", "--no-first-frame", "--backends", "ours,onnxruntime")
+    assert out.returncode == 0, out.stderr
+    rows = _table_rows(out.stdout, "model")
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("v8", "96", "onnxruntime"), ("v8", "96", "ours (OpenCL)"), ("v8-model", "96", "onnxruntime"),
+        ("v8-model", "96", "ours (OpenCL)"), ("hardswish", "8", "onnxruntime"), ("hardswish", "8", "ours (OpenCL)")]
+    for r in rows[:5]:
+        assert float(r[3]) > 0, r
+    assert rows[5][3] == "n/a" and "conversion failed" in rows[5][-1] and "HardSwish" in rows[5][-1]
+    second = _table_rows(out.stdout, "model | size | model GFLOP")
+    assert [r[0] for r in second] == ["v8", "v8-model", "hardswish"]
+    assert float(second[0][8]) < 1e-3 and float(second[1][8]) < 1e-3  # ours vs onnxruntime on the same input
+    assert second[0][3] == "n/a" and float(second[1][3]) > 0  # pre-processing: only a folder with model.json

@@ -70,6 +70,9 @@ def render_report(results: list[ModelResult], ceiling: float, meta: dict[str, st
                   f"{rule}---|---|"]
         lines += [f"{key(r)} {_fmt(t.extra.get('max_abs_diff'), '.1e')} "
                   f"| {t.extra.get('memory_bytes', 0) / 2**20:.1f} |" for r, t in half]
+    wrong = [(r, t) for r in results for t in r.timings if t.extra.get("wrong")]
+    if wrong:
+        lines += ["", *(f"- **{t.backend}, {_where(r, several)}: {t.extra['wrong']}**" for r, t in wrong)]
     tuning = [(r, t.backend, t.extra["tuning"]) for r in results for t in r.timings if t.extra.get("tuning")]
     if tuning:
         lines += ["", *(f"- kernel tuning, {_where(r, several)} {backend}: {note}" for r, backend, note in tuning)]

@@ -3,6 +3,7 @@ pre-processing cost, agreement with onnxruntime, device memory, first-frame time
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,8 +39,9 @@ class ModelResult:
 
     @property
     def failed_ours(self) -> list[Timing]:
-        """Our engine's rows that failed while it ran or loaded a model it could convert: a broken engine, which
-        the caller must not pass over (a model it cannot convert is a row saying so, not a failure)."""
+        """Our engine's rows that failed while it ran or loaded a model it could convert, or gave NaN/inf where
+        onnxruntime gave numbers: a broken engine, which the caller must not pass over (a model it cannot convert
+        is a row saying so, not a failure)."""
         return [t for t in self.timings if t.backend.startswith("ours") and t.extra.get("failed")]
 
 
@@ -83,6 +85,8 @@ def _time_backend(name: str, model: BenchModel, feed: dict[str, Any], reference:
         timing = timing_of(backend.label, model.size, lambda: backend.run(feed), options.frames, options.warmup)
         details = backend.details()
         diff = max_abs_diff(outputs, reference) if reference is not None and name.startswith("ours") else None
+        if diff is not None and not math.isfinite(diff):  # NaN or inf where onnxruntime has numbers: broken
+            timing.extra.update(failed=True, wrong=f"outputs not finite where onnxruntime's are (max abs diff {diff})")
         if name == "ours":
             result.memory_bytes = details.pop("memory_bytes")
             result.max_abs_diff = diff

@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
                                          "results": [asdict(r) for r in results]}, indent=1, default=str))
     failed = [(r, t) for r in results for t in r.failed_ours]
     for r, t in failed:
-        print(f"ocl-infer bench: error: {r.model} {r.size}: {t.backend}: {t.error}", file=sys.stderr)
+        print(f"ocl-infer bench: error: {r.model} {r.size}: {t.backend}: {t.error or t.extra.get('wrong')}",
+              file=sys.stderr)
     if failed:  # a broken engine must not pass for a result, nor replace the docs' numbers
         return 1
     if args.write:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import struct
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +26,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from ocl_infer.errors import ConfigError, OclInferError
+from ocl_infer.errors import ConfigError
 from ocl_infer.ros.stamp_matcher import StampMatcher, pair_level
 
 DISCOVERY_PERIOD_S = 0.5
@@ -197,17 +196,6 @@ def main(args: list[str] | None = None) -> int:
 
     Like vehicle_detector: the shared-memory DDS profile unless the user configured Fast DDS (it may watch
     image topics), and Ctrl-C/SIGTERM, once or twice, end it with exit code 0 (ocl_infer.ros.shutdown)."""
-    from ocl_infer.ros.dds_profile import use_shm_profile
-    from ocl_infer.ros.shutdown import ShutdownGuard, run_node_process
+    from ocl_infer.ros.vehicle_detector_node import run
 
-    guard = ShutdownGuard("deadline_monitor").install()
-    use_shm_profile()
-    try:
-        return run_node_process(lambda nodes: nodes.append(DeadlineMonitorNode()), args, guard)
-    except OclInferError as err:
-        print(f"deadline_monitor: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        guard.exiting()
+    return run("deadline_monitor", DeadlineMonitorNode, args)  # the same entry sequence as the detector's

@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # model_cases, frame_c
 _spec = importlib.util.spec_from_file_location("ocl_infer_ros_test_helpers", ROOT / "test" / "ros" / "conftest.py")
 ros_helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ros_helpers)
-NodeProcess = ros_helpers.NodeProcess
 Harness = ros_helpers.Harness
 SMALL_MODEL = "yolov3-tiny-320"  # prepared by `make setup` next to the default 416 one
 
@@ -35,22 +34,7 @@ def small_model_dir(model_dir) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def start_node(tmp_path_factory) -> Iterator[Callable[..., Any]]:
-    """start_node(script, params, name, extra) -> NodeProcess; all stopped when the module ends."""
-    started: list[Any] = []
-    tmp = tmp_path_factory.mktemp("nodes")
-
-    def start(script: str, params: dict[str, Any], name: str, extra: list[str] = ()) -> Any:
-        node = NodeProcess(script, params, tmp, name, list(extra))
-        started.append(node)
-        return node
-
-    try:
-        yield start
-    finally:
-        for node in started:
-            node.stop()
+start_node = ros_helpers.start_node  # the same fixture as test/ros: NodeProcess children, stopped at the end
 
 
 @pytest.fixture(scope="module")

@@ -189,3 +189,14 @@ def test_infinite_constants(check_against_onnx) -> None:
              helper.make_node("Max", ["x", "neg_inf"], ["same"])]
     inits = {"anchors": anchors, "mask": mask, "zero": np.array(0, np.float32), "inf": np.array(np.inf, np.float32)}
     check_against_onnx(nodes, {"x": x}, ["boxes", "attn", "relu", "same"], inits)
+
+
+@pytest.mark.parametrize("mode,padding,align", [("bilinear", "zeros", 0), ("bilinear", "border", 1),
+                                                ("nearest", "reflection", 0), ("bilinear", "reflection", 1)])
+def test_grid_sample(check_against_onnx, mode: str, padding: str, align: int) -> None:
+    """ONNX GridSample (opset 16) with a grid reaching past the borders, as RT-DETR's deformable attention
+    samples; nearest's grid avoids exact half-pixel positions (whose rounding is a tie)."""
+    x = rng.standard_normal((2, 3, 5, 7)).astype(np.float32)
+    grid = rng.uniform(-1.3, 1.3, (2, 4, 6, 2)).astype(np.float32)
+    node = helper.make_node("GridSample", ["x", "grid"], ["y"], mode=mode, padding_mode=padding, align_corners=align)
+    check_against_onnx([node], {"x": x, "grid": grid}, ["y"], opset=16)

@@ -30,6 +30,10 @@ fragment layer_normalization( input: tensor<scalar>, scale: tensor<scalar>, offs
     output = scale * (input - mean) / sqrt(variance + epsilon) + offset;
 }
 """,
+    "grid_sample": """
+fragment grid_sample( input: tensor<scalar>, grid: tensor<scalar>, mode: string = 'linear',
+                      padding_mode: string = 'zeros', align_corners: logical = false ) -> ( output: tensor<scalar> );
+""",
     **{f"int_{op}": f"""
 fragment int_{op}( x: tensor<integer>, y: tensor<integer> ) -> ( z: tensor<integer> );
 """ for op in ("add", "sub", "mul", "div")},
@@ -63,6 +67,7 @@ CUSTOM_SHAPES: dict[str, Any] = {
     "gather_elements": _gather_elements_shape,
     "mod": _broadcast_shape,
     "layer_normalization": lambda input, scale, offset, **_: list(input),
+    "grid_sample": lambda input, grid, **_: [input[0], input[1], grid[1], grid[2]],
     "erf": lambda x: list(x),  # nnef-tools' own fragment (ONNX Erf); the engine runs it as a unary op
     **{f"int_{op}": _broadcast_shape for op in ("add", "sub", "mul", "div")},
 }

@@ -72,6 +72,16 @@ CUSTOM_TRANSFORMS: dict[str, Transform] = {
         outputs="!O[0]",
         attribs={"axes": "!list(range(ensure_positive(axis, I[0].rank), I[0].rank))", "epsilon": "!epsilon"},
     ),
+    "GridSample": Transform(
+        type="grid_sample",
+        defaults={"mode": "bilinear", "padding_mode": "zeros", "align_corners": 0},
+        cond={"!I[0].rank == 4": "only 2-D sampling (4-D input) is supported",
+              '!mode in ("bilinear", "linear", "nearest")': "mode must be bilinear (linear) or nearest"},
+        inputs=("!I[0]", "!I[1]"),
+        outputs="!O[0]",
+        attribs={"mode": '!"nearest" if mode == "nearest" else "linear"', "padding_mode": "!padding_mode",
+                 "align_corners": "!bool(align_corners)"},
+    ),
     **{op: _arithmetic(op.lower()) for op in ("Add", "Sub", "Mul", "Div")},
     **{op: _reduce(op) for op in ("ReduceMin", "ReduceMax", "ReduceMean", "ReduceSum")},
 }

@@ -118,3 +118,50 @@ __kernel void gather(__global const float* restrict xs, __global const float* re
     const int o = q / m, mm = q % m;
     ys[p] = xs[(o * n_axis + axis_index(idx[mm], n_axis)) * inner + i];
 }
+
+// ONNX GridSample (2-D, PyTorch's grid_sample): out[n, c, i, j] samples x[n, c] at grid[n, i, j] = (gx, gy) in
+// [-1, 1]. PADDING 0 zeros, 1 border, 2 reflection; LINEAR 1 bilinear, 0 nearest (half to even, as rint);
+// ALIGN 1: -1 and 1 are the corner pixels' centres, else their outer edges.
+inline float grid_unnormalize(float g, int size, int align) {
+    return align ? (g + 1.0f) * 0.5f * (size - 1) : ((g + 1.0f) * size - 1.0f) * 0.5f;
+}
+
+inline float grid_reflect(float x, float twice_low, float twice_high) {
+    if (twice_low == twice_high) return 0.0f;
+    const float lo = twice_low * 0.5f, span = (twice_high - twice_low) * 0.5f;
+    x = fabs(x - lo);
+    const float extra = fmod(x, span);
+    const int flips = (int)floor(x / span);
+    return (flips % 2 == 0) ? extra + lo : span - extra + lo;
+}
+
+inline float grid_coordinate(float g, int size, int align, int padding) {
+    float x = grid_unnormalize(g, size, align);
+    if (padding == 2) x = align ? grid_reflect(x, 0.0f, 2.0f * (size - 1)) : grid_reflect(x, -1.0f, 2.0f * size - 1.0f);
+    return padding == 0 ? x : clamp(x, 0.0f, (float)(size - 1));
+}
+
+// one tap; outside the map only with zeros padding, where it reads nothing and counts 0
+inline float grid_tap(__global const float* plane, int y, int x, int h, int w) {
+    return (y >= 0 && y < h && x >= 0 && x < w) ? plane[y * w + x] : 0.0f;
+}
+
+__kernel void grid_sample(__global const float* restrict xs, __global const float* restrict grid,
+                          __global float* restrict ys, const int channels, const int h, const int w, const int ho,
+                          const int wo, const int linear, const int padding, const int align, const int total) {
+    const int p = get_global_id(0);
+    if (p >= total) return;
+    const int j = p % wo, i = (p / wo) % ho, c = (p / (wo * ho)) % channels, n = p / (wo * ho * channels);
+    __global const float* g = grid + ((n * ho + i) * wo + j) * 2;
+    const float x = grid_coordinate(g[0], w, align, padding), y = grid_coordinate(g[1], h, align, padding);
+    __global const float* plane = xs + (n * channels + c) * h * w;
+    if (!linear) {
+        ys[p] = grid_tap(plane, (int)rint(y), (int)rint(x), h, w);
+        return;
+    }
+    const float fx = floor(x), fy = floor(y);
+    const int x0 = (int)fx, y0 = (int)fy;
+    const float ax = x - fx, ay = y - fy;
+    ys[p] = (1.0f - ay) * ((1.0f - ax) * grid_tap(plane, y0, x0, h, w) + ax * grid_tap(plane, y0, x0 + 1, h, w))
+          + ay * ((1.0f - ax) * grid_tap(plane, y0 + 1, x0, h, w) + ax * grid_tap(plane, y0 + 1, x0 + 1, h, w));
+}

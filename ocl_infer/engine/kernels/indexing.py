@@ -1,4 +1,5 @@
-"""Indexing family: top_k, gather_elements and gather (the end-to-end detection heads of YOLOv10/YOLO26).
+"""Indexing family: top_k, gather_elements and gather (the end-to-end detection heads of YOLOv10/YOLO26), and
+grid_sample (transformer detectors).
 
 Integer tensors (indices) are float32 holding exact integers, so every axis an index addresses must stay
 within 2^24 (float32's exact integers): longer ones are refused at plan time. Both kernel families share these
@@ -119,4 +120,33 @@ class Gather(_Indexing):
         k = new_kernel(program, "gather")
         k.set_args(ins[0], ins[1], outs[0], np.int32(x[axis]), np.int32(m), np.int32(size_of(x[axis + 1:])),
                    np.int32(total))
+        return [Launch(k, global_1d(total))]
+
+
+_GRID_PADDING = {"zeros": 0, "border": 1, "reflection": 2}
+
+
+@register
+class GridSample(_Indexing):
+    """ONNX GridSample on 4-D tensors (RT-DETR's deformable attention): bilinear or nearest, every padding mode,
+    both corner conventions; one work-item per output element."""
+
+    ops = ("grid_sample",)
+    variant = "2d"
+
+    @classmethod
+    def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
+        a = step.attrs
+        return (step.kind in cls.ops and len(shapes[step.inputs[0]]) == 4 and a.get("mode", "linear") in
+                ("linear", "nearest") and a.get("padding_mode", "zeros") in _GRID_PADDING)
+
+    def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
+        n, c, h, w = self.shape(self.step.inputs[0])
+        _, ho, wo, _ = self.shape(self.step.inputs[1])
+        a = self.step.attrs
+        total = n * c * ho * wo
+        k = new_kernel(program, "grid_sample")
+        k.set_args(ins[0], ins[1], outs[0], *(np.int32(v) for v in (
+            c, h, w, ho, wo, a.get("mode", "linear") == "linear", _GRID_PADDING[a.get("padding_mode", "zeros")],
+            bool(a.get("align_corners", False)), total)))
         return [Launch(k, global_1d(total))]

@@ -71,6 +71,11 @@ def _fmt(value: float) -> str:
     return "nan" if value != value else f"{value:.2f}"
 
 
+def _percentile_values(name: str, dist: dict[str, float]) -> list[tuple[str, str]]:
+    """`name_p50_ms` ... `name_max_ms`, the key names every dashboard of ours reads."""
+    return [(f"{name}_{q}_ms", _fmt(dist[q])) for q in ("p50", "p95", "p99", "max")]
+
+
 def transport_hint(snap: CameraSnapshot, options: NodeOptions, transport: Transport) -> str | None:
     """The likely cause and the fix when large frames are lost on the way or arrive far below the camera's rate
     (module docstring)."""
@@ -139,10 +144,7 @@ def camera_report(node_name: str, topic: str, snap: CameraSnapshot, options: Nod
         ("output_rate_hz", _fmt(snap.output_rate_hz)),
         ("expected_rate_hz", _fmt(options.expected_rate_hz)),
         ("deadline_ms", _fmt(options.deadline_ms)),
-        ("latency_p50_ms", _fmt(snap.latency_ms["p50"])),
-        ("latency_p95_ms", _fmt(snap.latency_ms["p95"])),
-        ("latency_p99_ms", _fmt(snap.latency_ms["p99"])),
-        ("latency_max_ms", _fmt(snap.latency_ms["max"])),
+        *_percentile_values("latency", snap.latency_ms),
         ("since_last_frame_s", "never" if snap.since_last_frame_s is None else _fmt(snap.since_last_frame_s)),
         ("window_s", _fmt(snap.window_s)),
     ]
@@ -173,10 +175,7 @@ def device_report(node_name: str, snap: DeviceSnapshot, engine: Any = None) -> S
         ("frames_total", str(snap.frames)),
         ("frames_window", str(snap.frames_in_window)),
         ("rate_hz", _fmt(snap.rate_hz)),
-        ("inference_p50_ms", _fmt(snap.inference_ms["p50"])),
-        ("inference_p95_ms", _fmt(snap.inference_ms["p95"])),
-        ("inference_p99_ms", _fmt(snap.inference_ms["p99"])),
-        ("inference_max_ms", _fmt(snap.inference_ms["max"])),
+        *_percentile_values("inference", snap.inference_ms),
         ("errors_total", str(snap.errors)),
         ("errors_window", str(snap.errors_in_window)),
     )

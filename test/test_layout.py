@@ -42,6 +42,16 @@ def test_engine_never_imports_detection_or_cv2() -> None:
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 
 
+def test_the_benchmark_library_sits_below_the_cli_and_above_engine_and_detection() -> None:
+    for path in (PKG / "benchmark").rglob("*.py"):
+        bad = {n for n in _imports(path) if n.startswith(("ocl_infer.cli", "ocl_infer.ros", "rclpy"))}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+    for layer in ("engine", "detection"):
+        for path in (PKG / layer).rglob("*.py"):
+            bad = {n for n in _imports(path) if n.startswith("ocl_infer.benchmark")}
+            assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
 def test_only_runtime_and_devices_import_pyopencl() -> None:
     for path in PKG.rglob("*.py"):
         rel = path.relative_to(PKG)

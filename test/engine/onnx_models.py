@@ -1,7 +1,7 @@
 """Build small ONNX models with onnx.helper, convert them to NNEF in-process with nnef-tools, and run
 onnxruntime on them: the independent reference for every engine test."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +60,13 @@ def rel_error(got: np.ndarray, want: np.ndarray) -> float:
     scale = max(float(np.max(np.abs(want))) if want.size else 0.0, 1e-6)
     return float(np.max(np.abs(got.astype(np.float64) - want))) / scale if want.size else 0.0
 
+
+def normal_floats(rng: np.random.Generator) -> Callable[..., np.ndarray]:
+    """The op tests' `rand(*shape, scale=1.0, positive=False)`: float32 standard-normal draws from `rng` (each test
+    module keeps its own seed); `positive`: |x| + 0.1, for inputs that must stay away from zero."""
+
+    def rand(*shape: int, scale: float = 1.0, positive: bool = False) -> np.ndarray:
+        a = (scale * rng.standard_normal(shape)).astype(np.float32)
+        return np.abs(a) + 0.1 if positive else a
+
+    return rand

@@ -4,12 +4,12 @@ and channel-tail code paths; each case also asserts that the planner really pick
 import numpy as np
 import pytest
 from onnx import helper
+from onnx_models import normal_floats
 
 rng = np.random.default_rng(4321)
 
 
-def rand(*shape: int) -> np.ndarray:
-    return rng.standard_normal(shape).astype(np.float32)
+rand = normal_floats(rng)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ the general kernel for strided convs)."""
 import numpy as np
 import pytest
 from onnx import helper
+from onnx_models import normal_floats
 
 SEED = 20260418
 rng = np.random.default_rng(SEED)
@@ -22,8 +23,7 @@ def _seeded() -> None:
     rng = np.random.default_rng(SEED)
 
 
-def rand(*shape: int, scale: float = 1.0) -> np.ndarray:
-    return (scale * rng.standard_normal(shape)).astype(np.float32)
+rand = normal_floats(rng)
 
 
 class Graph:

@@ -4,13 +4,12 @@ channels not multiples of 4/8, max relative error <= 1e-4, NaN never passes (buf
 import numpy as np
 import pytest
 from onnx import helper
+from onnx_models import normal_floats
 
 rng = np.random.default_rng(1234)
 
 
-def rand(*shape: int, positive: bool = False) -> np.ndarray:
-    a = rng.standard_normal(shape).astype(np.float32)
-    return np.abs(a) + 0.1 if positive else a
+rand = normal_floats(rng)
 
 
 CONV_CASES = [

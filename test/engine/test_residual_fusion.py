@@ -4,15 +4,14 @@ onnxruntime (output buffers NaN-poisoned), for each conv kernel that does it and
 import numpy as np
 import pytest
 from onnx import helper
-from onnx_models import convert, make_model, rel_error, run_onnx
+from onnx_models import convert, make_model, normal_floats, rel_error, run_onnx
 
 from ocl_infer.engine import Engine
 
 rng = np.random.default_rng(77)
 
 
-def rand(*shape: int) -> np.ndarray:
-    return rng.standard_normal(shape).astype(np.float32)
+rand = normal_floats(rng)
 
 
 def conv(name: str, x: str, y: str, ic: int, oc: int, k: int, inits: dict, stride: int = 1) -> helper.NodeProto:

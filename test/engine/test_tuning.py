@@ -9,15 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 from onnx import helper
-from onnx_models import convert, make_model, rel_error, run_onnx
+from onnx_models import convert, make_model, normal_floats, rel_error, run_onnx
 
 from ocl_infer.engine.plan import DeviceFacts, make_plan
 
 rng = np.random.default_rng(8)
 
 
-def rand(*shape: int) -> np.ndarray:
-    return rng.standard_normal(shape).astype(np.float32)
+rand = normal_floats(rng)
 
 
 @pytest.fixture

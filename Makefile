@@ -5,13 +5,18 @@ PY := $(VENV)/bin/python
 # Keep DDS on this machine (no discovery packets leave it) and away from other runs.
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo demo-multi test lint bench clean
 
 setup:
 	@bash scripts/setup.sh
 
 demo: setup
 	@ROS_DOMAIN_ID=$$(( RANDOM % 100 + 100 )) $(VENV)/bin/ocl-infer demo
+
+# Two cameras at 20 Hz through one node (fair shares, per-camera report), with vehicle track ids.
+demo-multi: setup
+	@ROS_DOMAIN_ID=$$(( RANDOM % 100 + 100 )) $(VENV)/bin/ocl-infer demo --cameras 2 --rate 20 --tracking \
+		--out out/demo-multi
 
 test: setup lint
 	$(PY) -m pytest

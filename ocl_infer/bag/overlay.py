@@ -22,6 +22,8 @@ def _boxes(array: object) -> list[LabelledBox]:
         label, score = ("?", 0.0)
         if det.results:
             label, score = str(det.results[0].hypothesis.class_id), float(det.results[0].hypothesis.score)
+        if det.id:  # a track id (the node's tracking): tagged as on the node's own overlay
+            label = f"{label} #{det.id}"
         out.append(LabelledBox(label, score, (cx - sx / 2, cy - sy / 2, cx + sx / 2, cy + sy / 2)))
     return out
 

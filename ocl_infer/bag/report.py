@@ -44,6 +44,7 @@ class FrameOutcome:
     device: str = ""
     detection_count: int = 0
     detections_published: bool = False
+    batch: int = 1  # frames run together with this one (the node's "batch of N" in FrameTiming.detail)
 
 
 LEVELS = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
@@ -129,9 +130,17 @@ def frame_outcomes(sent: Sequence[tuple[str, int]], timings: Iterable[object]) -
                 device=str(m.device),  # type: ignore[attr-defined]
                 detection_count=int(m.detection_count),  # type: ignore[attr-defined]
                 detections_published=bool(m.detections_published),  # type: ignore[attr-defined]
+                batch=batch_size(str(m.detail)),  # type: ignore[attr-defined]
             )
         )
     return result
+
+
+def batch_size(detail: str) -> int:
+    """How many frames ran together, from a FrameTiming detail ('...; batch of 2'); 1 when it does not say."""
+    _, found, rest = detail.partition("batch of ")
+    number = rest.split(";")[0].strip()
+    return int(number) if found and number.isdigit() else 1
 
 
 def latency_stats(latencies_ms: Sequence[float]) -> dict[str, float | None]:
@@ -184,6 +193,7 @@ def build_report(
         cameras[cam] = {
             "frames": frame_counts(mine),
             "latency_ms": latency_stats([o.latency_ms for o in mine if o.latency_ms is not None]),
+            "batch_sizes": dict(sorted(Counter(o.batch for o in mine if o.outcome in PROCESSED).items())),
         }
     return {
         **(meta or {}),
@@ -241,6 +251,7 @@ def format_summary(report: dict[str, object]) -> str:
             cf, cl = c["frames"], c["latency_ms"]
             lines.append(
                 f"  {cam}: sent {cf['sent']} processed {cf['processed']} dropped {cf['dropped']} "
-                f"missed {cf['deadline_misses']} p50 {_ms(cl['p50'])} ms"
+                f"missed {cf['deadline_misses']} p50 {_ms(cl['p50'])} ms  batches "
+                + (", ".join(f"{n}: {k}" for n, k in c.get("batch_sizes", {}).items()) or "-")
             )
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
@@ -49,6 +50,9 @@ class ImageBagOptions:
     max_frames: int | None = None
     start_ns: int | None = None  # stamp of the first frame; None: now
     jpeg_quality: int = 90
+    # Several cameras from one footage (the multi-camera demo): camera k > 0 on topic <ns>_<k+1>/<name>, its
+    # frames mirrored on odd k and stamped k/cameras of a period later, so the cameras are not in lock-step.
+    cameras: int = 1
 
     def __post_init__(self) -> None:
         if not self.topic.startswith("/") or " " in self.topic or self.topic.endswith("/"):
@@ -61,6 +65,14 @@ class ImageBagOptions:
             raise ConfigError(f"max_frames: must be ≥ 1, got {self.max_frames}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"jpeg_quality: must be in 1..100, got {self.jpeg_quality}")
+        if not 1 <= self.cameras <= 16:
+            raise ConfigError(f"cameras: must be in 1..16, got {self.cameras}")
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The camera topics: `topic`, then <ns>_2/<name>, <ns>_3/<name>, ... ."""
+        ns, name = self.topic.rsplit("/", 1)
+        return (self.topic, *(f"{ns or '/camera'}_{k + 1}/{name}" for k in range(1, self.cameras)))
 
     @property
     def msgtype(self) -> str:
@@ -83,6 +95,7 @@ class WrittenBag:
     last_stamp_ns: int
     width: int
     height: int
+    topics: tuple[str, ...] = ()  # every camera topic (options.cameras > 1), the first being `topic`
 
 
 def write_image_bag(
@@ -111,16 +124,18 @@ def write_image_bag(
             writer = Writer(staged, version=BAG_VERSION, storage_plugin=STORAGE_FORMATS[opts.storage])
             writer.open()
             try:
-                conn = writer.add_connection(
-                    opts.topic, opts.msgtype, typestore=store, offered_qos_profiles=[CAMERA_QOS]
-                )
+                conns = [writer.add_connection(topic, opts.msgtype, typestore=store,
+                                               offered_qos_profiles=[CAMERA_QOS]) for topic in opts.topics]
                 for frame in read_frames(sources, opts.max_frames):
-                    stamp = start + frames * period_ns
-                    if opts.compressed:
-                        msg = compressed_message(store, frame, stamp, opts.frame_id, opts.jpeg_quality)
-                    else:
-                        msg = image_message(store, frame, stamp, opts.frame_id)
-                    writer.write(conn, stamp, store.serialize_cdr(msg, opts.msgtype))
+                    for k, conn in enumerate(conns):
+                        stamp = start + frames * period_ns + k * period_ns // opts.cameras
+                        image = np.ascontiguousarray(frame[:, ::-1]) if k % 2 else frame
+                        frame_id = opts.frame_id if k == 0 else f"{opts.frame_id}_{k + 1}"
+                        if opts.compressed:
+                            msg = compressed_message(store, image, stamp, frame_id, opts.jpeg_quality)
+                        else:
+                            msg = image_message(store, image, stamp, frame_id)
+                        writer.write(conn, stamp, store.serialize_cdr(msg, opts.msgtype))
                     height, width = frame.shape[:2]
                     frames += 1
                     if progress is not None:
@@ -130,4 +145,4 @@ def write_image_bag(
     except WriterError as err:
         raise BagError(f"{out}: cannot write bag: {err}") from err
     last = start + (frames - 1) * period_ns
-    return WrittenBag(out, opts.topic, opts.msgtype, opts.storage, frames, start, last, width, height)
+    return WrittenBag(out, opts.topic, opts.msgtype, opts.storage, frames, start, last, width, height, opts.topics)

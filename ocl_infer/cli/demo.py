@@ -30,6 +30,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     )
     p.add_argument("--frames", type=int, default=DEMO_FRAMES, help="frames of footage (default: %(default)s)")
     p.add_argument("--rate", type=float, default=DEMO_RATE_HZ, help="camera rate in Hz (default: %(default)s)")
+    p.add_argument("--cameras", type=int, default=1,
+                   help="cameras served by one node: the footage on N topics, every other one mirrored and the "
+                        "cameras out of step (default: %(default)s)")
+    p.add_argument("--tracking", action="store_true", help="vehicle track ids in the detections and overlay")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: out/demo in the checkout)")
     p.add_argument(
         "--params", type=Path, default=None, help="node params YAML (default: config/vehicle_detection.yaml)"
@@ -62,7 +66,8 @@ def _default_params() -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def _replay(bag: Path, out: Path, params: Path | None, backend: str | None) -> "ReplayResult":
+def _replay(bag: Path, out: Path, params: Path | None, backend: str | None,
+            extra: tuple[tuple[str, str], ...] = ()) -> "ReplayResult":
     from ocl_infer.ros.replay import ReplayOptions, run_replay
 
     return run_replay(
@@ -71,7 +76,7 @@ def _replay(bag: Path, out: Path, params: Path | None, backend: str | None) -> "
             output_bag=out / "output_bag",
             rate=1.0,
             params_file=params,
-            node_parameters=(("backend", backend),) if backend else (),
+            node_parameters=((("backend", backend),) if backend else ()) + extra,
         ),
         log=lambda line: _say("     " + line),
         progress=sys.stderr.isatty(),
@@ -106,15 +111,20 @@ def run(args: argparse.Namespace) -> int:
     _say("=" * 78)
     _say(f"1/4  camera footage → rosbag2   ({footage.name}, {args.frames} frames at {args.rate:g} Hz)")
     bag = write_image_bag(
-        [footage], out / "input_bag", ImageBagOptions(rate_hz=args.rate, max_frames=args.frames, frame_id="camera")
+        [footage], out / "input_bag", ImageBagOptions(rate_hz=args.rate, max_frames=args.frames, frame_id="camera",
+                                                      cameras=args.cameras)
     )
-    _say(f"     {bag.frames} frames {bag.width}x{bag.height} bgr8 on {bag.topic} → {bag.path}")
+    _say(f"     {bag.frames} frames {bag.width}x{bag.height} bgr8 on {', '.join(bag.topics or (bag.topic,))} "
+         f"→ {bag.path}")
     _say("2/4  starting vehicle_detector (model load and OpenCL kernel builds take a moment)")
     _say(f"     params: {params or 'node defaults'}; DDS on loopback, ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}")
     _say("3/4  replaying the bag over DDS with /clock (use_sim_time), recording the node's outputs")
     backend = args.backend
+    # the node's expected rate is the cameras' (input gaps); several cameras share one node (fair shares)
+    extra = (("expected_rate_hz", repr(float(args.rate))),
+             *((("tracking", "true"),) if args.tracking else ()))
     try:
-        result = _replay(bag.path, out, params, backend)
+        result = _replay(bag.path, out, params, backend, extra)
     except SetupError as err:
         if backend is not None:
             raise
@@ -123,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         _say(f"     the node failed with the default (OpenCL) backend: {str(err).splitlines()[0]}")
         _say("     rerunning with backend onnxruntime (the reference path) so the rest of the pipeline can be shown")
         backend = "onnxruntime"
-        result = _replay(bag.path, out, params, backend)
+        result = _replay(bag.path, out, params, backend, extra)
     report = result.report
     if result.interrupted or "frames" not in report:
         _say("demo interrupted; partial outputs in " + str(out))

@@ -47,7 +47,7 @@ MODELS = {"yolov8n": "yolov8n.yaml", "yolo11n": "yolo11n.yaml"}
 # --------------------------------------------------------------------------------------------------- export
 
 
-def torch_export(arch: str, size: int, opset: int, out: Path, seed: int, calib: int) -> None:
+def torch_export(arch: str, size: int, opset: int, out: Path, seed: int, calib: int, end2end: bool = False) -> None:
     """Runs inside the torch venv (imports torch and ultralytics only): YAML -> calibrated model -> ONNX at `out`."""
     import torch
     from ultralytics import YOLO
@@ -82,8 +82,10 @@ def torch_export(arch: str, size: int, opset: int, out: Path, seed: int, calib: 
         sens = float((a - b).abs().max() / a.abs().max())
     print(f"{arch}: {len(bns)} BatchNorm layers calibrated on {calib} x 2 random inputs, {zeroed} class biases "
           f"zeroed; raw head of two random inputs differs by {sens:.3g} (relative)", flush=True)
-    # defaults otherwise: nms=None (raw head), simplify=True (onnxslim), dynamic=False
-    written = yolo.export(format="onnx", imgsz=size, opset=opset, device="cpu")
+    # defaults otherwise: nms=None (raw head), simplify=True (onnxslim), dynamic=False. nms=False: the one-to-one
+    # head's end-to-end output [1, 300, 6] (TopK, GatherElements, Mod) of YOLOv10/YOLO26-class models
+    extra = {"nms": False} if end2end else {}
+    written = yolo.export(format="onnx", imgsz=size, opset=opset, device="cpu", **extra)
     shutil.move(str(written), out)
 
 
@@ -111,7 +113,7 @@ def export(args: argparse.Namespace) -> int:
         arch = MODELS.get(name, name)
         if Path(arch).is_file():
             arch = str(Path(arch).resolve())  # the child runs in a temporary folder
-        folder = out_root / Path(arch).stem
+        folder = out_root / (Path(arch).stem + ("-e2e" if args.end2end else ""))
         if folder.exists():
             if (folder / "model.json").is_file() and not args.force:
                 print(f"{folder} exists: skipped (--force to rebuild it)")
@@ -126,7 +128,7 @@ def export(args: argparse.Namespace) -> int:
                 env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(Path(tmp) / "ultralytics-config")}
                 cmd = [args.torch_python, str(Path(__file__).resolve()), "torch-export", "--arch", arch,
                        "--size", str(args.size), "--opset", str(args.opset), "--seed", str(args.seed),
-                       "--calib", str(args.calib), "--out", str(onnx)]
+                       "--calib", str(args.calib), "--out", str(onnx), *(["--end2end"] if args.end2end else [])]
                 print("$", " ".join(cmd), flush=True)
                 subprocess.run(cmd, check=True, cwd=tmp, env=env)
             stage = Path(tmp) / folder.name
@@ -344,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--calib", type=int, default=8, help="BatchNorm calibration passes (batch of 2 each)")
     e.add_argument("--force", action="store_true", help="rebuild models already there")
+    e.add_argument("--end2end", action="store_true",
+                   help="export the end-to-end head (nms=False: [1, 300, 6]) of YOLOv10/YOLO26-class models into "
+                        "<name>-e2e")
     e.set_defaults(func=export)
     t = sub.add_parser("torch-export", help="(internal: runs inside the torch venv)")
     t.add_argument("--arch", required=True)
@@ -352,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seed", type=int, required=True)
     t.add_argument("--calib", type=int, required=True)
     t.add_argument("--out", type=Path, required=True)
-    t.set_defaults(func=lambda a: torch_export(a.arch, a.size, a.opset, a.out, a.seed, a.calib) or 0)
+    t.add_argument("--end2end", action="store_true")
+    t.set_defaults(func=lambda a: torch_export(a.arch, a.size, a.opset, a.out, a.seed, a.calib, a.end2end) or 0)
     f = sub.add_parser("profile", help="ours vs onnxruntime latency + our device time per step kind")
     f.add_argument("--model", type=Path, action="append", required=True,
                    help="ONNX file, prepared folder (model.nnef [+ model.onnx]) or NNEF folder/.tgz; repeatable")

@@ -45,6 +45,19 @@ def test_silu_fused_matches_onnxruntime(check_against_onnx, name):
     check_against_onnx(nodes, {"x": rng.standard_normal(shape).astype(np.float32)}, [last], inits)
 
 
+@pytest.mark.parametrize("act", ["Sigmoid", "SiLU"])
+@pytest.mark.parametrize("name", [n for n in CASES if "pool" not in n])
+def test_fused_sigmoid_is_finite_far_below_minus_88(check_against_onnx, name, act):
+    # Conv outputs of real YOLOv8 frames reach -150; the fast-math builds once gave NaN below -88 (exp overflow)
+    shape, oc, k, groups, stride, _ = CASES[name]
+    nodes, inits, last = silu_conv(shape[1], oc, k, groups, stride)
+    if act == "Sigmoid":
+        nodes, last = nodes[:2], "s"
+    scale = 100.0 / np.sqrt(shape[1] // groups * k * k)  # conv outputs with a standard deviation of about 100
+    x = (scale * rng.standard_normal(shape)).astype(np.float32)
+    check_against_onnx(nodes, {"x": x}, [last], inits)
+
+
 def test_linear_silu_fused_matches_onnxruntime(check_against_onnx):
     nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["g"], transB=1), helper.make_node("Sigmoid", ["g"], ["s"]),
              helper.make_node("Mul", ["g", "s"], ["y"])]

@@ -1,5 +1,12 @@
 // Fused epilogue of the conv families. ACT: 0 none, 1 relu, 2 leaky_relu(a0), 3 clamp(a0, a1), 4 sigmoid,
 // 5 tanh, 6 elu(a0), 7 silu (x * sigmoid(x): the planner fuses conv -> sigmoid -> mul(conv, sigmoid)).
+// exp of -|v| never overflows: the kernels are built with -cl-fast-relaxed-math (finite math only), where
+// 1 / (1 + exp(-v)) gave NaN for v < -88 on PoCL instead of 0.
+inline float sigmoid_stable(const float v) {
+    const float e = exp(-fabs(v));
+    return (v >= 0.0f ? 1.0f : e) / (1.0f + e);
+}
+
 inline float activate(const float v, const float a0, const float a1) {
 #if ACT == 1
     return v > 0.0f ? v : 0.0f;
@@ -8,13 +15,13 @@ inline float activate(const float v, const float a0, const float a1) {
 #elif ACT == 3
     return fmin(fmax(v, a0), a1);
 #elif ACT == 4
-    return 1.0f / (1.0f + exp(-v));
+    return sigmoid_stable(v);
 #elif ACT == 5
     return tanh(v);
 #elif ACT == 6
     return v < 0.0f ? a0 * expm1(v) : v;
 #elif ACT == 7
-    return v / (1.0f + exp(-v));
+    return v * sigmoid_stable(v);
 #else
     return v;
 #endif

@@ -3,15 +3,21 @@
 // act codes as in activation.h.cl (a run-time argument here: one program serves every activation): 0 none,
 // 1 relu, 2 leaky_relu, 3 clamp, 4 sigmoid, 5 tanh, 6 elu, 7 silu.
 
+// exp of -|v| never overflows, whatever the build options (see activation.h.cl).
+inline float sigmoid_mm(const float v) {
+    const float e = exp(-fabs(v));
+    return (v >= 0.0f ? 1.0f : e) / (1.0f + e);
+}
+
 inline float act_mm(const float v, const int act, const float a0, const float a1) {
     switch (act) {
         case 1: return v > 0.0f ? v : 0.0f;
         case 2: return v < 0.0f ? a0 * v : v;
         case 3: return fmin(fmax(v, a0), a1);
-        case 4: return 1.0f / (1.0f + exp(-v));
+        case 4: return sigmoid_mm(v);
         case 5: return tanh(v);
         case 6: return v < 0.0f ? a0 * expm1(v) : v;
-        case 7: return v / (1.0f + exp(-v));
+        case 7: return v * sigmoid_mm(v);
         default: return v;
     }
 }

@@ -139,6 +139,26 @@ class Harness:
             time.sleep(0.02)
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
+    def send_and_wait(self, pub: Any, make_msg: Callable[[], Any], store: list[Any], tries: int = 3,
+                      timeout: float = 30.0) -> tuple[Any, Any]:
+        """Publish `make_msg()` until a message with its header stamp shows up in `store`; (sent, answer).
+
+        Several tries because a match is not yet a delivery: best effort may lose a frame, and DDS may drop the
+        first sample of a writer that saw the match before the node's reader had discovered it."""
+        from ocl_infer.ros.messages import stamp_to_ns
+
+        for _ in range(tries):
+            msg = make_msg()
+            stamp = stamp_to_ns(msg.header.stamp)
+            pub.publish(msg)
+            try:
+                got = self.wait_for(lambda s=stamp: [m for m in list(store) if stamp_to_ns(m.header.stamp) == s],
+                                    timeout / tries, "the node's answer")
+                return msg, got[0]
+            except AssertionError:
+                continue
+        raise AssertionError(f"no answer on {len(store)}-message store after {tries} frames")
+
     def wait_matched(self, publisher: Any, timeout: float = DISCOVERY_S + 60.0) -> None:
         """Wait until a node subscribes (the detector subscribes only once its model is loaded)."""
         self.wait_for(lambda: publisher.get_subscription_count() > 0, timeout, f"a subscriber on {publisher.topic}")

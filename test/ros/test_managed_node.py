@@ -30,7 +30,6 @@ from vision_msgs.msg import Detection2DArray, LabelInfo
 from ocl_infer.child_process import ChildProcess
 from ocl_infer.detection.description import load_description
 from ocl_infer.ros.image_conversion import bgr_to_image
-from ocl_infer.ros.messages import stamp_to_ns
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 WAIT_S = 60.0  # a configure loads the model and builds kernels on a shared 2-core machine
@@ -60,18 +59,16 @@ class Lifecycle:
         return self._call(self.change, ChangeState.Request(transition=Transition(id=transition))).success
 
 
-def send(harness: Any, pub: Any, image: Any) -> int:
-    """Publish one frame stamped now; its stamp."""
+def frame(harness: Any, image: Any) -> Image:
     msg = bgr_to_image(image)
-    stamp = harness.node.get_clock().now().nanoseconds
-    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-    pub.publish(msg)
-    return stamp
+    msg.header.stamp = harness.now_msg()
+    return msg
 
 
-def answered(harness: Any, topic: str, stamp: int) -> Any:
-    return harness.wait_for(lambda: [m for m in harness.messages(topic) if stamp_to_ns(m.header.stamp) == stamp],
-                            WAIT_S, f"the answer on {topic}")[0]
+def answer(harness: Any, pub: Any, image: Any, msg_type: Any, topic: str) -> Any:
+    """Send frames stamped now until one is answered on `topic` (a match is not yet a delivery); the answer."""
+    return harness.send_and_wait(pub, lambda: frame(harness, image), harness.subscribe(msg_type, topic),
+                                 timeout=WAIT_S)[1]
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +109,7 @@ def test_transitions_through_change_state(harness, start_node, backend, dog, cla
     assert life.state() == State.PRIMARY_STATE_ACTIVE
     harness.wait_matched(pub)
     harness.wait_publishers("/managed/detections", "/managed/timing")
-    first = answered(harness, "/managed/detections", send(harness, pub, dog))
+    first = answer(harness, pub, dog, Detection2DArray, "/managed/detections")
     assert {d.results[0].hypothesis.class_id for d in first.detections} >= {"car", "bicycle"}
     info = harness.wait_for(lambda: list(labels), WAIT_S, "LabelInfo")[0]
     assert [(c.class_id, c.class_name) for c in info.class_map] == list(enumerate(class_names))
@@ -124,14 +121,15 @@ def test_transitions_through_change_state(harness, start_node, backend, dog, cla
     assert life.set(Transition.TRANSITION_DEACTIVATE)
     assert life.state() == State.PRIMARY_STATE_INACTIVE
     harness.wait_for(lambda: pub.get_subscription_count() == 0, WAIT_S, "the camera subscription to go")
-    unseen = send(harness, pub, dog)
+    unseen = frame(harness, dog)
+    pub.publish(unseen)
     assert count("/managed/detections") > 0  # the publishers stay while inactive
 
     assert life.set(Transition.TRANSITION_ACTIVATE)
     harness.wait_matched(pub)
-    again = answered(harness, "/managed/timing", send(harness, pub, dog))
+    again = answer(harness, pub, dog, FrameTiming, "/managed/timing")
     assert again.outcome == FrameTiming.OUTCOME_PUBLISHED
-    assert not [t for t in harness.messages("/managed/timing") if stamp_to_ns(t.header.stamp) == unseen]
+    assert not [t for t in harness.messages("/managed/timing") if t.header.stamp == unseen.header.stamp]
     assert node.log().count("configured in") == 1  # re-activated without loading the model again
 
     # deactivate + cleanup: publishers gone, detector closed; configure again loads the model again.
@@ -143,7 +141,7 @@ def test_transitions_through_change_state(harness, start_node, backend, dog, cla
     assert node.log().count("configured in") == 2
     harness.wait_matched(pub)
     harness.wait_publishers("/managed/detections")
-    answered(harness, "/managed/detections", send(harness, pub, dog))
+    answer(harness, pub, dog, Detection2DArray, "/managed/detections")
 
     # shutdown from active: finalized, and the process still ends cleanly on Ctrl-C.
     assert life.set(Transition.TRANSITION_ACTIVE_SHUTDOWN)
@@ -209,7 +207,7 @@ def test_ocl_infer_launch_managed_brings_the_node_to_active(harness, tmp_path, c
         harness.subscribe(Detection2DArray, "/mlaunch/detections")
         harness.wait_matched(pub)
         harness.wait_publishers("/mlaunch/detections")
-        answered(harness, "/mlaunch/detections", send(harness, pub, dog))
+        answer(harness, pub, dog, Detection2DArray, "/mlaunch/detections")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(15) == 0
     log = (tmp_path / "launch.log").read_text()

@@ -88,21 +88,6 @@ def stamped(harness, msg: Any, frame_id: str, age_ms: float = 0.0) -> Any:
     return msg
 
 
-def send_and_wait(harness, pub, make_msg, store: list, tries: int = 3) -> tuple[Any, Any]:
-    """Publish until a message with the sent stamp shows up in `store` (best effort may lose a frame)."""
-    for _ in range(tries):
-        msg = make_msg()
-        stamp = stamp_to_ns(msg.header.stamp)
-        pub.publish(msg)
-        try:
-            got = harness.wait_for(lambda s=stamp: [m for m in list(store) if stamp_to_ns(m.header.stamp) == s],
-                                   WAIT_S / tries, "the node's answer")
-            return msg, got[0]
-        except AssertionError:
-            continue
-    raise AssertionError(f"no answer on {len(store)}-message store after {tries} frames")
-
-
 def assert_same_detections(msg: Detection2DArray, reference: list) -> None:
     got = msg_to_boxes(msg)
     assert len(got) == len(reference) > 0
@@ -124,15 +109,15 @@ def test_raw_frames_give_the_library_detections_on_each_camera(harness, multi_no
     harness.wait_matched(pub_b)
     harness.wait_publishers("/cam_a/detections", "/cam_b/detections", "/cam_a/timing")
 
-    sent, got = send_and_wait(harness, pub_a, lambda: stamped(harness, bgr_to_image(frames["dog"]), "front"), out_a)
+    sent, got = harness.send_and_wait(pub_a, lambda: stamped(harness, bgr_to_image(frames["dog"]), "front"), out_a)
     assert got.header.stamp == sent.header.stamp and got.header.frame_id == "front"
     assert_same_detections(got, detector.detect(frames["dog"]))
     assert {d.results[0].hypothesis.class_id for d in got.detections} >= {"car", "bicycle"}
 
     # Camera b: rgb8 with row padding, through the same shared detector.
-    _, got_b = send_and_wait(
-        harness, pub_b, lambda: stamped(harness, bgr_to_image(frames["dog"][:, ::-1].copy(), "rgb8", padding=8),
-                                        "rear"), out_b)
+    _, got_b = harness.send_and_wait(
+        pub_b, lambda: stamped(harness, bgr_to_image(frames["dog"][:, ::-1].copy(), "rgb8", padding=8), "rear"),
+        out_b)
     assert got_b.header.frame_id == "rear"
     assert_same_detections(got_b, detector.detect(np.ascontiguousarray(frames["dog"][:, ::-1])))
 
@@ -173,12 +158,12 @@ def test_malformed_images_are_counted_and_logged_and_the_node_lives(harness, mul
 
     expected = {"step": "does not match step", "encoding": "unsupported image encoding", "zero": "empty image"}
     for kind, words in expected.items():
-        _, record = send_and_wait(harness, pub, lambda k=kind: stamped(harness, bad(k), f"bad-{k}"), timing)
+        _, record = harness.send_and_wait(pub, lambda k=kind: stamped(harness, bad(k), f"bad-{k}"), timing)
         assert record.outcome == FrameTiming.OUTCOME_DECODE_ERROR, record
         assert words in record.detail and "/cam_b/image" in record.detail
         assert not record.detections_published
     assert multi_node.alive()
-    _, record = send_and_wait(harness, pub, lambda: stamped(harness, good, "good"), timing)
+    _, record = harness.send_and_wait(pub, lambda: stamped(harness, good, "good"), timing)
     assert record.outcome == FrameTiming.OUTCOME_PUBLISHED
     assert "bad frame" in harness.wait_for(lambda: "bad frame" in multi_node.log() and multi_node.log(), WAIT_S,
                                            "the bad-frame log line")
@@ -255,12 +240,12 @@ def test_compressed_input_gives_the_library_detections_and_an_overlay(harness, c
     pub = harness.node.create_publisher(CompressedImage, "/image/compressed", BEST_EFFORT)
     harness.wait_matched(pub)
     harness.wait_publishers("/detections", "/detections/overlay")
-    sent, got = send_and_wait(harness, pub, lambda: stamped(harness, bgr_to_compressed(frames["dog"]), "cam"), out)
+    sent, got = harness.send_and_wait(pub, lambda: stamped(harness, bgr_to_compressed(frames["dog"]), "cam"), out)
     decoded = cv2.imdecode(np.frombuffer(bytes(sent.data), np.uint8), cv2.IMREAD_COLOR)
     assert got.header == sent.header
     assert_same_detections(got, detector.detect(decoded))
     # The overlay goes out only while the node sees a subscriber: resend until its side has matched ours too.
-    sent, img = send_and_wait(harness, pub, lambda: stamped(harness, bgr_to_compressed(frames["dog"]), "cam"),
+    sent, img = harness.send_and_wait(pub, lambda: stamped(harness, bgr_to_compressed(frames["dog"]), "cam"),
                               overlay, tries=5)
     assert overlay and (img.width, img.height, img.encoding) == (decoded.shape[1], decoded.shape[0], "bgr8")
 
@@ -270,8 +255,8 @@ def test_a_stale_frame_is_dropped_unprocessed(harness, compressed_node, frames):
     out = harness.subscribe(Detection2DArray, "/detections")
     pub = harness.node.create_publisher(CompressedImage, "/image/compressed", BEST_EFFORT)
     harness.wait_matched(pub)
-    sent, record = send_and_wait(
-        harness, pub, lambda: stamped(harness, bgr_to_compressed(frames["dog"]), "cam", age_ms=5000.0), timing)
+    sent, record = harness.send_and_wait(
+        pub, lambda: stamped(harness, bgr_to_compressed(frames["dog"]), "cam", age_ms=5000.0), timing)
     assert record.outcome == FrameTiming.OUTCOME_STALE_DROP
     assert record.age_at_start_ms > 5000.0 and record.inference_ms == 0.0
     assert stamp_to_ns(record.inferred) == 0 and not record.detections_published
@@ -284,12 +269,12 @@ def test_a_late_frame_is_a_miss_and_not_published_with_late_policy_drop(harness,
     out = harness.subscribe(Detection2DArray, "/late/detections")
     pub = harness.node.create_publisher(Image, "/late/image", RELIABLE)
     harness.wait_matched(pub)
-    _, first = send_and_wait(harness, pub, lambda: stamped(harness, bgr_to_image(frames["dog"]), "cam"), timing)
+    _, first = harness.send_and_wait(pub, lambda: stamped(harness, bgr_to_image(frames["dog"]), "cam"), timing)
     assert first.outcome == FrameTiming.OUTCOME_PUBLISHED
     # Aged so that it starts inside the budget but the detector's own time pushes it over.
     age = 1000.0 - first.processing_ms / 2
-    sent, record = send_and_wait(
-        harness, pub, lambda: stamped(harness, bgr_to_image(frames["dog"]), "cam", age_ms=age), timing)
+    sent, record = harness.send_and_wait(
+        pub, lambda: stamped(harness, bgr_to_image(frames["dog"]), "cam", age_ms=age), timing)
     assert record.outcome == FrameTiming.OUTCOME_MISS, record.detail
     assert record.latency_ms > 1000.0 and not record.detections_published and record.detection_count > 0
     time.sleep(0.5)
@@ -302,7 +287,7 @@ def test_frames_at_four_times_the_sustainable_rate_keep_the_newest_and_memory_fl
     pub = harness.node.create_publisher(Image, "/overload/image", RELIABLE)
     harness.wait_matched(pub)
     harness.wait_publishers("/overload/timing", "/overload/detections")
-    _, first = send_and_wait(harness, pub, lambda: stamped(harness, bgr_to_image(frames["dog"]), "cam"), timing)
+    _, first = harness.send_and_wait(pub, lambda: stamped(harness, bgr_to_image(frames["dog"]), "cam"), timing)
     interval = first.processing_ms / 1e3 / 4
     count = int(min(60, max(20, 6.0 / interval)))  # a backlog of this many 1.3 MB frames would show in RSS
 

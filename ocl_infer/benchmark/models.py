@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ocl_infer.errors import ModelError, SetupError
+
+if TYPE_CHECKING:
+    from ocl_infer.detection.description import ModelDescription
 
 DEFAULT = "yolov3-tiny"  # --model value: the model `make setup` prepares, at each --sizes
 
@@ -23,7 +26,7 @@ class BenchModel:
     nnef: Path | None
     onnx: Path | None
     inputs: dict[str, tuple[int, ...]]
-    description: Any = None
+    description: ModelDescription | None = None
     nnef_error: str | None = None
 
     @property

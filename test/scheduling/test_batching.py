@@ -55,3 +55,18 @@ def test_off_never_batches_and_bad_modes_are_refused():
     assert policy.choose([1.0, 1.0], 100.0) == 1
     with pytest.raises(ConfigError, match="batching: 'sometimes'"):
         BatchPolicy([2], "sometimes")
+
+
+def test_the_scheduling_layer_imports_neither_ros_nor_the_layers_above():
+    import ast
+    from pathlib import Path
+
+    import ocl_infer.scheduling as layer
+
+    for path in Path(layer.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            for name in names:
+                assert name.split(".")[0] not in {"rclpy", "sensor_msgs", "vision_msgs", "pyopencl"}, (path, name)
+                assert not name.startswith(("ocl_infer.ros", "ocl_infer.engine", "ocl_infer.detection")), (path, name)

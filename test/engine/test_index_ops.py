@@ -200,3 +200,73 @@ def test_grid_sample(check_against_onnx, mode: str, padding: str, align: int) ->
     grid = rng.uniform(-1.3, 1.3, (2, 4, 6, 2)).astype(np.float32)
     node = helper.make_node("GridSample", ["x", "grid"], ["y"], mode=mode, padding_mode=padding, align_corners=align)
     check_against_onnx([node], {"x": x, "grid": grid}, ["y"], opset=16)
+
+
+def test_rt_detr_head_with_floor_division(check_against_onnx) -> None:
+    """RT-DETR's postprocess as ultralytics 8.4.190 exports it: sigmoid scores flattened, TopK, then torch's
+    floor division of the indices (Div, and Less/Xor/Equal(Mod)/Not/And/Where/Sub fixing negative quotients:
+    logical tensors) and the remainder as index - quotient * nc; boxes by GatherElements."""
+    queries, nc, k = 50, 80, 300
+    i64 = lambda v: np.asarray(v, np.int64)  # noqa: E731
+    nodes = [
+        helper.make_node("Sigmoid", ["logits"], ["sig"]),
+        helper.make_node("Flatten", ["sig"], ["flat"], axis=1),
+        helper.make_node("TopK", ["flat", "k"], ["score", "index"], axis=1, largest=1, sorted=1),
+        helper.make_node("Div", ["index", "nc"], ["quot"]),
+        helper.make_node("Less", ["index", "zero"], ["negative"]),
+        helper.make_node("Mod", ["index", "nc"], ["rem"], fmod=0),
+        helper.make_node("Xor", ["negative", "false"], ["sign_differs"]),
+        helper.make_node("Equal", ["rem", "zero"], ["exact"]),
+        helper.make_node("Sub", ["quot", "one"], ["quot_minus_1"]),
+        helper.make_node("Not", ["exact"], ["inexact"]),
+        helper.make_node("And", ["sign_differs", "inexact"], ["fix"]),
+        helper.make_node("Where", ["fix", "quot_minus_1", "quot"], ["query"]),
+        helper.make_node("Unsqueeze", ["query", "last"], ["query_u"]),
+        helper.make_node("Mul", ["query", "nc"], ["base"]),
+        helper.make_node("Expand", ["query_u", "shape_4"], ["query4"]),
+        helper.make_node("Sub", ["index", "base"], ["cls"]),
+        helper.make_node("Unsqueeze", ["cls", "two"], ["cls_u"]),
+        helper.make_node("GatherElements", ["boxes", "query4"], ["box"], axis=1),
+        helper.make_node("Cast", ["cls_u"], ["cls_f"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["score", "two"], ["score_u"]),
+        helper.make_node("Concat", ["box", "score_u", "cls_f"], ["out"], axis=-1)]
+    inits = {"k": i64([k]), "nc": i64(nc), "zero": i64(0), "one": i64(1), "false": np.array(False),
+             "last": i64([-1]), "two": i64([2]), "shape_4": i64([1, 1, 4])}
+    logits = (rng.permutation(queries * nc).astype(np.float32) / 400 - 5).reshape(1, queries, nc)
+    boxes = rng.uniform(0, 1, (1, queries, 4)).astype(np.float32)
+    check_against_onnx(nodes, {"logits": logits, "boxes": boxes}, ["out"], inits)
+
+
+def test_logic_casts_and_converter_fixes(check_against_onnx) -> None:
+    """Float comparisons, Cast to bool and back, Where on floats; and three graphs nnef-tools converts wrongly
+    or not at all: Flatten at axis 2 (it kept the leading dims), Unsqueeze with unsorted axes (it inserted them
+    in the order given), ReduceSum with its axes as an input (opset 13) and ReduceMax over axis -1."""
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    x[0, 0, :2] = 0  # Cast to bool of zeros
+    nodes = [helper.make_node("Greater", ["x", "half"], ["gt"]),
+             helper.make_node("LessOrEqual", ["x", "y"], ["le"]),
+             helper.make_node("Or", ["gt", "le"], ["either"]),
+             helper.make_node("Where", ["either", "x", "y"], ["picked"]),
+             helper.make_node("Cast", ["x"], ["truthy"], to=TensorProto.BOOL),
+             helper.make_node("Cast", ["truthy"], ["truthy_f"], to=TensorProto.FLOAT),
+             helper.make_node("Flatten", ["x"], ["flat2"], axis=2),
+             helper.make_node("Unsqueeze", ["x", "axes"], ["unsq"]),
+             helper.make_node("ReduceSum", ["x", "sum_axes"], ["sum"], keepdims=0),
+             helper.make_node("ReduceMax", ["x"], ["max"], axes=[-1], keepdims=0)]
+    inits = {"half": np.array(0.5, np.float32), "axes": np.array([3, 1], np.int64),
+             "sum_axes": np.array([-1], np.int64)}
+    check_against_onnx(nodes, {"x": x, "y": rng.standard_normal((2, 3, 4)).astype(np.float32)},
+                       ["picked", "truthy_f", "flat2", "unsq", "sum", "max"], inits)
+
+
+def test_logical_tensor_file_reads_as_zeros_and_ones(tmp_path: Path) -> None:
+    """A logical `.dat` (bits packed, as nnef-tools writes boolean initializers) reads as 0/1 floats."""
+    import nnef
+
+    from ocl_infer.engine.graph.dat import read_dat
+
+    bits = rng.random((3, 5)) > 0.5
+    with (tmp_path / "b.dat").open("wb") as f:
+        nnef.write_tensor(f, bits)
+    got = read_dat(tmp_path / "b.dat", (3, 5), "b")
+    assert got.dtype == np.float32 and np.array_equal(got, bits.astype(np.float32))

@@ -34,6 +34,9 @@ fragment layer_normalization( input: tensor<scalar>, scale: tensor<scalar>, offs
 fragment grid_sample( input: tensor<scalar>, grid: tensor<scalar>, mode: string = 'linear',
                       padding_mode: string = 'zeros', align_corners: logical = false ) -> ( output: tensor<scalar> );
 """,
+    "xor": """
+fragment xor( x: tensor<logical>, y: tensor<logical> ) -> ( z: tensor<logical> );
+""",
     **{f"int_{op}": f"""
 fragment int_{op}( x: tensor<integer>, y: tensor<integer> ) -> ( z: tensor<integer> );
 """ for op in ("add", "sub", "mul", "div")},
@@ -66,6 +69,7 @@ CUSTOM_SHAPES: dict[str, Any] = {
     "top_k": _top_k_shape,
     "gather_elements": _gather_elements_shape,
     "mod": _broadcast_shape,
+    "xor": _broadcast_shape,
     "layer_normalization": lambda input, scale, offset, **_: list(input),
     "grid_sample": lambda input, grid, **_: [input[0], input[1], grid[1], grid[2]],
     "erf": lambda x: list(x),  # nnef-tools' own fragment (ONNX Erf); the engine runs it as a unary op

@@ -14,7 +14,7 @@ _MAGIC = (0x4E, 0xEF)
 _DTYPES = {
     (0, 16): np.float16, (0, 32): np.float32, (0, 64): np.float64,
     (1, 8): np.uint8, (1, 16): np.uint16, (1, 32): np.uint32, (1, 64): np.uint64,
-    (4, 8): np.int8, (4, 16): np.int16, (4, 32): np.int32, (4, 64): np.int64,
+    (4, 8): np.int8, (4, 16): np.int16, (4, 32): np.int32, (4, 64): np.int64, (5, 1): np.bool_,
 }
 _FLOAT_CODES = {0}
 
@@ -56,13 +56,15 @@ def _read_dat(path: Path, expected_shape: tuple[int, ...], what: str) -> np.ndar
         if shape != tuple(expected_shape):
             raise ModelError(f"{path}: shape {list(shape)} does not match {list(expected_shape)} in graph for {what}")
         count = math.prod(shape)  # Python ints: an int64 product can wrap to 0 and pass the size check
-        need = count * (bits // 8)
+        need = -(-count // 8) if bits == 1 else count * (bits // 8)  # logical: bits packed, first in the MSB
         if data_len != need:
             raise ModelError(f"{path}: header says {data_len} data bytes but shape {list(shape)} of "
                              f"{np.dtype(dtype).name} needs {need} for {what}")
         if file_len != HEADER_BYTES + need:
             raise ModelError(f"{path}: file is {file_len} bytes, expected {HEADER_BYTES + need} "
                              f"({'truncated' if file_len < HEADER_BYTES + need else 'trailing data'}) for {what}")
+        if bits == 1:  # logical tensors are held as 0/1 floats
+            return np.unpackbits(np.frombuffer(f.read(need), np.uint8))[:count].reshape(shape).astype(np.float32)
         data = np.frombuffer(f.read(need), dtype=np.dtype(dtype).newbyteorder("<"), count=count).reshape(shape)
     if code not in _FLOAT_CODES:
         as_float = data.astype(np.float32)

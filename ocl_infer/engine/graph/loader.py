@@ -243,7 +243,7 @@ def _check_types(g: Graph, graph_file: Path) -> None:
             raise ModelError(f"{graph_file}: input '{name}' has no fixed shape ({list(t.shape)})")
     for op in g.ops:
         for name in op.outputs:
-            # integer tensors (indices) are held as float32 with exact integer values: kernels read them as such
-            if g.tensors[name].dtype not in ("scalar", "integer"):
+            # integer (indices) and logical tensors are held as float32 with exact integer values, logicals 0/1
+            if g.tensors[name].dtype not in ("scalar", "integer", "logical"):
                 raise ModelError(f"{graph_file}: op '{op.kind}' produces {g.tensors[name].dtype} tensor '{name}'; "
-                                 "only scalar (float) and integer tensors are supported")
+                                 "only scalar (float), integer and logical tensors are supported")

@@ -46,6 +46,8 @@ UNARY(u_atanh, atanh(x))
 UNARY(u_log2, log2(x))
 UNARY(u_rsqr, 1.0f / (x * x))
 UNARY(u_erf, erf(x))
+UNARY(u_not, x == 0.0f ? 1.0f : 0.0f)
+UNARY(u_truthy, x != 0.0f ? 1.0f : 0.0f)  // cast<logical>: ONNX's Cast to bool
 UNARY(u_trunc, trunc(x))  // cast<integer> of a float: ONNX's Cast truncates toward zero
 
 inline float mod_floor(float a, float b) {
@@ -87,6 +89,22 @@ BINARY_BOTH(int_div, (int)b == 0 ? 0.0f : (float)((int)a / (int)b))
 // fmod is exact, so both serve integer tensors too.
 BINARY_BOTH(fmod, fmod(a, b))
 BINARY_BOTH(mod, mod_floor(a, b))
+// Logical tensors are float32 holding 0 or 1 (any nonzero reads as true)
+BINARY_BOTH(lt, a < b ? 1.0f : 0.0f)
+BINARY_BOTH(gt, a > b ? 1.0f : 0.0f)
+BINARY_BOTH(le, a <= b ? 1.0f : 0.0f)
+BINARY_BOTH(ge, a >= b ? 1.0f : 0.0f)
+BINARY_BOTH(eq, a == b ? 1.0f : 0.0f)
+BINARY_BOTH(ne, a != b ? 1.0f : 0.0f)
+BINARY_BOTH(and, (a != 0.0f && b != 0.0f) ? 1.0f : 0.0f)
+BINARY_BOTH(or, (a != 0.0f || b != 0.0f) ? 1.0f : 0.0f)
+BINARY_BOTH(xor, ((a != 0.0f) != (b != 0.0f)) ? 1.0f : 0.0f)
+
+__kernel void t_select(__global const float* cs, __global const float* as, __global const float* bs,
+                       __global float* ys, const int8 d, const int8 sc, const int8 sa, const int8 sb, const int n) {
+    const int i = get_global_id(0);
+    if (i < n) ys[i] = cs[bidx(i, d, sc)] != 0.0f ? as[bidx(i, d, sa)] : bs[bidx(i, d, sb)];
+}
 
 __kernel void t_clamp(__global const float* xs, __global const float* as, __global const float* bs,
                       __global float* ys, const int8 d, const int8 sx, const int8 sa, const int8 sb, const int n) {

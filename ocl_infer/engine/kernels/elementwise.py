@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from ocl_infer.engine.graph.ops import BINARY_OPS, UNARY_OPS
+from ocl_infer.engine.graph.ops import BINARY_OPS, LOGICAL_OPS, UNARY_OPS
 from ocl_infer.engine.kernels.base import (
     Kernel,
     Launch,
@@ -19,10 +19,11 @@ from ocl_infer.engine.kernels.base import (
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
-UNARY_KERNELS = (*UNARY_OPS, "cast")
+UNARY_KERNELS = (*UNARY_OPS, "cast", "not")
 # ops whose kernel has another name: integer tensors are float32 holding exact integers, so integer add, sub and
-# mul are the float kernels; the planner leaves only cast<integer> of a float tensor (truncation) to run
-KERNEL_NAMES = {"cast": "trunc", "int_add": "add", "int_sub": "sub", "int_mul": "mul"}
+# mul are the float kernels. The planner leaves only casts that compute: to integer (truncation) and to logical.
+KERNEL_NAMES = {"int_add": "add", "int_sub": "sub", "int_mul": "mul"}
+CAST_KERNELS = {"integer": "trunc", "logical": "truthy"}
 # NNEF attribute names and defaults of the unary ops that take parameters -> kernel arguments a0, a1
 UNARY_PARAMS = {"leaky_relu": (("alpha", 0.0), None), "elu": (("alpha", 1.0), None),
                 "selu": (("alpha", 1.67326319), ("lambda", 1.05070102)), "softabs": (("epsilon", 0.0), None)}
@@ -40,7 +41,8 @@ class Unary(_Elementwise):
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         n = size_of(self.shape(self.step.outputs[0]))
-        k = new_kernel(program, f"u_{KERNEL_NAMES.get(self.step.kind, self.step.kind)}")
+        kind = CAST_KERNELS[self.step.attrs["to"]] if self.step.kind == "cast" else self.step.kind
+        k = new_kernel(program, f"u_{kind}")
         params = [float(self.step.attrs.get(p[0], p[1])) if p else 0.0
                   for p in UNARY_PARAMS.get(self.step.kind, (None, None))]
         k.set_args(ins[0], outs[0], np.float32(params[0]), np.float32(params[1]), np.int32(n))
@@ -49,7 +51,7 @@ class Unary(_Elementwise):
 
 @register
 class Binary(_Elementwise):
-    ops = (*BINARY_OPS, "add_n", "int_add", "int_sub", "int_mul", "int_div", "mod")
+    ops = (*BINARY_OPS, *LOGICAL_OPS, "add_n", "int_add", "int_sub", "int_mul", "int_div", "mod", "xor")
     variant = "broadcast"
 
     @classmethod
@@ -91,7 +93,9 @@ class Binary(_Elementwise):
 
 @register
 class Clamp(_Elementwise):
-    ops = ("clamp",)
+    """clamp(x, lo, hi) and select(condition, x, y): three broadcast operands."""
+
+    ops = ("clamp", "select")
     variant = "broadcast"
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
@@ -101,7 +105,7 @@ class Clamp(_Elementwise):
             s = [int8(nnef_broadcast_strides(self.shape(t), out), 0) for t in self.step.inputs]
         except ValueError as err:
             raise self.fail(str(err)) from err
-        k = new_kernel(program, "t_clamp")
+        k = new_kernel(program, f"t_{self.step.kind}")
         k.set_args(ins[0], ins[1], ins[2], outs[0], int8(out, 1), *s, np.int32(n))
         return [Launch(k, global_1d(n))]
 

@@ -74,9 +74,12 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
     drafts: list[_Draft] = []
     for op in graph.ops:
         d = _Draft(op.kind, list(op.inputs), list(op.outputs), dict(op.attrs), op.name)
-        if op.kind == "cast" and not (graph.tensors[op.outputs[0]].dtype == "integer"
-                                      and graph.tensors[op.inputs[0]].dtype == "scalar"):
-            d.kind = "copy"  # integers are float32 holding exact integers: only float -> integer computes
+        if op.kind == "cast":  # integers and logicals are float32 holding exact integers, logicals 0/1:
+            to, src = graph.tensors[op.outputs[0]].dtype, graph.tensors[op.inputs[0]].dtype
+            if (to, src) in (("integer", "scalar"), ("logical", "scalar"), ("logical", "integer")):
+                d.attrs["to"] = to  # truncation, or nonzero -> 1
+            else:
+                d.kind = "copy"  # the same values
         if not _fold_constant(d, consts, shapes):
             drafts.append(d)
     if fuse:

@@ -83,16 +83,15 @@ def load_frames(width: int, height: int, count: int = 8) -> list[np.ndarray]:
 
 def calibrate(model: str, backend: str, frames: list[np.ndarray], n: int = 12) -> float:
     """Median milliseconds per frame of the Detector alone on these frames (kernels built first)."""
+    import itertools
+
+    from ocl_infer.benchmark.measure import percentile_ms, time_frames
     from ocl_infer.detection import Detector
 
     with Detector(model=model, backend=backend) as det:
         det.detect(frames[0])
-        times = []
-        for i in range(n):
-            t0 = time.perf_counter()
-            det.detect(frames[i % len(frames)])
-            times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times))
+        frame = itertools.cycle(frames)
+        return percentile_ms(time_frames(lambda: det.detect(next(frame)), n, 0), 50)
 
 
 class Collector:

@@ -105,3 +105,14 @@ def test_weights_are_checked_and_close_wakes_a_waiting_worker():
     slots.close()
     worker.join(5)
     assert got == [None] and not worker.is_alive()
+
+
+def test_camera_weights_parameter_is_one_weight_per_camera():
+    from ocl_infer.ros.options import NodeOptions
+
+    opts = NodeOptions(image_topics=("/a/image", "/b/image"), camera_weights="2, 1")
+    assert opts.weights == {"/a/image": 2.0, "/b/image": 1.0}
+    assert NodeOptions(image_topics=("/a/image", "/b/image")).weights == {"/a/image": 1.0, "/b/image": 1.0}
+    for bad in ("2", "2,0", "two,1"):
+        with pytest.raises(ConfigError, match="parameter camera_weights"):
+            opts.updated({"camera_weights": bad})  # a live change is checked like a start-up value

@@ -141,27 +141,40 @@ inline float grid_coordinate(float g, int size, int align, int padding) {
     return padding == 0 ? x : clamp(x, 0.0f, (float)(size - 1));
 }
 
-// one tap; outside the map only with zeros padding, where it reads nothing and counts 0
-inline float grid_tap(__global const float* plane, int y, int x, int h, int w) {
-    return (y >= 0 && y < h && x >= 0 && x < w) ? plane[y * w + x] : 0.0f;
+// Weight of the tap at (y, x) and its offset in a plane: outside the map (zeros padding only) it weighs 0 and
+// points at 0, so the channel loop reads nothing out of bounds and needs no test.
+inline float grid_weight(int y, int x, int h, int w, float wt, int* off) {
+    const int inside = y >= 0 && y < h && x >= 0 && x < w;
+    *off = inside ? y * w + x : 0;
+    return inside ? wt : 0.0f;
 }
 
+// One work-item per output position (n, i, j): the sampling point, its taps and weights once, then every channel
+// (RT-DETR samples 32-channel heads: the coordinate math is not repeated per channel).
 __kernel void grid_sample(__global const float* restrict xs, __global const float* restrict grid,
                           __global float* restrict ys, const int channels, const int h, const int w, const int ho,
                           const int wo, const int linear, const int padding, const int align, const int total) {
     const int p = get_global_id(0);
     if (p >= total) return;
-    const int j = p % wo, i = (p / wo) % ho, c = (p / (wo * ho)) % channels, n = p / (wo * ho * channels);
-    __global const float* g = grid + ((n * ho + i) * wo + j) * 2;
+    const int j = p % wo, i = (p / wo) % ho, n = p / (wo * ho);
+    __global const float* g = grid + p * 2;
     const float x = grid_coordinate(g[0], w, align, padding), y = grid_coordinate(g[1], h, align, padding);
-    __global const float* plane = xs + (n * channels + c) * h * w;
-    if (!linear) {
-        ys[p] = grid_tap(plane, (int)rint(y), (int)rint(x), h, w);
-        return;
+    int o0, o1, o2, o3;
+    float w0, w1 = 0.0f, w2 = 0.0f, w3 = 0.0f;
+    if (linear) {
+        const float fx = floor(x), fy = floor(y);
+        const int x0 = (int)fx, y0 = (int)fy;
+        const float ax = x - fx, ay = y - fy;
+        w0 = grid_weight(y0, x0, h, w, (1.0f - ay) * (1.0f - ax), &o0);
+        w1 = grid_weight(y0, x0 + 1, h, w, (1.0f - ay) * ax, &o1);
+        w2 = grid_weight(y0 + 1, x0, h, w, ay * (1.0f - ax), &o2);
+        w3 = grid_weight(y0 + 1, x0 + 1, h, w, ay * ax, &o3);
+    } else {
+        w0 = grid_weight((int)rint(y), (int)rint(x), h, w, 1.0f, &o0);
+        o1 = o2 = o3 = o0;
     }
-    const float fx = floor(x), fy = floor(y);
-    const int x0 = (int)fx, y0 = (int)fy;
-    const float ax = x - fx, ay = y - fy;
-    ys[p] = (1.0f - ay) * ((1.0f - ax) * grid_tap(plane, y0, x0, h, w) + ax * grid_tap(plane, y0, x0 + 1, h, w))
-          + ay * ((1.0f - ax) * grid_tap(plane, y0 + 1, x0, h, w) + ax * grid_tap(plane, y0 + 1, x0 + 1, h, w));
+    __global const float* plane = xs + n * channels * h * w;
+    __global float* out = ys + (n * channels * ho + i) * wo + j;
+    for (int c = 0; c < channels; ++c, plane += h * w, out += ho * wo)
+        *out = w0 * plane[o0] + w1 * plane[o1] + w2 * plane[o2] + w3 * plane[o3];
 }

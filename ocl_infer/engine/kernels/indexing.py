@@ -129,7 +129,7 @@ _GRID_PADDING = {"zeros": 0, "border": 1, "reflection": 2}
 @register
 class GridSample(_Indexing):
     """ONNX GridSample on 4-D tensors (RT-DETR's deformable attention): bilinear or nearest, every padding mode,
-    both corner conventions; one work-item per output element."""
+    both corner conventions; one work-item per sampling point, looping over the channels."""
 
     ops = ("grid_sample",)
     variant = "2d"
@@ -144,7 +144,7 @@ class GridSample(_Indexing):
         n, c, h, w = self.shape(self.step.inputs[0])
         _, ho, wo, _ = self.shape(self.step.inputs[1])
         a = self.step.attrs
-        total = n * c * ho * wo
+        total = n * ho * wo
         k = new_kernel(program, "grid_sample")
         k.set_args(ins[0], ins[1], outs[0], *(np.int32(v) for v in (
             c, h, w, ho, wo, a.get("mode", "linear") == "linear", _GRID_PADDING[a.get("padding_mode", "zeros")],

@@ -93,6 +93,7 @@ def test_the_report_counts_in_the_same_words():
             self.header, self.camera_topic, self.outcome = Header(ns), "/cam", int(outcome)
             self.latency_ms = self.age_at_start_ms = self.processing_ms = 1.0
             self.deadline_ms, self.device, self.detection_count, self.detections_published = 100.0, "", 0, False
+            self.detail = ""
 
     sent = [("/cam", n) for n in range(1, 8)]
     timings = [Timing(n, o) for n, o in zip(range(1, 7), Outcome, strict=True)]

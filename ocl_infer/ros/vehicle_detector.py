@@ -267,7 +267,8 @@ class VehicleDetectorNode(Node):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", records_qos(10))
 
     def _activate(self) -> None:
-        """Fresh statistics, timers and workers, the class map on label_info, then the camera subscriptions."""
+        """Fresh statistics and tracks, timers and workers, the class map on label_info, then the camera
+        subscriptions."""
         opts = self.options
         self._stopping = threading.Event()  # set by a previous deactivate, whose workers have ended
         start = self._now_s()
@@ -276,6 +277,7 @@ class VehicleDetectorNode(Node):
         self._last_levels: dict[str, int] = {}
         for cam in self.cameras.values():
             cam.stats = CameraStats(start, opts.diagnostics_window_s)
+            cam.tracker = None  # tracks from before a deactivate would match today's boxes by yesterday's positions
             cam.last_gap_check_ns = self._now_ns()
         self._diag_timer = self.create_timer(opts.diagnostics_period_s, self.publish_diagnostics)
         # Level changes (a camera stopping) go out at once, not at the next 1 Hz tick.

@@ -24,6 +24,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 
+from ocl_infer.deadline import Outcome
 from ocl_infer.ros.image_conversion import bgr_to_image
 from ocl_infer.ros.messages import stamp_to_ns
 
@@ -122,7 +123,8 @@ def test_replay_reports_real_timing_for_its_first_frame(tmp_path, child_env):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     frames = json.loads(report.read_text())["per_frame"]
-    processed = [f for f in frames if f["outcome"] == "published"]
+    # processed: published, or a miss when the machine is busy (the first frame is timed like the rest either way)
+    processed = [f for f in frames if f["outcome"] in (Outcome.PUBLISHED.word, Outcome.MISS.word)]
     assert processed and processed[0] is frames[0], frames[0]
     for f in processed:
         assert f["processing_ms"] > 0 and f["latency_ms"] >= f["processing_ms"], f

@@ -202,11 +202,11 @@ def test_grid_sample(check_against_onnx, mode: str, padding: str, align: int) ->
     check_against_onnx([node], {"x": x, "grid": grid}, ["y"], opset=16)
 
 
-def test_rt_detr_head_with_floor_division(check_against_onnx) -> None:
+def rt_detr_head(queries: int, nc: int, k: int) -> tuple[list, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """RT-DETR's postprocess as ultralytics 8.4.190 exports it: sigmoid scores flattened, TopK, then torch's
     floor division of the indices (Div, and Less/Xor/Equal(Mod)/Not/And/Where/Sub fixing negative quotients:
-    logical tensors) and the remainder as index - quotient * nc; boxes by GatherElements."""
-    queries, nc, k = 50, 80, 300
+    logical tensors) and the remainder as index - quotient * nc; boxes by GatherElements. Nodes, initializers
+    (a boolean one among them) and inputs."""
     i64 = lambda v: np.asarray(v, np.int64)  # noqa: E731
     nodes = [
         helper.make_node("Sigmoid", ["logits"], ["sig"]),
@@ -234,7 +234,30 @@ def test_rt_detr_head_with_floor_division(check_against_onnx) -> None:
              "last": i64([-1]), "two": i64([2]), "shape_4": i64([1, 1, 4])}
     logits = (rng.permutation(queries * nc).astype(np.float32) / 400 - 5).reshape(1, queries, nc)
     boxes = rng.uniform(0, 1, (1, queries, 4)).astype(np.float32)
-    check_against_onnx(nodes, {"logits": logits, "boxes": boxes}, ["out"], inits)
+    return nodes, inits, {"logits": logits, "boxes": boxes}
+
+
+def test_rt_detr_head_with_floor_division(check_against_onnx) -> None:
+    nodes, inits, feeds = rt_detr_head(50, 80, 300)
+    check_against_onnx(nodes, feeds, ["out"], inits)
+
+
+def test_saved_graph_keeps_custom_fragments_and_types(tmp_path: Path) -> None:
+    """Engine.save's writer declares the custom fragments it uses, writes generic types (mod<integer>) and
+    integer/logical variables as such: the saved RT-DETR head loads (also in nnef's own reader) and runs the same."""
+    import nnef
+
+    from ocl_infer.engine import Engine
+    from ocl_infer.engine.graph import load_graph, save_graph
+
+    nodes, inits, feeds = rt_detr_head(20, 8, 40)
+    model = make_model(nodes, {k: v.shape for k, v in feeds.items()}, ["out"], inits)
+    original = convert(model, tmp_path / "m.nnef")
+    saved = save_graph(load_graph(original), tmp_path / "saved.nnef")
+    read = [t.data for t in nnef.load_graph(str(saved)).tensors.values() if isinstance(t.data, np.ndarray)]
+    assert {a.dtype for a in read} >= {np.dtype(np.int32), np.dtype(np.bool_)}  # the variables' own types
+    with Engine(original) as a, Engine(saved) as b:
+        np.testing.assert_array_equal(a.run(feeds)["out"], b.run(feeds)["out"])
 
 
 def test_logic_casts_and_converter_fixes(check_against_onnx) -> None:

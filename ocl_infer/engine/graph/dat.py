@@ -77,16 +77,23 @@ def _read_dat(path: Path, expected_shape: tuple[int, ...], what: str) -> np.ndar
     return out
 
 
-def write_dat(path: Path, data: np.ndarray) -> None:
-    """Write float32 data as an NNEF tensor file."""
+def write_dat(path: Path, data: np.ndarray, dtype: str = "scalar") -> None:
+    """Write data as an NNEF tensor file of NNEF type `dtype`: scalar as float32, integer as int32, logical as
+    packed bits (the engine holds all three as float32)."""
     arr = np.array(data, dtype="<f4", order="C")  # ascontiguousarray would make rank 0 into rank 1
+    if dtype == "integer":
+        body, code, bits = arr.astype("<i4").tobytes(), 4, 32
+    elif dtype == "logical":
+        body, code, bits = np.packbits(arr.reshape(-1) != 0).tobytes(), 5, 1
+    else:
+        body, code, bits = arr.tobytes(), 0, 32
     header = np.zeros(HEADER_BYTES // 4, dtype="<u4")
     shape = arr.shape
-    header[1] = arr.nbytes
+    header[1] = len(body)
     header[2] = len(shape)
     header[3 : 3 + len(shape)] = shape
-    header[11] = 32
-    header[12] = 0
+    header[11] = bits
+    header[12] = code
     raw = bytearray(header.tobytes())
     raw[0:4] = bytes((0x4E, 0xEF, 1, 0))
-    path.write_bytes(bytes(raw[:4]) + bytes(raw[4:]) + arr.tobytes())
+    path.write_bytes(bytes(raw[:4]) + bytes(raw[4:]) + body)

@@ -5,11 +5,14 @@ from typing import Any
 
 import numpy as np
 
+from ocl_infer.engine.graph.custom_ops import CUSTOM_FRAGMENTS
 from ocl_infer.engine.graph.dat import write_dat
 from ocl_infer.engine.graph.model import Graph
 from ocl_infer.errors import ModelError
 
 _LIST_OUTPUT_OPS = {"split", "unstack"}
+# what a written graph declares for the non-standard ops it uses (erf: nnef-tools' fragment, run as a kernel)
+_DECLARATIONS = {**CUSTOM_FRAGMENTS, "erf": "\nfragment erf( x: tensor<scalar> ) -> ( y: tensor<scalar> );\n"}
 
 
 def _value(v: Any, nested: bool = False) -> str:
@@ -48,8 +51,12 @@ def save_graph(graph: Graph, path: str | Path) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ModelError(f"{out}: exists and is not an empty folder; not overwriting")
     out.mkdir(parents=True, exist_ok=True)
-    lines = ["version 1.0;", "", f"graph {graph.name}( {', '.join(graph.inputs)} ) -> ( {', '.join(graph.outputs)} )",
-             "{"]
+    custom = sorted({op.kind for op in graph.ops} & set(_DECLARATIONS))
+    lines = ["version 1.0;", ""]
+    if custom:
+        lines += ["extension KHR_enable_fragment_definitions;", "extension KHR_enable_operator_expressions;",
+                  *(_DECLARATIONS[k].strip() for k in custom), ""]  # expressions: layer_normalization's body
+    lines += [f"graph {graph.name}( {', '.join(graph.inputs)} ) -> ( {', '.join(graph.outputs)} )", "{"]
     for name in graph.inputs:
         shape = ", ".join(str(d) for d in graph.tensors[name].shape)
         lines.append(f"    {name} = external<scalar>(shape = [{shape}]);")
@@ -58,15 +65,16 @@ def save_graph(graph: Graph, path: str | Path) -> Path:
         if t.data is None or ":" in name or name not in used:
             continue
         shape = ", ".join(str(d) for d in t.shape)
-        lines.append(f"    {name} = variable<scalar>(shape = [{shape}], label = '{name}');")
-        write_dat(out / f"{name}.dat", t.data)
+        lines.append(f"    {name} = variable<{t.dtype}>(shape = [{shape}], label = '{name}');")
+        write_dat(out / f"{name}.dat", t.data, t.dtype)
     for op in graph.ops:
         params = [_arg(v) for _, v in op.args]
         params += [f"{k} = {_value(v)}" for k, v in op.attrs.items()]
         lhs = f"[{', '.join(op.outputs)}]" if op.kind in _LIST_OUTPUT_OPS else ", ".join(op.outputs)
         if op.kind not in _LIST_OUTPUT_OPS and len(op.outputs) > 1:
             lhs = f"({lhs})"
-        lines.append(f"    {lhs} = {op.kind}({', '.join(params)});")
+        generic = f"<{op.dtype}>" if op.dtype else ""  # the type of a generic fragment (cast<scalar>, mod<integer>)
+        lines.append(f"    {lhs} = {op.kind}{generic}({', '.join(params)});")
     lines.append("}")
     (out / "graph.nnef").write_text("\n".join(lines) + "\n")
     return out

@@ -293,3 +293,13 @@ def test_logical_tensor_file_reads_as_zeros_and_ones(tmp_path: Path) -> None:
         nnef.write_tensor(f, bits)
     got = read_dat(tmp_path / "b.dat", (3, 5), "b")
     assert got.dtype == np.float32 and np.array_equal(got, bits.astype(np.float32))
+
+
+def test_reductions_with_axes_as_input_opset_18(check_against_onnx) -> None:
+    """From opset 18 every ONNX reduction takes its axes as an input (nnef-tools reads only the attribute)."""
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    nodes = [helper.make_node("ReduceMean", ["x", "last"], ["mean"], keepdims=1),
+             helper.make_node("ReduceMax", ["x", "outer"], ["max"], keepdims=0),
+             helper.make_node("ReduceMin", ["x", "last"], ["min"], keepdims=0)]
+    inits = {"last": np.array([-1], np.int64), "outer": np.array([0, 2], np.int64)}
+    check_against_onnx(nodes, {"x": x}, ["mean", "max", "min"], inits, opset=18)

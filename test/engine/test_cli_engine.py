@@ -166,19 +166,22 @@ def test_force_replaces_an_nnef_model_folder_and_archive(onnx_model, tmp_path, c
 
 
 def test_failed_check_writes_nothing(tmp_path, capsys):
-    """nnef-tools converts Erf, the engine's loader does not take it: --check fails and nothing appears, not
-    even the parent folders the output would have needed; an old model under --force stays as it was."""
-    erf = tmp_path / "erf.onnx"
-    onnx.save(make_model([helper.make_node("Erf", ["img"], ["feat"])], {"img": (1, 3, 4, 4)}, ["feat"]), erf)
-    out = tmp_path / "new" / "deeper" / "erf.nnef"
+    """nnef-tools converts ArgMax (to argmax_reduce), the engine's loader does not take it: --check fails and
+    nothing appears, not even the parent folders the output would have needed; an old model under --force stays
+    as it was."""
+    erf = tmp_path / "argmax.onnx"
+    nodes = [helper.make_node("ArgMax", ["img"], ["idx"], axis=1),
+             helper.make_node("Cast", ["idx"], ["feat"], to=onnx.TensorProto.FLOAT)]
+    onnx.save(make_model(nodes, {"img": (1, 3, 4, 4)}, ["feat"]), erf)
+    out = tmp_path / "new" / "deeper" / "argmax.nnef"
     assert main(["convert", str(erf), "-o", str(out), "--check"]) == 2
     err = capsys.readouterr().err
-    assert f"{out}: not written, the converted model fails the check" in err and "unsupported op 'erf'" in err
+    assert f"{out}: not written, the converted model fails the check" in err and "unsupported op 'argmax_reduce'" in err
     assert ".tmp-" not in err  # the message names the user's path, not the temporary one
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["erf.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["argmax.onnx"]
     old = tmp_path / "old.nnef"
     before = _user_folder(old, nnef=True)
     assert main(["convert", str(erf), "-o", str(old), "--check", "--force"]) == 2
     assert _tree(old) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["erf.onnx", "old.nnef"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["argmax.onnx", "old.nnef"]
     assert main(["convert", str(erf), "-o", str(out)]) == 0  # without --check it converts

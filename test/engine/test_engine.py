@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx import helper
+from onnx import TensorProto, helper
 from onnx_models import convert, make_model, rel_error, run_onnx
 
 from ocl_infer.engine import Engine
@@ -169,13 +169,11 @@ def test_bad_options_and_selectors(cnn):
 
 
 def test_unsupported_op_fails_at_load(tmp_path):
-    model = make_model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Erf", ["r"], ["y"])],
-                       {"x": (1, 4)}, ["y"])
-    try:
-        path = convert(model, tmp_path / "erf.nnef")
-    except ModelError:
-        pytest.skip("nnef-tools cannot convert Erf in this version")
-    with pytest.raises(ModelError, match=r"unsupported op 'erf'.*supported ops:"):
+    """ArgMax converts (to NNEF's argmax_reduce) but has no kernel: refused at load with the op named."""
+    model = make_model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("ArgMax", ["r"], ["i"], axis=1),
+                        helper.make_node("Cast", ["i"], ["y"], to=TensorProto.FLOAT)], {"x": (1, 4)}, ["y"])
+    path = convert(model, tmp_path / "argmax.nnef")
+    with pytest.raises(ModelError, match=r"unsupported op 'argmax_reduce'.*supported ops:"):
         Engine(path)
 
 

@@ -100,7 +100,8 @@ def _finite_copy(src: Path, dest: Path) -> bool:
     try:
         model = onnx.load(str(src))
     except Exception as err:  # onnx raises DecodeError and others for a corrupt file
-        raise ModelError(f"{src}: not a readable ONNX model ({type(err).__name__}: {err})") from err
+        raise ModelError(f"{src}: conversion to NNEF failed: not a readable ONNX model "
+                         f"({type(err).__name__}: {err})") from err
     big = float(np.finfo(np.float32).max)
     changed = False
 

@@ -303,3 +303,17 @@ def test_reductions_with_axes_as_input_opset_18(check_against_onnx) -> None:
              helper.make_node("ReduceMin", ["x", "last"], ["min"], keepdims=0)]
     inits = {"last": np.array([-1], np.int64), "outer": np.array([0, 2], np.int64)}
     check_against_onnx(nodes, {"x": x}, ["mean", "max", "min"], inits, opset=18)
+
+
+def test_top_k_work_group_fits_the_device() -> None:
+    """The select pass's work-group follows the family, within the device's limit (plan only, no device)."""
+    from types import MappingProxyType
+
+    from ocl_infer.engine.kernels.indexing import TopK
+    from ocl_infer.engine.plan.model import DeviceFacts, Step
+
+    step = Step("top_k", "", ("x",), ("v", "i"), MappingProxyType({"k": 3, "axis": 1}), "top_k")
+    local = {(family, limit): TopK.device_rule(step, {"x": (1, 50)}, DeviceFacts(family=family,
+                                                                                 max_work_group_size=limit)).attrs["local"]
+             for family in ("cpu", "gpu") for limit in (64, 1024)}
+    assert local == {("cpu", 64): 16, ("cpu", 1024): 16, ("gpu", 64): 64, ("gpu", 1024): 256}

@@ -49,8 +49,9 @@ class TopK(_Indexing):
 
     @classmethod
     def device_rule(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> Step:
+        local = max(1, min(TOPK_LOCAL[facts.family], facts.max_work_group_size))  # small-group devices too
         return Step(step.kind, step.variant, step.inputs, step.outputs,
-                    MappingProxyType({**step.attrs, "local": TOPK_LOCAL[facts.family]}), step.name)
+                    MappingProxyType({**step.attrs, "local": local}), step.name)
 
     def geometry(self) -> tuple[int, int, int, int]:
         """(rows, n, inner, k) of the input viewed as [outer][n][inner]."""

@@ -51,11 +51,12 @@ def test_top_k_ties_keep_the_lower_index(check_against_onnx) -> None:
                        {"k": np.array([6], np.int64), "k2": np.array([4], np.int64)})
 
 
-@pytest.mark.parametrize("axis", [0, 1, 2])
-def test_gather_elements(check_against_onnx, axis: int) -> None:
-    """Constant int64 indices, negative ones included, along every axis; the index shape differs from the data's."""
+@pytest.mark.parametrize("axis,same_dims", [(0, False), (1, False), (2, False), (1, True)])
+def test_gather_elements(check_against_onnx, axis: int, same_dims: bool) -> None:
+    """Constant int64 indices, negative ones included, along every axis; the index shape differs from the data's,
+    or only along the axis (the rows kernel of detection heads)."""
     x = rng.standard_normal((4, 5, 6)).astype(np.float32)
-    idx_shape = [3, 4, 5]
+    idx_shape = [4, 3, 6] if same_dims else [3, 4, 5]
     idx = rng.integers(-x.shape[axis], x.shape[axis], idx_shape).astype(np.int64)
     nodes = [helper.make_node("GatherElements", ["x", "idx"], ["y"], axis=axis)]
     check_against_onnx(nodes, {"x": x}, ["y"], {"idx": idx})

@@ -109,6 +109,17 @@ __kernel void gather_elements(__global const float* restrict xs, __global const 
     if (p < n) ys[p] = xs[bidx(p, d, s) + axis_index(idx[p], axis_size) * s_axis];
 }
 
+// The common case (the indices have the input's dims but along the axis, as in detection heads): the input
+// viewed as [outer][n][inner], the indices as [outer][m][inner], two divisions per element instead of eight.
+__kernel void gather_elements_rows(__global const float* restrict xs, __global const float* restrict idx,
+                                   __global float* restrict ys, const int n, const int m, const int inner,
+                                   const int total) {
+    const int p = get_global_id(0);
+    if (p >= total) return;
+    const int i = p % inner, o = p / (m * inner);
+    ys[p] = xs[(o * n + axis_index(idx[p], n)) * inner + i];
+}
+
 // NNEF gather: out[o, m, i] = xs[o, idx[m], i] for outer o, index position m and inner i.
 __kernel void gather(__global const float* restrict xs, __global const float* restrict idx,
                      __global float* restrict ys, const int n_axis, const int m, const int inner, const int total) {

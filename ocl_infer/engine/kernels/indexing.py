@@ -99,9 +99,14 @@ class GatherElements(_Indexing):
         x, idx = self.shape(self.step.inputs[0]), self.shape(self.step.inputs[1])
         axis = int(self.step.attrs["axis"])
         self.check_axis(x[axis])
+        n = size_of(idx)
+        if x[:axis] == idx[:axis] and x[axis + 1:] == idx[axis + 1:]:
+            k = new_kernel(program, "gather_elements_rows")
+            k.set_args(ins[0], ins[1], outs[0], np.int32(x[axis]), np.int32(idx[axis]),
+                       np.int32(size_of(x[axis + 1:])), np.int32(n))
+            return [Launch(k, global_1d(n))]
         xs = list(contiguous_strides(x))
         s_axis, xs[axis] = xs[axis], 0  # the axis coordinate comes from the index, not from the position
-        n = size_of(idx)
         k = new_kernel(program, "gather_elements")
         k.set_args(ins[0], ins[1], outs[0], int8(idx, 1), int8(tuple(xs), 0), np.int32(x[axis]), np.int32(s_axis),
                    np.int32(n))

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "ocl_infer tuning table"
 VERSION = 1
-TUNED_ATTR = "tuned"  # set on steps whose kernel parameters came from a table (Engine.tuned_steps counts them)
+TUNED_ATTR = "tuned"  # set on steps whose kernel parameters came from a table (bench/gpu's reports count them)
 CHECK_TOLERANCE = 1e-4  # a candidate's max error relative to the rule output's largest magnitude
 # A candidate must beat the rule by this factor to replace it: smaller gaps are within the noise of a shared
 # machine, and a non-rule choice may cost a program compile (and a JIT per local size) at a cold start.

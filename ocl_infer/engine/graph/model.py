@@ -18,10 +18,6 @@ class Tensor:
     data: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
-    def is_constant(self) -> bool:
-        return self.data is not None
-
-    @property
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ocl_infer.engine.plan.model import DeviceFacts, Step
-from ocl_infer.errors import KernelError, ModelError
+from ocl_infer.errors import ModelError
 
 MAX_RANK = 8
 
@@ -84,9 +84,6 @@ class Kernel:
 
     def fail(self, what: str) -> ModelError:
         return ModelError(f"op {self.step.name}: {what}")
-
-    def kernel_error(self, what: str) -> KernelError:
-        return KernelError(f"{self.variant} kernel for op {self.step.name}: {what}")
 
 
 def size_of(shape: tuple[int, ...]) -> int:

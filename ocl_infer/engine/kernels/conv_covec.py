@@ -31,7 +31,7 @@ def covec_blocking(oc: int, ow: int, kh: int, kw: int, pool: bool = False) -> tu
     return 7, 2, 1
 
 
-# what the tuner tries besides the rule's choice (bench/kernels_lab/tune.py's lists, a few more)
+# what the tuner tries besides the rule's choice
 BLOCKINGS = ((7, 2, 1), (4, 4, 1), (2, 4, 2), (8, 1, 2), (8, 2, 1), (4, 2, 2), (6, 4, 1), (8, 3, 1), (3, 4, 2),
              (2, 2, 2), (6, 2, 2), (4, 3, 2), (4, 1, 2), (6, 1, 2), (12, 1, 2), (14, 1, 2), (2, 6, 2))
 LOCALS = ((1, 1, 1), (2, 1, 1))

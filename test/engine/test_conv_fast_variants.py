@@ -41,7 +41,8 @@ def run_conv(tmp_path):
     ((1, 3, 17, 19), 16, (3, 3), (1, 1, 1, 1), "LeakyRelu"),   # first-layer shape class: NV 1, RY 2, odd H
     ((1, 19, 11, 13), 35, (3, 3), (1, 1, 1, 1), "Relu"),       # channel tail: 35 of 64 padded lanes stored
     ((2, 8, 9, 30), 40, (3, 5), (0, 2, 2, 1), None),           # batch 2, 3x5, asymmetric padding
-    ((1, 24, 13, 13), 255, (1, 1), (0, 0, 0, 0), None),        # the YOLO head shape class: one row per item
+    ((1, 24, 11, 11), 255, (1, 1), (1, 1, 1, 1), None),        # the YOLO head shape class (13x13 out): one row
+                                                               # per item; padded, so not the pointwise kernel's
     ((1, 40, 26, 26), 64, (3, 3), (1, 1, 1, 1), "Sigmoid"),    # 2x4x2 blocking on a 26-wide map
 ])
 def test_covec_matches_onnxruntime(run_conv, shape, oc, k, pads, act):

@@ -68,11 +68,11 @@ def conv_engine(tmp_path: Path):
 @pytest.mark.parametrize("shape,oc,k,act", [
     ((1, 19, 11, 13), 35, 3, True),    # channel tail (35 of 64 lanes), border blocks, NV 2
     ((1, 3, 17, 19), 16, 3, True),     # first-layer class: NV 1, RY 2
-    ((1, 48, 13, 13), 255, 1, False),  # the YOLO head class: 1x1, one row per work-item
+    ((1, 48, 13, 13), 255, 1, False),  # the YOLO head class: 1x1 (the pointwise kernel, same summation order)
 ])
 def test_covec_fp16_error_is_the_weight_rounding_and_nothing_else(conv_engine, shape, oc, k, act):
     y, x, w, b, variants, dtypes = conv_engine(shape, oc, k, act)
-    assert variants == {"covec"} and dtypes == {"float16"}
+    assert variants == ({"pointwise"} if k == 1 else {"covec"}) and dtypes == {"float16"}
     act_fn = leaky if act else (lambda v: v)
     w16 = w.astype(np.float16).astype(np.float64)
     # 1) Against float64 with the weights rounded to half: only float32 summation error is left, bounded by
@@ -165,10 +165,10 @@ def test_yolov3_tiny_fp16_matches_onnxruntime_and_saves_memory(model_dir: Path, 
             assert np.all(np.isfinite(out[name])) and out[name].dtype == np.float32
             assert err <= 0.15 and err <= 6e-3 * float(np.max(np.abs(want))), (name, err)
             assert err > 1e-4, "fp16 storage should not be bit-for-bit the float32 path"
-        # memory: every covec/Winograd filter is float16; the plan counts the real (smaller) sizes
+        # memory: every covec/pointwise/Winograd filter is float16; the plan counts the real (smaller) sizes
         facts = facts_of(engine.devices[0])
         p32, p16 = (make_plan(engine.graph, facts, precision=p) for p in ("fp32", "fp16"))
-        fast = [s for s in p16.steps if s.variant in ("covec", "winograd", "winograd4")]
+        fast = [s for s in p16.steps if s.variant in ("covec", "pointwise", "winograd", "winograd4")]
         assert len(fast) == 13 and all(p16.constants[s.inputs[1]].dtype == np.float16 for s in fast)
         halves = {n: a for n, a in p16.constants.items() if a.dtype == np.float16}
         assert all(p32.constants[n].dtype == np.float32 and p32.constants[n].shape == a.shape

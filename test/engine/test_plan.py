@@ -53,8 +53,8 @@ def net(tmp_path: Path) -> Path:
 def test_fusion_folds_batchnorm_and_activations(net):
     plan = make_plan(load_graph(net))
     kinds = [(s.kind, s.variant) for s in plan.steps]
-    # 8 output channels: too few for the covec kernel, so the pool is not fused into the conv
-    assert kinds == [("conv", "blocked"), ("max_pool", "2d"), ("conv", "blocked"), ("reshape", "alias"),
+    # 8 output channels: too few for the covec kernel, so the pool is not fused into the conv; the 1x1 is pointwise
+    assert kinds == [("conv", "blocked"), ("max_pool", "2d"), ("conv", "pointwise"), ("reshape", "alias"),
                      ("sigmoid", "flat")]
     assert plan.steps[0].attrs["activation"] == ("leaky_relu", pytest.approx(0.1), 0.0)
     assert plan.steps[2].attrs["activation"] == ("clamp", 0.0, 6.0)
@@ -177,7 +177,7 @@ def test_conv_maxpool_fusion_only_where_a_kernel_can(net, tmp_path):
         write_dat(wide / f"{name}.dat", (rng.random(shape) + 0.5).astype(np.float32))
     g = load_graph(wide)
     cpu = make_plan(g, DeviceFacts(type="cpu"))
-    assert [(s.kind, s.variant) for s in cpu.steps][:2] == [("conv", "covec"), ("conv", "blocked")]
+    assert [(s.kind, s.variant) for s in cpu.steps][:2] == [("conv", "covec"), ("conv", "pointwise")]
     assert cpu.steps[0].outputs == ("p1",) and cpu.steps[0].attrs["pool"] == 2
     assert "c1" not in cpu.buffers.storage_of and "a1" not in cpu.buffers.storage_of  # never written
     gpu = make_plan(g, DeviceFacts(type="gpu"))  # the implicit GEMM fuses it too

@@ -27,6 +27,31 @@ inline float activate(const float v, const float a0, const float a1) {
 #endif
 }
 
+// The same on float16 vectors (covec, pointwise: 16 channels or 16 pixels per vector).
+inline float16 sigmoid16(const float16 v) {
+    const float16 e = exp(-fabs(v));
+    return select(e, (float16)(1.0f), v >= (float16)(0.0f)) / (1.0f + e);
+}
+
+inline float16 activate16(const float16 v, const float a0, const float a1) {
+#if ACT == 1
+    return fmax(v, (float16)(0.0f));
+#elif ACT == 2
+    return select(v, v * a0, v < (float16)(0.0f));
+#elif ACT == 3
+    return fmin(fmax(v, (float16)(a0)), (float16)(a1));
+#elif ACT == 4
+    return sigmoid16(v);
+#elif ACT == 5
+    return tanh(v);
+#elif ACT == 6
+    return select(v, a0 * expm1(v), v < (float16)(0.0f));
+#elif ACT == 7
+    return v * sigmoid16(v);
+#else
+    return v;
+#endif
+}
 
 // RES: a residual add fused by the planner (conv -> add), 0 none, 1 before the activation (ResNet), 2 after it
 // (Darknet's shortcut). The residual tensor, laid out as the output, is then the kernel's last argument.

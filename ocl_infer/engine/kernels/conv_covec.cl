@@ -26,31 +26,7 @@
 #define LOAD_W(p, i) ((p)[i])
 #endif
 
-// exp of -|v| never overflows (see sigmoid_stable in activation.h.cl: NaN for v < -88 under fast math).
-inline float16 sigmoid16(const float16 v) {
-    const float16 e = exp(-fabs(v));
-    return select(e, (float16)(1.0f), v >= (float16)(0.0f)) / (1.0f + e);
-}
-
-inline float16 activate16(const float16 v, const float a0, const float a1) {
-#if ACT == 1
-    return fmax(v, (float16)(0.0f));
-#elif ACT == 2
-    return select(v, v * a0, v < (float16)(0.0f));
-#elif ACT == 3
-    return fmin(fmax(v, (float16)(a0)), (float16)(a1));
-#elif ACT == 4
-    return sigmoid16(v);
-#elif ACT == 5
-    return tanh(v);
-#elif ACT == 6
-    return select(v, a0 * expm1(v), v < (float16)(0.0f));
-#elif ACT == 7
-    return v * sigmoid16(v);
-#else
-    return v;
-#endif
-}
+// activate16 (float16 epilogue): activation.h.cl
 
 __kernel void conv2d_covec(__global const float* restrict x, WEIGHTS w,
                            __global const float16* restrict bias, __global float* restrict y,

@@ -184,6 +184,22 @@ def test_softmax(check_against_onnx, axis):
     check_against_onnx([node], {"x": rand(2, 7, 3, 5) * 4}, ["y"])
 
 
+@pytest.mark.parametrize("shape,axis", [((2, 16, 3, 37), 1), ((1, 5, 16, 20), 2), ((3, 6, 16), 1)])
+def test_softmax_on_16_rows_per_work_item(check_against_onnx, tmp_path, shape, axis):
+    """CPU family: rows of at least 16 as float16 vectors (111, 37: the last block moved back over its
+    neighbour's rows; exactly 16), several outer blocks, values far apart (exp of -100 and of 0 in one row)."""
+    from onnx_models import convert, make_model
+
+    from ocl_infer.engine.graph import load_graph
+    from ocl_infer.engine.plan import DeviceFacts, make_plan
+
+    node = helper.make_node("Softmax", ["x"], ["y"], axis=axis)
+    plan = make_plan(load_graph(convert(make_model([node], {"x": shape}, ["y"]), tmp_path / "s.nnef")),
+                     DeviceFacts(type="cpu"))
+    assert [(s.kind, s.attrs.get("vector")) for s in plan.steps] == [("softmax", 16)]
+    check_against_onnx([node], {"x": rand(*shape) * 30}, ["y"])
+
+
 def test_concat_split_slice(check_against_onnx):
     nodes = [helper.make_node("Concat", ["a", "b", "c"], ["cat"], axis=1),
              helper.make_node("Split", ["cat", "parts"], ["s1", "s2", "s3"], axis=1),

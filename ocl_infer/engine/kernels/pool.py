@@ -1,6 +1,7 @@
 """Pooling and reduction family: max/avg/box pooling (all border modes), mean/max/min/sum reduce, softmax."""
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -93,6 +94,15 @@ class ReduceAxes(_Pool):
     ops = ("sum_reduce", "mean_reduce", "max_reduce", "min_reduce", "softmax")
     variant = "axes"
 
+    @classmethod
+    def device_rule(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> Step:
+        """CPU family: softmax over a contiguous block of axes on 16 rows per work-item (explicit float16, see
+        softmax_rows16); GPU family: a work-item per row (neighbouring work-items read neighbouring words)."""
+        if facts.family != "cpu" or step.kind != "softmax":
+            return step
+        return Step(step.kind, step.variant, step.inputs, step.outputs,
+                    MappingProxyType({**step.attrs, "vector": 16}), step.name)
+
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         x = self.shape(self.step.inputs[0])
         axes = sorted({ax % len(x) for ax in self.step.attrs.get("axes", (1,))})
@@ -104,6 +114,10 @@ class ReduceAxes(_Pool):
         softmax = self.step.kind == "softmax"
         if axes == list(range(axes[0], axes[-1] + 1)):  # one contiguous block: the [outer][r][inner] view
             inner = size_of(tuple(x[axes[-1] + 1:]))
+            if softmax and self.step.attrs.get("vector") and inner >= 16:
+                k = new_kernel(program, "softmax_rows16")
+                k.set_args(ins[0], outs[0], np.int32(nred), np.int32(inner))
+                return [Launch(k, (-(-inner // 16), size_of(tuple(x[: axes[0]]))), (1, 1))]
             k = new_kernel(program, "softmax_rows" if softmax else "reduce_rows")
             mode = () if softmax else (np.int32(_REDUCE_MODES[self.step.kind]),)
             k.set_args(ins[0], outs[0], np.int32(nred), np.int32(inner), *mode, np.int32(n))

@@ -53,7 +53,7 @@ def oclgrind_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def test_op_tests_pass_clean_on_oclgrind(oclgrind_env: dict[str, str]) -> None:
     # -s: Oclgrind writes its reports to the process's stderr, which pytest would otherwise swallow
     tests = [str(ROOT / "test" / "engine" / name) for name in ("test_ops.py", "test_conv_gemm.py",
-                                                                         "test_index_ops.py")]
+                                                                         "test_index_ops.py", "test_matmul.py")]
     # the full-width end-to-end heads take 26 s simulated; their kernels are each checked by smaller tests there
     skip = ["--deselect", "test/engine/test_index_ops.py::test_end_to_end_detection_head"]  # a node id (cwd=ROOT)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *tests, *skip],

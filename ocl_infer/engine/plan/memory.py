@@ -10,21 +10,48 @@ def plan_buffers(steps: Sequence[Step], shapes: dict[str, tuple[int, ...]], inpu
     """Assign every activation to a storage (aliases share one) and every unpinned storage to a slot.
 
     Graph inputs and outputs are pinned: the host writes/reads them, so they are never reused. A step's
-    outputs never share a slot with its own inputs (its inputs are released only after it)."""
-    storage_of: dict[str, str] = {n: n for n in inputs}
-    for step in steps:
-        if step.variant == "alias":
-            storage_of[step.outputs[0]] = storage_of.get(step.inputs[0], step.inputs[0])
-        else:
-            for o in step.outputs:
-                storage_of[o] = o
-    pinned = set(inputs) | {storage_of[o] for o in outputs if o in storage_of}
-    nbytes: dict[str, int] = {}
-    for t, root in storage_of.items():
+    outputs never share a slot with its own inputs (its inputs are released only after it). A concat the
+    planner placed (variant "alias") launches nothing: each of its inputs is written straight into its slice
+    of the concat's storage (`offset_of`), so that storage lives from the first input's producer on."""
+
+    def size(t: str) -> int:
         n = 4
         for d in shapes[t]:
             n *= d
-        nbytes[root] = max(nbytes.get(root, 0), n)
+        return n
+
+    placed: dict[str, tuple[str, int]] = {}  # input of a placed concat -> (its output, byte offset)
+    for step in steps:
+        if step.variant == "alias" and step.kind == "concat":
+            at = 0
+            for t in step.inputs:
+                placed[t] = (step.outputs[0], at)
+                at += size(t)
+
+    def home(t: str) -> tuple[str, int]:  # through nested placements to the outermost storage
+        off = 0
+        while t in placed:
+            t, d = placed[t]
+            off += d
+        return t, off
+
+    storage_of: dict[str, str] = {n: n for n in inputs}
+    offset_of: dict[str, int] = {}
+    for step in steps:
+        if step.variant == "alias" and step.kind != "concat":
+            src = step.inputs[0]
+            storage_of[step.outputs[0]] = storage_of.get(src, src)
+            if offset_of.get(src):
+                offset_of[step.outputs[0]] = offset_of[src]
+        else:
+            for o in step.outputs:
+                storage_of[o], off = home(o)
+                if off:
+                    offset_of[o] = off
+    pinned = set(inputs) | {storage_of[o] for o in outputs if o in storage_of}
+    nbytes: dict[str, int] = {}
+    for t, root in storage_of.items():
+        nbytes[root] = max(nbytes.get(root, 0), offset_of.get(t, 0) + size(t))
     last_use: dict[str, int] = {}
     for i, step in enumerate(steps):
         for t in (*step.inputs, *step.outputs):
@@ -55,4 +82,4 @@ def plan_buffers(steps: Sequence[Step], shapes: dict[str, tuple[int, ...]], inpu
             if last_use.get(root, -1) == i and slot not in free:
                 free.append(slot)
     return BufferPlan(storage_of=storage_of, slot_of=slot_of, slot_bytes=tuple(slot_bytes),
-                      pinned_bytes={r: nbytes[r] for r in sorted(pinned)})
+                      pinned_bytes={r: nbytes[r] for r in sorted(pinned)}, offset_of=offset_of)

@@ -42,12 +42,15 @@ class Step:
 class BufferPlan:
     """Activations share `slots` by liveness; graph inputs/outputs are `pinned` (own buffer each).
 
-    `storage_of` maps every activation tensor to the tensor whose buffer it uses (itself unless aliased)."""
+    `storage_of` maps every activation tensor to the tensor whose buffer it uses (itself unless aliased);
+    `offset_of` the byte offset of a tensor inside that storage where it is not 0 (the inputs of a placed concat
+    live in their slice of its output: the runtime hands kernels a sub-buffer there)."""
 
     storage_of: Mapping[str, str]
     slot_of: Mapping[str, int]
     slot_bytes: tuple[int, ...]
     pinned_bytes: Mapping[str, int]
+    offset_of: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def activation_bytes(self) -> int:

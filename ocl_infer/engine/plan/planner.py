@@ -124,6 +124,8 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
     for name in graph.outputs:
         if name in consts or name in graph.inputs:
             raise ModelError(f"{graph.source}: output '{name}' is a constant or an input; nothing to compute")
+    if fuse:
+        steps = _place_concats(steps, shapes, set(graph.inputs) | set(graph.outputs))
     buffers = plan_buffers(steps, shapes, graph.inputs, graph.outputs)
     return Plan(inputs=graph.inputs, outputs=graph.outputs, shapes=MappingProxyType(shapes),
                 steps=tuple(steps), constants=MappingProxyType(device_consts), buffers=buffers,
@@ -280,6 +282,48 @@ def _fuse_max_pool(drafts: list[_Draft], shapes: dict[str, tuple[int, ...]], out
                     removed.add(id(pool))
         out.append(d)
     return out
+
+
+# Byte alignment of a placed concat input's offset: OpenCL sub-buffer origins must be multiples of the device's
+# CL_DEVICE_MEM_BASE_ADDR_ALIGN (1024 bits on PoCL, at most 4096 on the GPUs we know), so the plan, made before
+# any device is opened, asks for 4096 bits everywhere. YOLO maps meet it: 13x13 slices of 128 channels, 26x26 of
+# 64, 52x52 of 16.
+PLACE_ALIGN_BYTES = 512
+
+
+def _place_concats(steps: list[Step], shapes: Mapping[str, tuple[int, ...]], pinned: set[str]) -> list[Step]:
+    """Concat as a layout decision: where every input of a concat is a contiguous slice of its output (all dims
+    before the axis are 1: YOLO's channel concats at batch 1), each input's producer writes straight into its
+    slice (the buffer plan gives it a sub-buffer there) and the concat becomes an alias: no copy, no launch.
+    Only for inputs computed here by a real step (not graph inputs/outputs, constants or aliases), each read by
+    no other concat, at offsets aligned for sub-buffers; otherwise the concat stays a copy."""
+    producer = {o: s for s in steps for o in s.outputs}
+    in_concats: dict[str, int] = {}
+    for s in steps:
+        if s.kind == "concat":
+            for t in s.inputs:
+                in_concats[t] = in_concats.get(t, 0) + 1
+    out: list[Step] = []
+    for s in steps:
+        if s.kind == "concat" and s.variant != "alias" and _placeable(s, shapes, pinned, producer, in_concats):
+            s = Step(s.kind, "alias", s.inputs, s.outputs, MappingProxyType({**s.attrs, "placed": True}), s.name)
+        out.append(s)
+    return out
+
+
+def _placeable(s: Step, shapes: Mapping[str, tuple[int, ...]], pinned: set[str], producer: Mapping[str, Step],
+               in_concats: Mapping[str, int]) -> bool:
+    y = shapes[s.outputs[0]]
+    axis = int(s.attrs.get("axis", 0)) % len(y)
+    if any(d != 1 for d in y[:axis]) or s.outputs[0] in pinned:
+        return False
+    at = 0
+    for t in s.inputs:
+        p = producer.get(t)
+        if p is None or p.variant == "alias" or t in pinned or in_concats.get(t) != 1 or at % PLACE_ALIGN_BYTES:
+            return False
+        at += 4 * int(np.prod(shapes[t], dtype=np.int64))
+    return True
 
 
 def _activation_params(act: _Draft, consts: dict[str, np.ndarray]) -> tuple[str, float, float] | None:

@@ -63,14 +63,20 @@ class DeviceRuntime:
         self.slot_bufs = [cl.Buffer(self.context, MF.READ_WRITE, max(n, 4)) for n in p.buffers.slot_bytes]
         self.pinned_bufs = {root: cl.Buffer(self.context, MF.READ_WRITE, max(n, 4))
                             for root, n in p.buffers.pinned_bytes.items()}
+        self._views: dict[str, cl.Buffer] = {}
 
     def buffer(self, tensor: str) -> cl.Buffer:
         if tensor in self.const_bufs:
             return self.const_bufs[tensor]
-        root = self.plan.buffers.storage_of[tensor]
-        if root in self.pinned_bufs:
-            return self.pinned_bufs[root]
-        return self.slot_bufs[self.plan.buffers.slot_of[root]]
+        b = self.plan.buffers
+        root = b.storage_of[tensor]
+        whole = self.pinned_bufs[root] if root in self.pinned_bufs else self.slot_bufs[b.slot_of[root]]
+        offset = b.offset_of.get(tensor, 0)
+        if not offset:
+            return whole
+        if tensor not in self._views:  # a placed concat's input: its slice of the concat's storage
+            self._views[tensor] = whole.get_sub_region(offset, self.plan.size(tensor) * 4)
+        return self._views[tensor]
 
     def _bind(self, prime: bool = False, reverse: bool = False, stop: Callable[[], bool] | None = None,
               ) -> list[Launch]:

@@ -58,7 +58,7 @@ def start_prewarm(plan: Plan, device: Any) -> subprocess.Popen[bytes] | None:
         "inputs": plan.inputs, "outputs": plan.outputs, "shapes": dict(plan.shapes),
         "steps": [(s.kind, s.variant, s.inputs, s.outputs, dict(s.attrs), s.name) for s in plan.steps],
         "constants": {n: (a.shape, a.dtype.str) for n, a in plan.constants.items()},
-        "buffers": (dict(b.storage_of), dict(b.slot_of), b.slot_bytes, dict(b.pinned_bytes)),
+        "buffers": (dict(b.storage_of), dict(b.slot_of), b.slot_bytes, dict(b.pinned_bytes), dict(b.offset_of)),
     }
     folder = program_cache_dir()
     name = None
@@ -84,11 +84,11 @@ def stop_prewarm(child: subprocess.Popen[bytes] | None) -> None:
 
 
 def _plan_from(spec: dict[str, Any]) -> Plan:
-    storage_of, slot_of, slot_bytes, pinned_bytes = spec["buffers"]
+    storage_of, slot_of, slot_bytes, pinned_bytes, offset_of = spec["buffers"]
     return Plan(inputs=tuple(spec["inputs"]), outputs=tuple(spec["outputs"]), shapes=spec["shapes"],
                 steps=tuple(Step(*s) for s in spec["steps"]),
                 constants={n: np.zeros(shape, np.dtype(dt)) for n, (shape, dt) in spec["constants"].items()},
-                buffers=BufferPlan(storage_of, slot_of, tuple(slot_bytes), pinned_bytes))
+                buffers=BufferPlan(storage_of, slot_of, tuple(slot_bytes), pinned_bytes, offset_of))
 
 
 def _stdin_closed() -> bool:

@@ -20,12 +20,22 @@ def plan_buffers(steps: Sequence[Step], shapes: dict[str, tuple[int, ...]], inpu
             n *= d
         return n
 
-    placed: dict[str, tuple[str, int]] = {}  # input of a placed concat -> (its output, byte offset)
+    # input of a placed concat -> (its output, byte offset); a placed split's views sit in its input's storage,
+    # so a run of them in a concat places the split's input instead (the planner checked they are all of it)
+    view_of: dict[str, tuple[str, int]] = {}
+    for step in steps:
+        if step.variant == "alias" and step.kind == "split":
+            at = 0
+            for t in step.outputs:
+                view_of[t] = (step.inputs[0], at)
+                at += size(t)
+    placed: dict[str, tuple[str, int]] = {}
     for step in steps:
         if step.variant == "alias" and step.kind == "concat":
             at = 0
             for t in step.inputs:
-                placed[t] = (step.outputs[0], at)
+                src, inner = view_of.get(t, (t, 0))
+                placed[src] = (step.outputs[0], at - inner)
                 at += size(t)
 
     def home(t: str) -> tuple[str, int]:  # through nested placements to the outermost storage
@@ -40,9 +50,11 @@ def plan_buffers(steps: Sequence[Step], shapes: dict[str, tuple[int, ...]], inpu
     for step in steps:
         if step.variant == "alias" and step.kind != "concat":
             src = step.inputs[0]
-            storage_of[step.outputs[0]] = storage_of.get(src, src)
-            if offset_of.get(src):
-                offset_of[step.outputs[0]] = offset_of[src]
+            for o in step.outputs:  # reshape-like: one output at offset 0; a placed split: its views
+                inner = view_of[o][1] if step.kind == "split" else 0
+                storage_of[o] = storage_of.get(src, src)
+                if offset_of.get(src, 0) + inner:
+                    offset_of[o] = offset_of.get(src, 0) + inner
         else:
             for o in step.outputs:
                 storage_of[o], off = home(o)

@@ -125,6 +125,7 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
         if name in consts or name in graph.inputs:
             raise ModelError(f"{graph.source}: output '{name}' is a constant or an input; nothing to compute")
     if fuse:
+        steps = _place_splits(steps, shapes, set(graph.outputs))
         steps = _place_concats(steps, shapes, set(graph.inputs) | set(graph.outputs))
     buffers = plan_buffers(steps, shapes, graph.inputs, graph.outputs)
     return Plan(inputs=graph.inputs, outputs=graph.outputs, shapes=MappingProxyType(shapes),
@@ -291,12 +292,40 @@ def _fuse_max_pool(drafts: list[_Draft], shapes: dict[str, tuple[int, ...]], out
 PLACE_ALIGN_BYTES = 512
 
 
+def _contiguous_parts(y: tuple[int, ...], axis: int) -> bool:
+    """Slices along `axis` are contiguous runs of the tensor when every dim before it is 1."""
+    return all(d == 1 for d in y[: axis % len(y)])
+
+
+def _bytes(shape: tuple[int, ...]) -> int:
+    return 4 * int(np.prod(shape, dtype=np.int64))
+
+
+def _place_splits(steps: list[Step], shapes: Mapping[str, tuple[int, ...]], outputs: set[str]) -> list[Step]:
+    """Split as views: where the parts are contiguous runs of the input at 512-byte aligned offsets, each
+    output is a sub-buffer of the input's storage (the split becomes an alias: no copy, no launch). Graph
+    outputs keep their own buffers."""
+    out: list[Step] = []
+    for s in steps:
+        if s.kind == "split" and s.variant != "alias":
+            x = shapes[s.inputs[0]]
+            at, ok = 0, _contiguous_parts(x, int(s.attrs.get("axis", 0))) and not outputs & set(s.outputs)
+            for t in s.outputs:
+                ok = ok and at % PLACE_ALIGN_BYTES == 0
+                at += _bytes(shapes[t])
+            if ok and at == _bytes(x):
+                s = Step(s.kind, "alias", s.inputs, s.outputs, MappingProxyType({**s.attrs, "placed": True}), s.name)
+        out.append(s)
+    return out
+
+
 def _place_concats(steps: list[Step], shapes: Mapping[str, tuple[int, ...]], pinned: set[str]) -> list[Step]:
     """Concat as a layout decision: where every input of a concat is a contiguous slice of its output (all dims
     before the axis are 1: YOLO's channel concats at batch 1), each input's producer writes straight into its
     slice (the buffer plan gives it a sub-buffer there) and the concat becomes an alias: no copy, no launch.
     Only for inputs computed here by a real step (not graph inputs/outputs, constants or aliases), each read by
-    no other concat, at offsets aligned for sub-buffers; otherwise the concat stays a copy."""
+    no other concat, at offsets aligned for sub-buffers; otherwise the concat stays a copy. A run of inputs
+    that is every view of a placed split, in order (C2f: concat(split(t), m...)), places the split's input."""
     producer = {o: s for s in steps for o in s.outputs}
     in_concats: dict[str, int] = {}
     for s in steps:
@@ -304,26 +333,45 @@ def _place_concats(steps: list[Step], shapes: Mapping[str, tuple[int, ...]], pin
             for t in s.inputs:
                 in_concats[t] = in_concats.get(t, 0) + 1
     out: list[Step] = []
+    taken: set[str] = set()  # a tensor lives in one place only
     for s in steps:
-        if s.kind == "concat" and s.variant != "alias" and _placeable(s, shapes, pinned, producer, in_concats):
+        homes = _placeable(s, shapes, pinned, producer, in_concats) if s.kind == "concat" else None
+        if homes is not None and not taken & set(homes) and s.variant != "alias":
+            taken.update(homes)
             s = Step(s.kind, "alias", s.inputs, s.outputs, MappingProxyType({**s.attrs, "placed": True}), s.name)
         out.append(s)
     return out
 
 
 def _placeable(s: Step, shapes: Mapping[str, tuple[int, ...]], pinned: set[str], producer: Mapping[str, Step],
-               in_concats: Mapping[str, int]) -> bool:
-    y = shapes[s.outputs[0]]
-    axis = int(s.attrs.get("axis", 0)) % len(y)
-    if any(d != 1 for d in y[:axis]) or s.outputs[0] in pinned:
-        return False
-    at = 0
-    for t in s.inputs:
+               in_concats: Mapping[str, int]) -> list[str] | None:
+    """The tensors the concat would place (its inputs, or a placed split's input for the run of its views), or
+    None where it cannot."""
+    if not _contiguous_parts(shapes[s.outputs[0]], int(s.attrs.get("axis", 0))) or s.outputs[0] in pinned:
+        return None
+    homes: list[str] = []
+    at, i = 0, 0
+    while i < len(s.inputs):
+        t = s.inputs[i]
         p = producer.get(t)
-        if p is None or p.variant == "alias" or t in pinned or in_concats.get(t) != 1 or at % PLACE_ALIGN_BYTES:
-            return False
-        at += 4 * int(np.prod(shapes[t], dtype=np.int64))
-    return True
+        if p is not None and p.kind == "split" and p.variant == "alias":  # the run must be all of its views
+            views = p.outputs
+            if tuple(s.inputs[i: i + len(views)]) != views or any(in_concats.get(v) != 1 for v in views):
+                return None
+            t = p.inputs[0]
+            p = producer.get(t)
+            i += len(views)
+            if in_concats.get(t):  # the split's input also in a concat of its own
+                return None
+        else:
+            i += 1
+            if in_concats.get(t) != 1:
+                return None
+        if p is None or p.variant == "alias" or t in pinned or at % PLACE_ALIGN_BYTES:
+            return None
+        homes.append(t)
+        at += _bytes(shapes[t])
+    return homes
 
 
 def _activation_params(act: _Draft, consts: dict[str, np.ndarray]) -> tuple[str, float, float] | None:

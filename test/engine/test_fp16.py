@@ -125,12 +125,16 @@ def test_winograd_fp16_within_the_bound_of_half_u_v_m(conv_engine, variant, shap
     u = np.einsum("ij,ocjk,lk->ocil", g, w64, g)
     u_mag = np.einsum("ij,ocjk,lk->ocil", np.abs(g), np.abs(w64), np.abs(g))
     du = U16 * np.abs(u) + 16 * U32 * u_mag + np.where(np.abs(u) < TINY16, np.abs(u), 0)
-    dv = U16 * np.abs(v) + 16 * U32 * v_mag + np.where(np.abs(v) < TINY16, np.abs(v), 0)
+    # V and M are stored times 2^-2 / 2^-7, so more of them are subnormal halves: kept by this device (F16C and
+    # our integer conversion), rounded to 2^-24 in stored units, 2^-25 / scale absolute (a device flushing them
+    # would need |v| where |v| < 2^-14 / scale, which makes the F(4x4) bound ~80 % of the output range)
+    tiny = 2.0**-25 * (4.0 if variant == "winograd" else 128.0)
+    dv = U16 * np.abs(v) + 16 * U32 * v_mag + tiny
     uv_mag = np.einsum("ocil,ctsil->otsil", np.abs(u), np.abs(v))
     m = np.einsum("ocil,ctsil->otsil", u, v)
     dm = (np.einsum("ocil,ctsil->otsil", du, np.abs(v)) + np.einsum("ocil,ctsil->otsil", np.abs(u) + du, dv)
           + (ic + 16) * U32 * uv_mag)
-    dm = 1.001 * (dm + U16 * (np.abs(m) + dm)) + TINY16
+    dm = 1.001 * (dm + U16 * (np.abs(m) + dm)) + tiny
     dy = np.einsum("ij,otsjk,lk->otsil", np.abs(at), dm, np.abs(at))  # [OC, th, tw, n, n]
     bound = dy.transpose(0, 1, 3, 2, 4).reshape(oc, n * th, n * tw)[None, :, :h, :wd] + 1e-6
     err = np.abs(y - exact)
@@ -139,6 +143,56 @@ def test_winograd_fp16_within_the_bound_of_half_u_v_m(conv_engine, variant, shap
     # 19 |coefficients| per side, a worst case that random rounding errors do not reach: measured 1 %)
     assert bound.max() < (0.01 if variant == "winograd" else 0.3) * np.abs(exact).max()
     assert err.max() > 1e-5 * np.abs(exact).max()     # half storage really happened
+
+
+def winograd_conv(tmp_path: Path, x: np.ndarray, oc: int, precision: str = "fp16") -> tuple[np.ndarray, ...]:
+    """One 3x3 conv (small weights, so outputs and M stay far inside half's range) on the engine and on
+    onnxruntime: (engine output, onnxruntime output, max |V| of F(2x2) and F(4x4) in float64, conv variant)."""
+    from onnx_models import convert, make_model, run_onnx
+
+    from ocl_infer.engine import Engine
+
+    w = (0.1 * rng.standard_normal((oc, x.shape[1], 3, 3)) / np.sqrt(x.shape[1] * 9)).astype(np.float32)
+    b = rng.standard_normal(oc).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], pads=[1] * 4)
+    model = make_model([node], {"x": x.shape}, ["y"], {"w": w, "b": b})
+    with Engine(convert(model, tmp_path / "model.nnef"), poison=True, precision=precision) as engine:
+        y = engine.run({"x": x})["y"]
+        variant = next(s.variant for s in engine.plan.steps if s.kind == "conv")
+    v_max = []
+    for bt in (BT, BT4):  # V = B^T d B over every (n+2)x(n+2) patch at stride n: as big as the kernel stores
+        p, n = bt.shape[0], bt.shape[0] - 2
+        win = np.lib.stride_tricks.sliding_window_view(np.pad(x[0].astype(np.float64), ((0, 0), (1, p), (1, p))),
+                                                       (p, p), axis=(1, 2))[:, ::n, ::n]
+        v_max.append(float(np.abs(np.einsum("ij,ctsjk,lk->ctsil", bt, win, bt)).max()))
+    return y, run_onnx(model, {"x": x})["y"], *v_max, variant
+
+
+@pytest.mark.parametrize("variant,shape,amp,tol", [
+    ("winograd", (1, 64, 13, 13), 2.0e4, 2e-3),   # F(2x2): |V| up to 4 |d| = 8e4
+    ("winograd4", (1, 64, 20, 20), 2.0e3, 3e-2),  # F(4x4): up to 100 |d| = 2e5 (YOLOv8n's head, white frame: 2.3e5)
+])
+def test_winograd_fp16_scratch_beyond_half_range_is_scaled_not_overflowed(tmp_path, variant, shape, amp, tol):
+    """Activations inside half's range whose Winograd transform is not: V = B^T d B sums up to 4 |d| (F(2x2))
+    or 100 |d| (F(4x4)). Stored unscaled, such V overflowed to inf and came out as finite garbage (outputs 25-60x
+    the output range on YOLOv8n fed a white frame); V and M are stored times 2^-2 / 2^-7 instead."""
+    x = (amp * rng.choice([-1.0, 1.0], shape)).astype(np.float32)  # +-amp: the largest |V| per |d|
+    y, ref, v2, v4, got = winograd_conv(tmp_path, x, 40)
+    assert got == variant
+    assert (v2 if variant == "winograd" else v4) > 65504  # the scratch really exceeds half's range unscaled
+    assert np.all(np.isfinite(y))
+    err, scale = float(np.abs(y - ref).max()), float(np.abs(ref).max())
+    assert err <= tol * scale, f"max abs error {err:.4g}, output range {scale:.4g}"
+
+
+def test_winograd_fp16_overflow_is_inf_or_nan_never_a_finite_value(tmp_path):
+    """Activations beyond half's range overflow the scaled scratch too: the output must then say so (inf/NaN,
+    which `ocl-infer bench` reports as a broken engine), not come back as finite numbers (the half->float
+    conversion of the output transform used to read inf as 65536 and NaN as 98304)."""
+    x = (3.0e5 * rng.choice([-1.0, 1.0], (1, 64, 13, 13))).astype(np.float32)
+    y, ref, *_, variant = winograd_conv(tmp_path, x, 40)
+    assert variant == "winograd" and np.all(np.isfinite(ref))
+    assert not np.all(np.isfinite(y))
 
 
 def test_yolov3_tiny_fp16_matches_onnxruntime_and_saves_memory(model_dir: Path, data_dir: Path):

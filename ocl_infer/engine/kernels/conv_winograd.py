@@ -100,6 +100,9 @@ class ConvWinograd(ConvBase):
     cl_file = "conv_winograd.cl"
     fuses_residual = True
     tile = 2  # outputs per tile side: F(tile x tile, 3x3); the input tiles are tile + 2 wide
+    # fp16: V (and M) stored times 2^-v_shift, 2^v_shift >= max |V| / max |d| = (max row sum of |B^T|)^2
+    # (F(2x2): 4), so the half scratch overflows only where the activations themselves leave half's range
+    v_shift = 2
     kernels = ("winograd_input", "winograd_gemm", "winograd_output")
 
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
@@ -144,7 +147,8 @@ class ConvWinograd(ConvBase):
 
     def build_options(self) -> str:
         """Only the blocking and epilogue: the geometry is passed at launch, so layers share programs."""
-        extra = (" -DHALF=1" if self.half else "") + (f" -DRES={self.res}" if self.res else "")
+        extra = (f" -DHALF=1 -DVSCALE={2.0 ** -self.v_shift!r}f" if self.half else "") + (
+            f" -DRES={self.res}" if self.res else "")
         return f"-DNT={self.nt} -DNV={self.nv} -DACT={self.act}{extra} -cl-fast-relaxed-math -cl-mad-enable"
 
     def relayout(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:

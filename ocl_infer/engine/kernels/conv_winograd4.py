@@ -58,6 +58,7 @@ class ConvWinograd4(ConvWinograd):
     cl_file = "conv_winograd4.cl"
     headers = ("activation.h.cl", "conv_winograd.cl")
     tile = 4
+    v_shift = 7  # max row sum of |B^T| is 10: |V| <= 100 max |d| <= 2^7 max |d| (see ConvWinograd)
     kernels = ("winograd4_input", "winograd_gemm", "winograd4_output")
 
     @staticmethod

@@ -1,9 +1,11 @@
 """Matmul/linear kernels on transformer shapes (RT-DETR-l at 416: 300 queries, 169 and 3549 tokens, 8 heads of
 32; the issue's 3600-token cases): device time per op from OpenCL events (minimum over rounds), GFLOP/s, and
 onnxruntime (2 threads) on the same one-node model. `--variant strided` measures the general kernel (the one
-every matmul used before the blocked kernels); `--block MR,NV` forces the CPU kernel's blocking.
+every matmul used before the blocked kernels); `--block MR,NV` forces the CPU kernel's blocking. `--model` times
+a whole NNEF model (RT-DETR-l) with the general kernel and with the blocked ones, interleaved in one process.
 
-    .venv/bin/python bench/matmul_bench.py [--kernels cpu|gpu] [--variant auto|strided] [--rounds 5]
+    .venv/bin/python bench/matmul_bench.py [--kernels cpu|gpu] [--variant auto|strided] [--rounds 5] [--ort]
+    .venv/bin/python bench/matmul_bench.py --model rtdetr-l.nnef [--kernels cpu|gpu] [--rounds 4]
 """
 
 import argparse
@@ -77,6 +79,36 @@ def onnxruntime_ms(m: onnx.ModelProto, feeds: dict[str, np.ndarray], rounds: int
     return best * 1e3
 
 
+def whole_model(path: str, kernels: str, rounds: int) -> None:
+    """Median wall time per frame and profiled matmul+linear device time, general vs blocked kernels, interleaved
+    (so both see the same machine load); the outputs must agree."""
+    engines = {}
+    for name, priority in (("general", -1), ("blocked", 10)):
+        matmul.GemmBlock.priority = matmul.GemmTiled.priority = priority  # read when the plan is made
+        engines[name] = Engine(path, kernels=kernels)
+    feeds = {n: np.random.default_rng(0).random(engines["general"].plans[0].shapes[n], dtype=np.float32)
+             for n in engines["general"].plans[0].inputs}
+    wall: dict[str, list[float]] = {n: [] for n in engines}
+    mm: dict[str, list[float]] = {n: [] for n in engines}
+    outs = {}
+    for e in engines.values():
+        e.run(feeds)
+    for _ in range(rounds):
+        for name, e in engines.items():
+            t = time.perf_counter()
+            outs[name] = e.run(feeds)
+            wall[name].append(time.perf_counter() - t)
+            kinds = {s.name: s.kind for s in e.plans[0].steps}
+            mm[name].append(sum(ms for n, ms in e.profile(feeds)
+                                if kinds.get(n.rsplit(" [", 1)[0]) in ("matmul", "linear")))
+    for name, e in engines.items():
+        print(f"{name}: {np.median(wall[name]) * 1e3:.0f} ms per frame, matmul+linear {np.median(mm[name]):.1f} ms")
+        e.close()
+    for k, want in outs["general"].items():
+        diff = float(np.max(np.abs(outs["blocked"][k] - want)) / max(float(np.max(np.abs(want))), 1e-6))
+        print(f"output {k}: max difference {diff:.2e} of its largest value")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kernels", default="cpu")
@@ -85,7 +117,13 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", default="", help="cases whose name contains this")
     ap.add_argument("--ort", action="store_true", help="also time onnxruntime")
+    ap.add_argument("--model", default="", help="a whole NNEF model: general vs blocked kernels")
     args = ap.parse_args()
+    if args.model:
+        print(f"load {Path('/proc/loadavg').read_text().split()[:3]}, kernels {args.kernels}")
+        whole_model(args.model, args.kernels, args.rounds)
+        print(f"load {Path('/proc/loadavg').read_text().split()[:3]}")
+        return 0
     if args.variant == "strided":  # the general kernel only
         matmul.GemmBlock.priority = matmul.GemmTiled.priority = -1
     if args.block:

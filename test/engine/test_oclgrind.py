@@ -73,6 +73,10 @@ def test_op_tests_pass_clean_on_oclgrind(oclgrind_env: dict[str, str]) -> None:
                                                                          "test_index_ops.py", "test_matmul.py")]
     # the full-width end-to-end heads take 26 s simulated; their kernels are each checked by smaller tests there
     skip = ["--deselect", "test/engine/test_index_ops.py::test_end_to_end_detection_head"]  # a node id (cwd=ROOT)
+    # batched Winograd: only its small cases (the others take minutes simulated)
+    from test_winograd_batch import OCLGRIND_CASES
+    tests += [f"test/engine/test_winograd_batch.py::test_winograd_at_batch_n_matches_onnxruntime[{c}]"
+              for c in OCLGRIND_CASES]
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *tests, *skip],
                           cwd=ROOT, env=oclgrind_env, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr

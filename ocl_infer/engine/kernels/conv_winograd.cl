@@ -1,11 +1,13 @@
-// Winograd F(2x2, 3x3) convolution in three launches (N = 1, stride 1, dilation 1, groups 1, padding 1):
+// Winograd F(2x2, 3x3) convolution in three launches (any batch N, stride 1, dilation 1, groups 1, padding 1):
 //   winograd_input : 4x4 input patch per 2x2 output tile -> V = B^T d B, stored V[16][IC][TP]
 //   winograd_gemm  : M[xi] = U[xi] x V[xi] for the 16 xi, vectorised over output channels (NV float16
 //                    vectors x NT tiles of accumulators per work-item); U [16][NCB][IC][16*NV]; M [16][TP][NCB*CO_V]
-//   winograd_output: Y = A^T M A (2x2 outputs per tile) + bias, activation (ACT as in activation.h.cl); y [OC][OH][OW]
-// TW = ceil(OW/2), T = TW * ceil(OH/2) tiles, TP = T rounded up to NT. The transforms take the tile as two grid
-// coordinates or divide by a float reciprocal: an integer division by a run-time tw per work-item cost up to 3x
-// their time.
+//   winograd_output: Y = A^T M A (2x2 outputs per tile) + bias, activation (ACT as in activation.h.cl);
+//                    y [N][OC][OH][OW]
+// TW = ceil(OW/2), T = TW * ceil(OH/2) tiles per image; the batch is more tiles: column n * T + t of V and
+// row of M is tile t of image n, so one GEMM serves the whole batch (each weight load feeds N times the
+// tiles); TP = N * T rounded up to NT. The transforms take the tile as grid coordinates or divide by a float
+// reciprocal: an integer division by a run-time tw per work-item cost up to 3x their time.
 // Compile-time: the blocking NT NV and ACT. The geometry (ic ih iw oc oh ow, ncb channel blocks, tp) comes as
 // arguments, so layers with the same blocking share one program (fewer compiles at a cold start).
 #define CO_V (16 * NV)
@@ -68,18 +70,22 @@ typedef float store_t;
 #define STORE16(v, p) vstore16((v), 0, (p))
 #endif
 
-// Launch: global (TP rounded up to the local size, IC). Tiles at or past T get zeros.
+// Launch: global (TP - (N-1) T rounded up to the local size, IC, N): tile t of image n is V's column
+// n * T + t. Only the last image writes past its T tiles: zeros up to TP (an earlier image's would be the next
+// image's columns).
 __kernel void winograd_input(__global const float* restrict x, __global store_t* restrict v, const int ic,
                              const int ih, const int iw, const int tw, const int tiles, const int tp,
                              const float inv_tw) {
     const int t = get_global_id(0);
     const int ci = get_global_id(1);
-    if (t >= tp) return;
+    const int n = get_global_id(2);
+    const int col = n * tiles + t;
+    if (col >= tp || (t >= tiles && n + 1 < (int)get_global_size(2))) return;
     // t / tw by a float multiply: exact here (t < 2^20, tw < 2^10) and, unlike an integer division by a
     // run-time value, it vectorises across the work-group
     const int ty = (int)(((float)t + 0.5f) * inv_tw), tx = t - ty * tw;
     const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
-    __global const float* p = x + (size_t)ci * ih * iw;
+    __global const float* p = x + ((size_t)n * ic + ci) * ih * iw;
     float d[4][4];
 #pragma unroll
     for (int i = 0; i < 4; i++)
@@ -96,7 +102,7 @@ __kernel void winograd_input(__global const float* restrict x, __global store_t*
         b[2][j] = d[2][j] - d[1][j];
         b[3][j] = d[1][j] - d[3][j];
     }
-    __global store_t* o = v + (size_t)ci * tp + t;
+    __global store_t* o = v + (size_t)ci * tp + col;
     const size_t plane = (size_t)ic * tp;
 #pragma unroll
     for (int i = 0; i < 4; i++) {  // (B^T d) B
@@ -149,11 +155,14 @@ __kernel void winograd_gemm(__global const store_t* restrict v, __global const s
 
 __kernel void winograd_output(__global const store_t* restrict m, __global const float* restrict bias,
                               __global float* restrict y, const float a0, const float a1, const int oc,
-                              const int oh, const int ow, const int ncb, const int tp RESIDUAL_ARG) {
-    // Launch: global (OC rounded up to the local size, TW, TH).
-    const int co = get_global_id(0), tx = get_global_id(1), ty = get_global_id(2);
+                              const int oh, const int ow, const int ncb, const int tp, const int th,
+                              const float inv_th RESIDUAL_ARG) {
+    // Launch: global (OC rounded up to the local size, TW, N * TH): dimension 2 is n * TH + ty, so its row of
+    // tiles times TW plus tx is M's row n * T + t.
+    const int co = get_global_id(0), tx = get_global_id(1), nty = get_global_id(2);
     if (co >= oc) return;
-    const int t = ty * get_global_size(1) + tx;
+    const int t = nty * get_global_size(1) + tx;
+    const int n = (int)(((float)nty + 0.5f) * inv_th), ty = nty - n * th;  // exact: as t / tw in winograd_input
     float s[16];
 #pragma unroll
     for (int xi = 0; xi < 16; xi++) s[xi] = LOAD1(m, ((size_t)xi * tp + t) * (ncb * CO_V) + co);
@@ -164,9 +173,10 @@ __kernel void winograd_output(__global const store_t* restrict m, __global const
         a[1][j] = s[4 + j] - s[8 + j] - s[12 + j];
     }
     const float b = bias[co];
-    __global float* o = y + (size_t)co * oh * ow;
+    const size_t plane = ((size_t)n * oc + co) * oh * ow;  // channel co of image n
+    __global float* o = y + plane;
 #if RES
-    __global const float* rp = res + (size_t)co * oh * ow;
+    __global const float* rp = res + plane;
 #endif
 #pragma unroll
     for (int i = 0; i < 2; i++) {

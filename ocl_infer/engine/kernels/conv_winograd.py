@@ -1,11 +1,14 @@
 """Convolution, "winograd" variant: F(2x2, 3x3) as input transform, 16 GEMMs vectorised over output channels,
 output transform (+ bias + activation). 2.25x fewer multiplies than direct; measured 1.4-1.7x faster than the
 covec direct kernel on the YOLOv3-tiny 3x3 layers with 64+ input channels (bench/kernels_lab/README.md).
-Takes 3x3, stride 1, dilation 1, padding 1, groups 1, batch 1, IC >= 64, OC >= 16 on CPU devices.
+Takes 3x3, stride 1, dilation 1, padding 1, groups 1, IC >= 64, OC >= 16 on CPU devices, at any batch: the
+batch's images are more tiles (V's columns and M's rows run over n * T + t), so one GEMM per transformed point
+serves every image and its weight stream is read once per batch, not once per image.
 
-Two scratch buffers (V: 16*IC*TP floats, M: 16*TP*OC_PAD floats) are allocated per layer when its launches
-are bound and live as long as those launches; the plan counts them (`scratch_bytes`). With the plan's
-precision "fp16" (step attr `precision`), U, V and M are stored as half (half the bytes), arithmetic stays float."""
+Two scratch buffers (V: 16*IC*TP floats, M: 16*TP*OC_PAD floats, TP = N * T rounded up to NT) are allocated
+per layer when its launches are bound and live as long as those launches; the plan counts them
+(`scratch_bytes`). With the plan's precision "fp16" (step attr `precision`), U, V and M are stored as half (half
+the bytes), arithmetic stays float."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -74,9 +77,9 @@ def _g_row(x0: np.ndarray, x1: np.ndarray, x2: np.ndarray, row: int, out: np.nda
 
 
 def winograd_blocking(tiles: int) -> tuple[int, int]:
-    """(NT tiles, NV channel vectors) per GEMM work-item: an NT that divides the tile count, so no padded tile
-    is computed (7x3 for 49 tiles: 13x13 maps in F(2x2), 26x26 in F(4x4); 5x4 for 25 tiles: 10x10 and 20x20,
-    which the tuner found ~15 % faster than 4x4 there), else 4x4."""
+    """(NT tiles, NV channel vectors) per GEMM work-item: an NT that divides the tile count (the whole batch's),
+    so no padded tile is computed (7x3 for 49 tiles: 13x13 maps in F(2x2), 26x26 in F(4x4); 5x4 for 25 tiles:
+    10x10 and 20x20, which the tuner found ~15 % faster than 4x4 there), else 4x4."""
     for nt, nv in ((7, 3), (5, 4)):
         if tiles % nt == 0:
             return nt, nv
@@ -108,15 +111,16 @@ class ConvWinograd(ConvBase):
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
         super().__init__(step, _logical_shapes(step, shapes))
         self.tw, self.th = -(-self.ow // self.tile), -(-self.oh // self.tile)
-        self.tiles = self.tw * self.th
+        self.tiles = self.tw * self.th  # per image
+        self.batch_tiles = self.n * self.tiles  # the GEMM's columns: every image's tiles one after another
         self.points = (self.tile + 2) ** 2  # transformed values per tile: the number of GEMMs
         tuned = step.attrs.get("blocking")  # a tuning-table entry (engine/tuning.py) overrides the rule
-        self.nt, self.nv = (int(tuned[0]), int(tuned[1])) if tuned else winograd_blocking(self.tiles)
+        self.nt, self.nv = (int(tuned[0]), int(tuned[1])) if tuned else winograd_blocking(self.batch_tiles)
         self.in_local = tuple(int(v) for v in step.attrs.get("in_local") or IN_LOCAL)
         self.out_local = tuple(int(v) for v in step.attrs.get("out_local") or OUT_LOCAL)
         self.nv = min(self.nv, -(-self.oc // 16))
         self.ncb = -(-self.oc // (16 * self.nv))
-        self.tp = -(-self.tiles // self.nt) * self.nt
+        self.tp = -(-self.batch_tiles // self.nt) * self.nt
         self.half = is_half(step)  # U, V and M stored as half
 
     @classmethod
@@ -127,7 +131,7 @@ class ConvWinograd(ConvBase):
         a = step.attrs
         pads = [tuple(p) for p in (a.get("padding") or ())]
         ones = all(int(v) == 1 for v in (*(a.get("stride") or ()), *(a.get("dilation") or ())))
-        return (len(x) == 4 and x[0] == 1 and tuple(f[2:4]) == (3, 3) and int(a.get("groups", 1)) == 1 and ones
+        return (len(x) == 4 and tuple(f[2:4]) == (3, 3) and int(a.get("groups", 1)) == 1 and ones
                 and pads == [(1, 1), (1, 1)] and x[1] >= MIN_IC and y[1] >= 16 and facts.family == "cpu")
 
     @classmethod
@@ -192,9 +196,12 @@ class ConvWinograd(ConvBase):
         k_mm.set_args(v, ins[1], m, i32(self.ic), i32(self.ncb), i32(self.tp))
         k_out = cl.Kernel(program, name_out)
         k_out.set_args(m, ins[2], outs[0], np.float32(self.a0), np.float32(self.a1), i32(self.oc), i32(self.oh),
-                       i32(self.ow), i32(self.ncb), i32(self.tp), *self.residual_args(ins))
+                       i32(self.ow), i32(self.ncb), i32(self.tp), i32(th), np.float32(1.0 / th),
+                       *self.residual_args(ins))
         # Fixed local sizes: the same JIT specialisation serves every layer (PoCL compiles per local size).
         li, lo = self.in_local, self.out_local
-        return [ScratchLaunch(k_in, (-(-self.tp // li[0]) * li[0], self.ic), li, (v,)),
+        # the input grid's third axis is the image; the last image also zero-fills V's padding columns up to TP
+        last = self.tp - (self.n - 1) * self.tiles
+        return [ScratchLaunch(k_in, (-(-last // li[0]) * li[0], self.ic, self.n), (*li, 1), (v,)),
                 ScratchLaunch(k_mm, (self.tp // self.nt, self.ncb, self.points), (1, 1, 1), (v, m)),
-                ScratchLaunch(k_out, (-(-self.oc // lo[0]) * lo[0], tw, th), lo, (m,))]
+                ScratchLaunch(k_out, (-(-self.oc // lo[0]) * lo[0], tw, self.n * th), lo, (m,))]

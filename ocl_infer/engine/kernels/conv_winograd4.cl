@@ -2,8 +2,9 @@
 // its GEMM and storage macros serve both) with 6x6 input tiles, 36 GEMMs and 4x4 output tiles. 4x fewer
 // multiplies than a direct conv (F(2x2) saves 2.25x); larger transforms and slightly larger rounding error.
 //   winograd4_input : V = B^T d B for each 6x6 patch (origin 4 ty - 1, 4 tx - 1), V [36][IC][TP]
-//   winograd4_output: Y = A^T M A (4x4 outputs) + bias, activation (and a fused residual), y [OC][OH][OW]
-// TW = ceil(OW/4), T = TW * ceil(OH/4) tiles, TP = T rounded up to NT.
+//   winograd4_output: Y = A^T M A (4x4 outputs) + bias, activation (and a fused residual), y [N][OC][OH][OW]
+// TW = ceil(OW/4), T = TW * ceil(OH/4) tiles per image, the batch's images one after another (column n * T + t),
+// TP = N * T rounded up to NT; the grids as in conv_winograd.cl.
 
 // B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1], applied to
 // the six values d0..d5 of one column (or row)
@@ -15,16 +16,19 @@
     o[4] = 2.0f * (d[1] - d[3]) + d[4] - d[2];                   \
     o[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
 
-// Launch: global (TP rounded up to the local size, IC). Tiles at or past T get zeros.
+// Launch: global (TP - (N-1) T rounded up to the local size, IC, N); only the last image writes the zero
+// padding columns up to TP (see winograd_input).
 __kernel void winograd4_input(__global const float* restrict x, __global store_t* restrict v, const int ic,
                               const int ih, const int iw, const int tw, const int tiles, const int tp,
                               const float inv_tw) {
     const int t = get_global_id(0);
     const int ci = get_global_id(1);
-    if (t >= tp) return;
+    const int n = get_global_id(2);
+    const int col = n * tiles + t;
+    if (col >= tp || (t >= tiles && n + 1 < (int)get_global_size(2))) return;
     const int ty = (int)(((float)t + 0.5f) * inv_tw), tx = t - ty * tw;  // exact: see conv_winograd.cl
     const int y0 = 4 * ty - 1, x0 = 4 * tx - 1;
-    __global const float* p = x + (size_t)ci * ih * iw;
+    __global const float* p = x + ((size_t)n * ic + ci) * ih * iw;
     float d[6][6];
 #pragma unroll
     for (int i = 0; i < 6; i++)
@@ -43,7 +47,7 @@ __kernel void winograd4_input(__global const float* restrict x, __global store_t
 #pragma unroll
         for (int i = 0; i < 6; i++) b[i][j] = o[i];
     }
-    __global store_t* out = v + (size_t)ci * tp + t;
+    __global store_t* out = v + (size_t)ci * tp + col;
     const size_t plane = (size_t)ic * tp;
 #pragma unroll
     for (int i = 0; i < 6; i++) {  // (B^T d) B, row by row
@@ -61,13 +65,15 @@ __kernel void winograd4_input(__global const float* restrict x, __global store_t
     o[2] = s[1] + s[2] + 4.0f * (s[3] + s[4]);                   \
     o[3] = s[1] - s[2] + 8.0f * (s[3] - s[4]) + s[5];
 
-// Launch: global (OC rounded up to the local size, TW, TH).
+// Launch: global (OC rounded up to the local size, TW, N * TH), as winograd_output.
 __kernel void winograd4_output(__global const store_t* restrict m, __global const float* restrict bias,
                                __global float* restrict y, const float a0, const float a1, const int oc,
-                               const int oh, const int ow, const int ncb, const int tp RESIDUAL_ARG) {
-    const int co = get_global_id(0), tx = get_global_id(1), ty = get_global_id(2);
+                               const int oh, const int ow, const int ncb, const int tp, const int th,
+                               const float inv_th RESIDUAL_ARG) {
+    const int co = get_global_id(0), tx = get_global_id(1), nty = get_global_id(2);
     if (co >= oc) return;
-    const int t = ty * get_global_size(1) + tx;
+    const int t = nty * get_global_size(1) + tx;  // M's row n * T + t
+    const int n = (int)(((float)nty + 0.5f) * inv_th), ty = nty - n * th;  // exact: see conv_winograd.cl
     float s[6][6];
 #pragma unroll
     for (int i = 0; i < 6; i++)
@@ -84,9 +90,10 @@ __kernel void winograd4_output(__global const store_t* restrict m, __global cons
         for (int i = 0; i < 4; i++) a[i][j] = o[i];
     }
     const float b = bias[co];
-    __global float* out = y + (size_t)co * oh * ow;
+    const size_t plane = ((size_t)n * oc + co) * oh * ow;  // channel co of image n
+    __global float* out = y + plane;
 #if RES
-    __global const float* rp = res + (size_t)co * oh * ow;
+    __global const float* rp = res + plane;
 #endif
 #pragma unroll
     for (int i = 0; i < 4; i++) {

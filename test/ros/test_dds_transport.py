@@ -78,18 +78,26 @@ class _Recorder:
             rec.nodes.append(kwargs)
             return kwargs
 
+        class Recorded:  # the managed mode's event actions: only built, never run here
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                self.args, self.kwargs = args, kwargs
+
         def module(name: str, **attrs: Any) -> types.ModuleType:
             mod = types.ModuleType(name)
             mod.__dict__.update(attrs)
             return mod
 
         self.modules = {
-            "launch": module("launch", LaunchContext=dict, LaunchDescription=list),
+            "launch": module("launch", Action=object, LaunchContext=dict, LaunchDescription=list),
             "launch.actions": module("launch.actions", DeclareLaunchArgument=DeclareLaunchArgument,
-                                     OpaqueFunction=OpaqueFunction),
+                                     OpaqueFunction=OpaqueFunction, EmitEvent=Recorded, RegisterEventHandler=Recorded),
+            "launch.events": module("launch.events", matches_action=Recorded),
             "launch.substitutions": module("launch.substitutions", LaunchConfiguration=LaunchConfiguration),
             "launch_ros": module("launch_ros"),
-            "launch_ros.actions": module("launch_ros.actions", Node=node),
+            "launch_ros.actions": module("launch_ros.actions", Node=node, LifecycleNode=node),
+            "launch_ros.event_handlers": module("launch_ros.event_handlers", OnStateTransition=Recorded),
+            "launch_ros.events": module("launch_ros.events"),
+            "launch_ros.events.lifecycle": module("launch_ros.events.lifecycle", ChangeState=Recorded),
             "ament_index_python": module("ament_index_python"),
             "ament_index_python.packages": module("ament_index_python.packages",
                                                   get_package_share_directory=lambda _pkg: str(share)),
@@ -105,8 +113,11 @@ class _Recorder:
         return self.nodes
 
 
-@pytest.mark.parametrize("launch_file", ["vehicle_detection.launch.py", "multi_camera.launch.py"])
-def test_launch_files_give_their_nodes_the_profile_unless_the_shell_has_one(tmp_path, monkeypatch, launch_file):
+@pytest.mark.parametrize("launch_file, arguments", [("vehicle_detection.launch.py", {}),
+                                                     ("vehicle_detection.launch.py", {"managed": "true"}),
+                                                     ("multi_camera.launch.py", {})])
+def test_launch_files_give_their_nodes_the_profile_unless_the_shell_has_one(tmp_path, monkeypatch, launch_file,
+                                                                           arguments):
     share = tmp_path / "share"
     (share / "config").mkdir(parents=True)
     shutil.copy(PROFILE, share / "config" / "fastdds_shm.xml")
@@ -114,7 +125,7 @@ def test_launch_files_give_their_nodes_the_profile_unless_the_shell_has_one(tmp_
                 "FASTDDS_BUILTIN_TRANSPORTS", "RMW_IMPLEMENTATION"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
-    recorder = _Recorder(share, {})
+    recorder = _Recorder(share, arguments)
     for name, mod in recorder.modules.items():
         monkeypatch.setitem(sys.modules, name, mod)
     nodes = recorder.run(ROOT / "launch" / launch_file)

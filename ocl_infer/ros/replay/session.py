@@ -8,6 +8,7 @@ and no child process behind.
 
 import contextlib
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -172,6 +173,23 @@ class _Played:
     player: "BagPlayer | None" = None
 
 
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Ctrl-C while the output bag is being closed waits until it is closed (a fraction of a second), then
+    interrupts as usual: an impatient second Ctrl-C must not leave a half-closed bag that is then discarded."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread; a SIGINT cannot reach us here anyway
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
+
+
 class _NothingRecorded(Exception):
     """Ctrl-C came before the output bag existed: nothing to move into place (internal)."""
 
@@ -230,8 +248,16 @@ def run_replay(
             "interrupted": played.interrupted,
         }
         last_sent = max((stamp for _, stamp in played.sent), default=None)
-        outputs = read_outputs(out_bag, last_sent) if played.recorded else None
-        report = build_report(played.sent, outputs, meta) if outputs is not None else {**meta}
+        try:
+            outputs = read_outputs(out_bag, last_sent) if played.recorded else None
+            report = build_report(played.sent, outputs, meta) if outputs is not None else {**meta}
+        except KeyboardInterrupt:
+            # Another Ctrl-C while the report is read back: the bag is complete, so keep it (moved into place
+            # as after one Ctrl-C); only the report is cut short.
+            if not played.bag_closed:
+                raise
+            played.interrupted = True
+            report = {**meta, "interrupted": True}
     output_bag = opts.output_bag if played.recorded else None
     return ReplayResult(report, output_bag, played.interrupted, None if opts.external else node_log, played.sent)
 
@@ -306,8 +332,9 @@ def _open_and_play(resources: contextlib.ExitStack, played: _Played, opts: Repla
     played.recorded = True
 
     def close_bag() -> None:
-        recorder.close()
-        played.bag_closed = True
+        with _sigint_deferred():
+            recorder.close()
+            played.bag_closed = True
 
     resources.callback(close_bag)
     player.start_clock()

@@ -5,7 +5,15 @@ import math
 import cv2
 import numpy as np
 
-from ocl_infer.bag.plot import draw_latency_plot, write_latency_plot
+from ocl_infer.bag.plot import (
+    HEADER_H,
+    PANEL_PLOT_H,
+    TIME_LABELS_H,
+    TITLE_H,
+    camera_title,
+    draw_latency_plot,
+    write_latency_plot,
+)
 from ocl_infer.bag.report import RecordedOutputs, build_report, format_summary
 from ocl_infer.bag.typestore import build_typestore
 
@@ -17,11 +25,12 @@ def _time(ns: int) -> object:
     return T["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9)
 
 
-def _timing(camera: str, stamp: int, outcome: int, latency: float = 0.0, device: str = "", count: int = 0):
+def _timing(camera: str, stamp: int, outcome: int, latency: float = 0.0, device: str = "", count: int = 0,
+            detail: str = ""):
     zero = _time(0)
     return T["ocl_infer_msgs/msg/FrameTiming"](
         header=T["std_msgs/msg/Header"](stamp=_time(stamp), frame_id="cam"), camera_topic=camera, sequence=1,
-        device=device, outcome=outcome, detections_published=outcome in (0, 3), detail="", received=zero,
+        device=device, outcome=outcome, detections_published=outcome in (0, 3), detail=detail, received=zero,
         started=zero, inferred=zero, published=zero, age_at_start_ms=1.0, preprocess_ms=0.0, inference_ms=0.0,
         postprocess_ms=0.0, processing_ms=latency, latency_ms=latency, deadline_ms=100.0, detection_count=count)
 
@@ -129,6 +138,88 @@ def test_plot_shows_the_budget_line_and_misses(tmp_path):
     assert red.sum() > 200 and green.sum() > 50  # budget line + 2 misses; 6 on-time dots
     path = write_latency_plot(report, tmp_path / "latency.png")
     assert cv2.imread(str(path)).shape == img.shape
+
+
+def _red(img):
+    return (img[:, :, 2] > 180) & (img[:, :, 0] < 80) & (img[:, :, 1] < 80)
+
+
+def _green(img):
+    return (img[:, :, 1] > 130) & (img[:, :, 0] < 80) & (img[:, :, 2] < 100)
+
+
+def _axis_rows(img):
+    """Rows that are a time axis: dark across most of the width."""
+    return int(((img.max(axis=2) < 60).sum(axis=1) > 0.8 * img.shape[1]).sum())
+
+
+def _two_cameras(b_misses: bool = True, batched: bool = False):
+    """20 frames each of /a and /b, b stamped half a period later; b misses at frames 8-10 (3 frames)."""
+    sent, timings = [], []
+    for i in range(20):
+        for k, cam in enumerate(("/a/image_raw", "/b/image_raw")):
+            stamp = 10**18 + i * 50_000_000 + k * 25_000_000
+            sent.append((cam, stamp))
+            miss = b_misses and k == 1 and 8 <= i <= 10
+            detail = "batch of 2" if batched and i % 2 else ""
+            timings.append(("/timing", _timing(cam, stamp, 3 if miss else 0, 150.0 if miss else 50.0, "cl:0",
+                                               detail=detail)))
+    return build_report(sent, RecordedOutputs(timings, [], 0))
+
+
+def _panels(img, n):
+    """The plot area of each of `n` stacked camera panels."""
+    h = TITLE_H + PANEL_PLOT_H + TIME_LABELS_H
+    return [img[HEADER_H + k * h + TITLE_H:HEADER_H + k * h + TITLE_H + PANEL_PLOT_H] for k in range(n)]
+
+
+def test_one_camera_keeps_one_panel_and_no_batch_legend():
+    sent, outputs, _ = _scenario()
+    img = draw_latency_plot(build_report(sent, outputs)["per_frame"], 100.0)
+    assert img.shape == (440, 1000, 3) and _axis_rows(img) == 1
+    # the header right of the outcome legend stays blank when every frame ran alone
+    assert (img[:35, 600:] == 255).all()
+
+
+def test_two_cameras_give_one_panel_each_and_only_camera_b_shows_misses():
+    report = _two_cameras()
+    assert report["per_frame"][0]["batch"] == 1
+    img = draw_latency_plot(report["per_frame"], report["deadline_ms"])
+    assert img.shape[1] == 1000 and img.shape[0] > 440 and _axis_rows(img) == 2
+    a, b = _panels(img, 2)
+    assert _green(a).sum() > _green(b).sum() > 0  # 20 on time in a, 17 in b
+    # both panels draw the budget line; b's three misses add ~3 x 29 red dot pixels above it
+    assert _red(b).sum() - _red(a).sum() > 60
+    # the same run without b's misses, on the same ms scale (budget drawn at 200 in both): a's panel is
+    # identical, b's differs only around frames 8-10 (the middle of the time axis)
+    late, calm = (draw_latency_plot(_two_cameras(m)["per_frame"], 200.0) for m in (True, False))
+    (late_a, late_b), (calm_a, calm_b) = _panels(late, 2), _panels(calm, 2)
+    assert (late_a == calm_a).all()
+    cols = np.flatnonzero((late_b != calm_b).any(axis=(0, 2)))
+    assert cols.size and cols.min() > 350 and cols.max() < 600
+
+
+def test_panel_titles_count_each_cameras_frames():
+    frames = _two_cameras(batched=True)["per_frame"]
+    b = [f for f in frames if f["camera"] == "/b/image_raw"]
+    assert camera_title("/b/image_raw", b) == "/b/image_raw: 17 on time, 3 missed, 0 dropped, batches 1: 10, 2: 10"
+
+
+def test_batch_sizes_change_the_markers():
+    report = _two_cameras(batched=True)
+    assert [f["batch"] for f in report["per_frame"][:4]] == [1, 1, 2, 2]  # FrameTiming detail 'batch of 2'
+    plain = draw_latency_plot(_two_cameras()["per_frame"], 100.0)
+    batched = draw_latency_plot(report["per_frame"], 100.0)
+    assert (_panels(plain, 2)[0] != _panels(batched, 2)[0]).any()
+
+    def one_frame(batch):
+        return draw_latency_plot([{"camera": "/c", "stamp_ns": 1, "outcome": "published", "latency_ms": 50.0,
+                                   "batch": batch}], 100.0)
+
+    drawn = [one_frame(b) for b in (1, 2, 3, 4)]
+    assert all((drawn[i] != drawn[j]).any() for i in range(4) for j in range(i + 1, 4))
+    assert (one_frame(6) == drawn[3]).all()  # 4 and more share a shape
+    assert (drawn[1][:35, 600:] != 255).any()  # a batch anywhere brings the batch legend
 
 
 def test_worst_diagnostic_level_per_status_is_reported():

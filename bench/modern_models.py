@@ -126,7 +126,8 @@ def export(args: argparse.Namespace) -> int:
                 shutil.copyfile(folder / "model.onnx", onnx)
             else:
                 env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(Path(tmp) / "ultralytics-config")}
-                cmd = [args.torch_python, str(Path(__file__).resolve()), "torch-export", "--arch", arch,
+                python = str(Path(args.torch_python).absolute())  # not resolve(): the venv symlink finds its packages
+                cmd = [python, str(Path(__file__).resolve()), "torch-export", "--arch", arch,
                        "--size", str(args.size), "--opset", str(args.opset), "--seed", str(args.seed),
                        "--calib", str(args.calib), "--out", str(onnx), *(["--end2end"] if args.end2end else [])]
                 print("$", " ".join(cmd), flush=True)
@@ -339,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("export", help="YOLOv8n / YOLO11n from architecture YAMLs -> ONNX + NNEF (needs a torch venv)")
     e.add_argument("--models", nargs="+", default=list(MODELS), help=f"names ({', '.join(MODELS)}) or YAML files")
-    e.add_argument("--torch-python", default="/tmp/ultra/bin/python", help="python of a venv with torch+ultralytics")
+    e.add_argument("--torch-python", default="/tmp/ultra/bin/python",
+                   help="python of a venv with torch+ultralytics (relative to the current folder)")
     e.add_argument("--out", type=Path, default=DEFAULT_OUT)
     e.add_argument("--size", type=int, default=416)
     e.add_argument("--opset", type=int, default=13)

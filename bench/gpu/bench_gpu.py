@@ -28,7 +28,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from common import WORK, Fragment, count, error_text, load_images, log, model_dir, preprocessed, stats_ms, timed_calls
+from common import WORK, Fragment, count, error_text, load_images, log, model_dir, preprocessed, stats_ms
+
+from ocl_infer.benchmark.measure import time_frames
 
 CHILD_FLAG = "--first-frame-child"
 
@@ -139,7 +141,7 @@ def latency(engine: Any, fn: Any, n: int, warmup: int) -> dict[str, Any]:
     for _ in range(warmup):
         fn()
     cpu0 = time.process_time()
-    times = timed_calls(fn, n, 0)
+    times = time_frames(fn, n, 0)
     cpu = time.process_time() - cpu0
     return {**stats_ms(times), "cpu_us_per_frame": cpu / n * 1e6, "engine_stats": _stats(engine)}
 
@@ -240,7 +242,7 @@ def onnxruntime_cpu(onnx_path: Path, feed: dict[str, Any]) -> dict[str, Any]:
     opts.intra_op_num_threads = len(os.sched_getaffinity(0))  # the cores this container may use, not the host's
     sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    times = timed_calls(lambda: sess.run(names, feed), count(60, 5), count(5, 1))
+    times = time_frames(lambda: sess.run(names, feed), count(60, 5), count(5, 1))
     return {**stats_ms(times), "threads": opts.intra_op_num_threads, "version": ort.__version__}
 
 

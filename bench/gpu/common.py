@@ -121,18 +121,6 @@ def stats_ms(seconds: Sequence[float]) -> dict[str, float | int]:
             "max_ms": float(a.max())}
 
 
-def timed_calls(fn: Callable[[], Any], n: int, warmup: int) -> list[float]:
-    """Seconds per call of `fn` over `n` calls, after `warmup` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 def load_images() -> list[tuple[str, Any]]:
     """The carried real frames as BGR uint8: dog.jpg (car, truck, bicycle) and vtest.avi street frames."""
     import cv2

@@ -103,6 +103,9 @@ def main() -> int:
         download_wheels(ROOT / ".whl")
     build_gpu_carry(ROOT / ".gpu_carry")
     for folder in (ROOT / ".whl", ROOT / ".gpu_carry"):
+        if not folder.is_dir():  # --no-wheels on a checkout that never fetched them
+            print(f"{folder.name}: not built")
+            continue
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         print(f"{folder.name}: {size / 2**20:.1f} MiB in {sum(1 for _ in folder.iterdir())} files")
     return 0

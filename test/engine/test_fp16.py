@@ -38,14 +38,15 @@ def leaky(v: np.ndarray) -> np.ndarray:
 
 @pytest.fixture
 def conv_engine(tmp_path: Path):
-    """A conv (+ LeakyRelu 0.1) model as ONNX -> NNEF, run by the engine at `precision` (poisoned buffers).
-    Returns (output, input, weights, bias, conv variants, the plan's filter dtypes)."""
+    """A conv (+ LeakyRelu 0.1) model as ONNX -> NNEF, run by the engine at `precision` (poisoned buffers) with
+    the kernel family `kernels` ("auto": by device type, so a GPU-typed device such as Oclgrind takes the GPU
+    family, which has no Winograd). Returns (output, input, weights, bias, conv variants, filter dtypes)."""
     from onnx_models import convert, make_model
 
     from ocl_infer.engine import Engine
 
     def run(shape: tuple[int, ...], oc: int, k: int, act: bool, precision: str = "fp16",
-            w: np.ndarray | None = None):
+            w: np.ndarray | None = None, kernels: str = "auto"):
         x = rng.standard_normal(shape).astype(np.float32)
         if w is None:
             w = (rng.standard_normal((oc, shape[1], k, k)) / np.sqrt(shape[1] * k * k)).astype(np.float32)
@@ -56,7 +57,8 @@ def conv_engine(tmp_path: Path):
         if act:
             nodes.append(helper.make_node("LeakyRelu", ["c"], ["y"], alpha=0.1))
         model = make_model(nodes, {"x": x.shape}, ["y"], {"w": w, "b": b})
-        with Engine(convert(model, tmp_path / "model.nnef"), poison=True, precision=precision) as engine:
+        with Engine(convert(model, tmp_path / "model.nnef"), poison=True, precision=precision,
+                    kernels=kernels) as engine:
             y = engine.run({"x": x})["y"]
             convs = [s for s in engine.plan.steps if s.kind == "conv"]
             dtypes = {str(engine.plan.constants[s.inputs[1]].dtype) for s in convs}
@@ -102,7 +104,7 @@ AT4 = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0
     ("winograd4", (1, 64, 20, 19), 40, True),  # F(4x4): 25 tiles, the last column of tiles partly outside
 ])
 def test_winograd_fp16_within_the_bound_of_half_u_v_m(conv_engine, variant, shape, oc, act):
-    y, x, w, b, variants, dtypes = conv_engine(shape, oc, 3, act)
+    y, x, w, b, variants, dtypes = conv_engine(shape, oc, 3, act, kernels="cpu")  # Winograd: CPU family only
     assert variants == {variant} and dtypes == {"float16"}
     exact = conv64(x, w, 1) + b[:, None, None]
     exact = leaky(exact) if act else exact
@@ -125,9 +127,10 @@ def test_winograd_fp16_within_the_bound_of_half_u_v_m(conv_engine, variant, shap
     u = np.einsum("ij,ocjk,lk->ocil", g, w64, g)
     u_mag = np.einsum("ij,ocjk,lk->ocil", np.abs(g), np.abs(w64), np.abs(g))
     du = U16 * np.abs(u) + 16 * U32 * u_mag + np.where(np.abs(u) < TINY16, np.abs(u), 0)
-    # V and M are stored times 2^-2 / 2^-7, so more of them are subnormal halves: kept by this device (F16C and
-    # our integer conversion), rounded to 2^-24 in stored units, 2^-25 / scale absolute (a device flushing them
-    # would need |v| where |v| < 2^-14 / scale, which makes the F(4x4) bound ~80 % of the output range)
+    # V and M are stored times 2^-2 / 2^-7, so more of them are subnormal halves: rounded to 2^-24 in stored
+    # units, 2^-25 / scale absolute. That they are kept is the kernel's doing on any device (its conversions
+    # go through no float subnormal), not a device property (a flushing conversion would need |v| where
+    # |v| < 2^-14 / scale, which makes the F(4x4) bound ~80 % of the output range)
     tiny = 2.0**-25 * (4.0 if variant == "winograd" else 128.0)
     dv = U16 * np.abs(v) + 16 * U32 * v_mag + tiny
     uv_mag = np.einsum("ocil,ctsil->otsil", np.abs(u), np.abs(v))
@@ -156,7 +159,9 @@ def winograd_conv(tmp_path: Path, x: np.ndarray, oc: int, precision: str = "fp16
     b = rng.standard_normal(oc).astype(np.float32)
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], pads=[1] * 4)
     model = make_model([node], {"x": x.shape}, ["y"], {"w": w, "b": b})
-    with Engine(convert(model, tmp_path / "model.nnef"), poison=True, precision=precision) as engine:
+    # the CPU family, forced: Winograd is one of its kernels, and a GPU-typed device (Oclgrind) would get `gemm`
+    with Engine(convert(model, tmp_path / "model.nnef"), poison=True, precision=precision,
+                kernels="cpu") as engine:
         y = engine.run({"x": x})["y"]
         variant = next(s.variant for s in engine.plan.steps if s.kind == "conv")
     v_max = []

@@ -21,13 +21,16 @@
 // ops that vectorise. The vector vload_halfN/vstore_half16 map to vcvtph2ps/vcvtps2ph and are kept.
 #if HALF
 typedef ushort store_t;  // IEEE half bits
-// half bits -> float: exact for every finite half (the 2^112 product rebiases the exponent; subnormals
-// come out right as well, unless the device flushes them: then |x| < 6.1e-5 reads as 0). inf and NaN stay
-// inf and NaN (the product alone made them 65536 and 98304: an overflowed M came out as finite garbage).
+// half bits -> float, exact for every half on every device: normals by rebiasing the exponent in integers,
+// subnormals as mantissa * 2^-24 (no float subnormal involved, so a device that flushes those still reads
+// them; the former product by 2^112 took subnormal float bits); inf and NaN stay inf and NaN (read as 65536
+// and 98304 before that: an overflowed M came out as finite garbage).
 inline float half_bits_to_float(const uint h) {
-    const float finite = as_float(((h & 0x8000u) << 16) | ((h & 0x7fffu) << 13)) * 0x1p112f;
-    const float special = as_float(((h & 0x8000u) << 16) | 0x7f800000u | ((h & 0x3ffu) << 13));
-    return (h & 0x7c00u) == 0x7c00u ? special : finite;
+    const uint e = h & 0x7c00u;
+    const uint normal = ((h & 0x7fffu) << 13) + 0x38000000u;  // exponent + 112
+    const uint sub = as_uint((float)(h & 0x3ffu) * 0x1p-24f);
+    const uint special = normal + 0x38000000u;  // exponent 31 + 2 * 112 = 255
+    return as_float(((h & 0x8000u) << 16) | (e == 0x7c00u ? special : (e == 0u ? sub : normal)));
 }
 // float -> half bits, round to nearest even, branch-free (overflow gives inf, NaN gives a quiet NaN)
 inline ushort float_to_half_bits(const float x) {

@@ -21,8 +21,6 @@ import argparse
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -39,19 +37,14 @@ if (ROOT / "config" / "fastdds_shm.xml").is_file():
 
 import numpy as np  # noqa: E402
 
+from ocl_infer.child_process import ChildProcess  # noqa: E402
+
 RSS_PERIOD_S = 0.5
 WARMUP_FRACTION = 0.1
 
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def load_frames(width: int, height: int, count: int = 8) -> list[np.ndarray]:
@@ -164,17 +157,18 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
                 "-r", f"__ns:={ns}", "-p", f"model:={model}", "-p", f"backend:={args.backend}",
                 "-p", "qos_reliability:=reliable", "-p", f"deadline_ms:={deadline_ms:.3f}",
                 "-p", "expected_rate_hz:=0.0", "-p", "overlay:=false"]
-    log_path = Path(args.log or "/dev/null")
-    with log_path.open("wb") as log:
-        node = subprocess.Popen(node_cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    node = ChildProcess(node_cmd, args.log, cwd=ROOT, new_session=True)
     collector = Collector(ns)
     rss: list[tuple[int, int]] = []  # (frames sent so far, KiB)
     sent = [0]
     stop = threading.Event()
 
     def sample() -> None:
-        while not stop.is_set() and node.poll() is None:
-            rss.append((sent[0], rss_kib(node.pid)))
+        while not stop.is_set() and node.alive():
+            try:
+                rss.append((sent[0], node.rss_kib()))
+            except (OSError, RuntimeError):  # the node exited between the check and the read
+                return
             stop.wait(RSS_PERIOD_S)
 
     try:
@@ -196,7 +190,7 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
         # Frames DDS never delivered (the writer keeps only the newest) get no FrameTiming: wait until the
         # last frame's record arrives or records stop coming.
         last, quiet_since = -1, time.monotonic()
-        while node.poll() is None and str(args.frames - 1) not in collector.timings:
+        while node.alive() and str(args.frames - 1) not in collector.timings:
             if len(collector.timings) != last:
                 last, quiet_since = len(collector.timings), time.monotonic()
             elif time.monotonic() - quiet_since > 5 + 5 * deadline_ms / 1e3:
@@ -205,16 +199,10 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(0.5)  # a duplicate record would arrive by now
         stop.set()
         sampler.join(timeout=2)
-        alive = node.poll() is None
+        alive = node.alive()
     finally:
         stop.set()
-        if node.poll() is None:
-            node.send_signal(signal.SIGINT)
-            try:
-                node.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(node.pid, signal.SIGKILL)
-                node.wait(timeout=5)
+        node.stop(grace_s=15)  # SIGINT: the node's clean shutdown; SIGKILL to its group after 15 s
         collector.close()
     return summarize(args, collector, rss, calib_ms, rate_hz, deadline_ms, send_s, alive, node.returncode)
 

@@ -182,53 +182,42 @@ def main() -> int:
         return 1
     configs = [("fp32 (TF32 allowed, torch default)", "fp32", True), ("fp32 strict (no TF32)", "fp32", False),
                ("fp16", "fp16", True)]
-    rows: list[dict[str, Any]] = []
-    for bench_mode in (False, True):
-        torch.backends.cudnn.benchmark = bench_mode
-        for label, key, allow in configs:
-            model, dtype = models[key]
+
+    def each_config(what: str, key: str, run: Callable[[Any, Any], dict[str, Any]],
+                    describe: Callable[[str, dict[str, Any]], str] | None = None) -> None:
+        """`run(model, dtype)` in every precision config under its TF32 setting, attempted as `what` (with the
+        config's label in its {}); each result joins the fragment's `key` list as it arrives, so a later failure
+        keeps it, and `describe(label, result)` is logged."""
+        rows: list[dict[str, Any]] = frag.data.get(key, [])
+        for label, name, allow in configs:
+            model, dtype = models[name]
 
             def one(model: Any = model, dtype: Any = dtype, allow: bool = allow) -> dict[str, Any]:
                 with tf32(allow):
-                    return latency_rows(model, x_host, device, dtype)
+                    return run(model, dtype)
 
-            res = frag.attempt(f"latency {label}, cudnn.benchmark={bench_mode}", one, store=False)
+            res = frag.attempt(what.format(label), one, store=False)
             if res is not None:
-                rows.append({"config": label, "cudnn_benchmark": bench_mode, **res})
-                frag.put("latency", rows)
-                log(f"torch {label}, cudnn.benchmark={bench_mode}: e2e p50 {res['e2e']['p50_ms']:.3f} ms, "
-                    f"resident p50 {res['resident']['p50_ms']:.3f} ms")
+                rows.append({"config": label, "cudnn_benchmark": torch.backends.cudnn.benchmark, **res})
+                frag.put(key, rows)
+                if describe is not None:
+                    log(describe(label, res))
+
+    for bench_mode in (False, True):
+        torch.backends.cudnn.benchmark = bench_mode
+        each_config(f"latency {{}}, cudnn.benchmark={bench_mode}", "latency",
+                    lambda model, dtype: latency_rows(model, x_host, device, dtype),
+                    lambda label, res, m=bench_mode: f"torch {label}, cudnn.benchmark={m}: e2e p50 "
+                    f"{res['e2e']['p50_ms']:.3f} ms, resident p50 {res['resident']['p50_ms']:.3f} ms")
     torch.backends.cudnn.benchmark = True
     if cuda:
-        graphs: list[dict[str, Any]] = []
-        for label, key, allow in configs:
-            model, dtype = models[key]
-
-            def one_graph(model: Any = model, dtype: Any = dtype, allow: bool = allow) -> dict[str, Any]:
-                with tf32(allow):
-                    return cuda_graph(model, x_host, device, dtype)
-
-            res = frag.attempt(f"cuda graph {label}", one_graph, store=False)
-            if res is not None:
-                graphs.append({"config": label, "cudnn_benchmark": True, **res})
-                frag.put("cuda_graph", graphs)
+        each_config("cuda graph {}", "cuda_graph", lambda model, dtype: cuda_graph(model, x_host, device, dtype))
     else:
         frag.put("cuda_graph", {"skipped": "no CUDA"})
-    tput: list[dict[str, Any]] = []
     for batch in (8, 32) if not DRY else (8,):
-        for label, key, allow in configs:
-            model, dtype = models[key]
-
-            def one_batch(model: Any = model, dtype: Any = dtype, allow: bool = allow, b: int = batch
-                          ) -> dict[str, Any]:
-                with tf32(allow):
-                    return batch_throughput(model, x_host, device, dtype, b)
-
-            res = frag.attempt(f"throughput {label} batch {batch}", one_batch, store=False)
-            if res is not None:
-                tput.append({"config": label, "cudnn_benchmark": True, **res})
-                frag.put("throughput", tput)
-                log(f"torch {label} batch {batch}: {res['frames_per_s']:.0f} frames/s")
+        each_config(f"throughput {{}} batch {batch}", "throughput",
+                    lambda model, dtype, b=batch: batch_throughput(model, x_host, device, dtype, b),
+                    lambda label, res, b=batch: f"torch {label} batch {b}: {res['frames_per_s']:.0f} frames/s")
     return 0 if not frag.data["errors"] else 1
 
 

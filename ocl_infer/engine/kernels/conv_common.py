@@ -97,6 +97,11 @@ class ConvBase(Kernel):
         return " ".join(f"-D{k}={v}" for k, v in self.defines().items())
 
 
+def all_ones(v: Any) -> bool:
+    """A stride or dilation attribute that is 1 on every axis (absent counts as all ones)."""
+    return all(int(s) == 1 for s in (v or ()))
+
+
 HALF_MAX = 65504.0  # largest finite half
 
 

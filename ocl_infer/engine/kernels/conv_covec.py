@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ocl_infer.engine.kernels.base import Launch
-from ocl_infer.engine.kernels.conv_common import ConvBase, is_half, logical_shapes, storage_array
+from ocl_infer.engine.kernels.conv_common import ConvBase, all_ones, is_half, logical_shapes, storage_array
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
@@ -37,10 +37,6 @@ BLOCKINGS = ((7, 2, 1), (4, 4, 1), (2, 4, 2), (8, 1, 2), (8, 2, 1), (4, 2, 2), (
 LOCALS = ((1, 1, 1), (2, 1, 1))
 
 
-def _all_ones(v: Any) -> bool:
-    return all(int(s) == 1 for s in (v or ()))
-
-
 @register
 class ConvCovec(ConvBase):
     ops = ("conv",)
@@ -66,7 +62,7 @@ class ConvCovec(ConvBase):
             return False
         a = step.attrs
         groups = int(a.get("groups", 1))
-        return (groups == 1 and _all_ones(a.get("dilation"))
+        return (groups == 1 and all_ones(a.get("dilation"))
                 and len(step.inputs) > 2 and shapes[step.outputs[0]][1] >= 16 and facts.family == "cpu")
 
     def build_options(self) -> str:

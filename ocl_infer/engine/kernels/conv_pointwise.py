@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ocl_infer.engine.kernels.base import Launch, new_kernel
-from ocl_infer.engine.kernels.conv_common import ConvBase, is_half, logical_shapes, storage_array
+from ocl_infer.engine.kernels.conv_common import ConvBase, all_ones, is_half, logical_shapes, storage_array
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
@@ -29,10 +29,6 @@ def pointwise_blocking(oc: int, pixels: int) -> tuple[int, int]:
 
 # what the tuner tries besides the rule's choice
 BLOCKINGS = ((8, 3), (8, 2), (6, 4), (4, 4), (8, 1), (12, 2), (4, 6), (16, 1))
-
-
-def _all_ones(v: Any) -> bool:
-    return all(int(s) == 1 for s in (v or ()))
 
 
 @register
@@ -62,7 +58,7 @@ class ConvPointwise(ConvBase):
         taps = (tuple(int(v) for v in step.inputs[1].rsplit(":", 1)[1].split("x")) if TAG in step.inputs[1]
                 else tuple(f[2:]))
         return (len(x) in (3, 4) and taps in ((1,), (1, 1)) and int(a.get("groups", 1)) == 1
-                and _all_ones(a.get("stride")) and all(p == (0, 0) for p in pads) and not a.get("pool")
+                and all_ones(a.get("stride")) and all(p == (0, 0) for p in pads) and not a.get("pool")
                 and tuple(y[2:]) == tuple(x[2:]))
 
     def build_options(self) -> str:

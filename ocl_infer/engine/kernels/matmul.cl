@@ -172,6 +172,24 @@ __kernel void gemm_block(__global const float* restrict a, __global const float*
 #define TM (TY * RM)
 #define TN (TX * RN)
 
+// Stages rows k0 .. k0 + TK of a strided operand as a TK x W local tile (rows padded to W + 1 words):
+// dst[r][i] = src[(t0 + i) st + (k0 + r) sk], zero past T and past K. The NT work-items share the copy; `kfast`
+// (the operand is contiguous along K) gives consecutive work-items consecutive r, otherwise consecutive i, so
+// their global reads coalesce either way. W and kfast are compile-time constants at both calls: the fixed trip
+// count unrolls and the index choice folds away.
+inline void gather_tile(__local float* dst, const int W, __global const float* src, const int t0, const int T,
+                        const int st, const int k0, const int K, const int sk, const int lid, const bool kfast) {
+#pragma unroll
+    for (int it = 0; it < (W * TK + NT - 1) / NT; it++) {
+        const int e = lid + it * NT;
+        if (e < W * TK) {
+            const int r = kfast ? e % TK : e / W, i = kfast ? e / TK : e % W;
+            const int t = t0 + i, k = k0 + r;
+            dst[r * (W + 1) + i] = (t < T && k < K) ? src[(size_t)t * st + (size_t)k * sk] : 0.0f;
+        }
+    }
+}
+
 __kernel __attribute__((reqd_work_group_size(TX, TY, 1)))
 void gemm_tiled(__global const float* restrict a, __global const float* restrict b,
                 __global const float* restrict bias, __global float* restrict c,
@@ -193,33 +211,8 @@ void gemm_tiled(__global const float* restrict a, __global const float* restrict
         for (int j = 0; j < RN; j++) acc[i][j] = 0.0f;
 
     for (int k0 = 0; k0 < K; k0 += TK) {
-        // fixed trip counts, so the compiler unrolls both gathers
-#pragma unroll
-        for (int it = 0; it < (TM * TK + NT - 1) / NT; it++) {
-            const int e = lid + it * NT;
-            if (e < TM * TK) {
-#if AK
-                const int r = e % TK, i = e / TK;
-#else
-                const int i = e % TM, r = e / TM;
-#endif
-                const int m = m0 + i, k = k0 + r;
-                as[r][i] = (m < M && k < K) ? ab[(size_t)m * sam + (size_t)k * sak] : 0.0f;
-            }
-        }
-#pragma unroll
-        for (int it = 0; it < (TN * TK + NT - 1) / NT; it++) {
-            const int e = lid + it * NT;
-            if (e < TN * TK) {
-#if BN
-                const int j = e % TN, r = e / TN;
-#else
-                const int r = e % TK, j = e / TK;
-#endif
-                const int n = n0 + j, k = k0 + r;
-                bs[r][j] = (n < N && k < K) ? bb[(size_t)k * sbk + (size_t)n * sbn] : 0.0f;
-            }
-        }
+        gather_tile(&as[0][0], TM, ab, m0, M, sam, k0, K, sak, lid, AK);
+        gather_tile(&bs[0][0], TN, bb, n0, N, sbn, k0, K, sbk, lid, !BN);
         barrier(CLK_LOCAL_MEM_FENCE);
 #pragma unroll
         for (int r = 0; r < TK; r++) {

@@ -29,6 +29,23 @@
 #define LOAD_W(p, i) ((p)[i])
 #endif
 
+// The epilogue of one output after its bias (both kernels): the activation, with residual r added before it
+// (RES 1) or after it (RES 2). RESIDUAL(o) reads the residual only where the kernel has one.
+#if RES
+#define RESIDUAL(o) res[o]
+#else
+#define RESIDUAL(o) 0.0f
+#endif
+inline float finish(const float v, const float r, const float a0, const float a1) {
+#if RES == 1
+    return activate(v + r, a0, a1);
+#elif RES == 2
+    return activate(v, a0, a1) + r;
+#else
+    return activate(v, a0, a1);
+#endif
+}
+
 #if POOL == 2
 #define RQ (RN / 4)
 #define TQ (TN / 4)
@@ -147,15 +164,7 @@ void conv2d_gemm(__global const float* restrict x, WEIGHTS w, __global const flo
             const int p = p0 + tx + j * TX;
             if (p >= np) break;
             const size_t o = ((size_t)n * oc + m) * np + p;
-            float v = acc[i][j] + bm;
-#if RES == 1
-            v += res[o];
-#endif
-            v = activate(v, a0, a1);
-#if RES == 2
-            v += res[o];
-#endif
-            y[o] = v;
+            y[o] = finish(acc[i][j] + bm, RESIDUAL(o), a0, a1);
         }
 #endif
     }
@@ -170,12 +179,5 @@ __kernel void conv2d_gemm_reduce(__global const float* restrict part, __global c
     if (o >= total) return;
     float v = bias[(o / np) % oc];
     for (int s = 0; s < splits; s++) v += part[(size_t)s * total + o];
-#if RES == 1
-    v += res[o];
-#endif
-    v = activate(v, a0, a1);
-#if RES == 2
-    v += res[o];
-#endif
-    y[o] = v;
+    y[o] = finish(v, RESIDUAL(o), a0, a1);
 }

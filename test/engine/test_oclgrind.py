@@ -1,7 +1,8 @@
 """Every kernel family on a second OpenCL implementation: Oclgrind, a simulator whose device reports type GPU
 (so the engine picks the GPU family by itself), with data-race and bounds checking on. The op tests (both
-families, as on PoCL) and the GPU conv's every-blocking test run there in a child process; any report from
-Oclgrind fails the test, as does a wrong result.
+families, as on PoCL), the GPU conv's every-blocking test, the pointwise conv, placed concats and split views,
+fused SiLU, batched and fp16 Winograd run there in a child process; any report from Oclgrind fails the test, as
+does a wrong result.
 `make setup` installs Oclgrind (Debian package `oclgrind`)."""
 
 import os
@@ -69,10 +70,18 @@ def oclgrind_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.mark.slow
 def test_op_tests_pass_clean_on_oclgrind(oclgrind_env: dict[str, str]) -> None:
     # -s: Oclgrind writes its reports to the process's stderr, which pytest would otherwise swallow
-    tests = [str(ROOT / "test" / "engine" / name) for name in ("test_ops.py", "test_conv_gemm.py",
-                                                                         "test_index_ops.py", "test_matmul.py")]
+    tests = [str(ROOT / "test" / "engine" / name) for name in (
+        "test_ops.py", "test_conv_gemm.py", "test_index_ops.py", "test_matmul.py",
+        "test_conv_pointwise.py", "test_concat_placement.py", "test_silu_fusion.py")]
     # the full-width end-to-end heads take 26 s simulated; their kernels are each checked by smaller tests there
     skip = ["--deselect", "test/engine/test_index_ops.py::test_end_to_end_detection_head"]  # a node id (cwd=ROOT)
+    # the pointwise kernel is the CPU family's; that file's GPU-family runs are conv_gemm, checked above
+    skip += ["-k", "not (test_conv_pointwise and gpu)"]
+    # fp16 Winograd (half V/M scratch, its own half<->float conversions), CPU family forced by the tests
+    tests += [f"test/engine/test_fp16.py::{name}" for name in (
+        "test_winograd_fp16_within_the_bound_of_half_u_v_m",
+        "test_winograd_fp16_scratch_beyond_half_range_is_scaled_not_overflowed",
+        "test_winograd_fp16_overflow_is_inf_or_nan_never_a_finite_value")]
     # batched Winograd: only its small cases (the others take minutes simulated)
     from test_winograd_batch import OCLGRIND_CASES
     tests += [f"test/engine/test_winograd_batch.py::test_winograd_at_batch_n_matches_onnxruntime[{c}]"

@@ -73,6 +73,44 @@ typedef float store_t;
 #define STORE16(v, p) vstore16((v), 0, (p))
 #endif
 
+// What the transforms of both tile sizes share (conv_winograd4.cl uses these too).
+// INPUT_PATCH(d, S): the (S + 2) x (S + 2) input patch of tile t (S outputs per tile side: patches overlap by
+// 2) of channel ci of image n, from (S ty - 1, S tx - 1), into float d[S + 2][S + 2]: zeros outside the map and
+// for V's padding columns (t >= tiles). Reads the input kernels' arguments and their t, n, ci. A macro, not a
+// function: PoCL keeps a private array passed to a function in memory per work-item, which cost the
+// transform its vectorisation across the work-group (seen in PoCL's kernel IR).
+// t / tw by a float multiply: exact here (t < 2^20, tw < 2^10) and, unlike an integer division by a run-time
+// value, it vectorises across the work-group.
+#define INPUT_PATCH(d, S)                                                                                   \
+    const int ty = (int)(((float)t + 0.5f) * inv_tw), tx = t - ty * tw;                                    \
+    const int y0 = (S) * ty - 1, x0 = (S) * tx - 1;                                                         \
+    __global const float* p = x + ((size_t)n * ic + ci) * ih * iw;                                          \
+    float d[(S) + 2][(S) + 2];                                                                              \
+    _Pragma("unroll") for (int i = 0; i < (S) + 2; i++)                                                     \
+        _Pragma("unroll") for (int j = 0; j < (S) + 2; j++) {                                               \
+            const int yy = y0 + i, xx = x0 + j;                                                             \
+            d[i][j] = (t < tiles && yy >= 0 && yy < ih && xx >= 0 && xx < iw) ? p[yy * iw + xx] : 0.0f;     \
+        }
+
+// RESIDUAL: the residual tensor where one is fused (RES), else a null pointer that store_output never reads
+#if RES
+#define RESIDUAL res
+#else
+#define RESIDUAL ((__global const float*)0)
+#endif
+// y[i] = v (bias added) through the activation, the fused residual r[i] added before (RES 1) or after (RES 2) it
+inline void store_output(__global float* y, __global const float* r, const size_t i, float v, const float a0,
+                         const float a1) {
+#if RES == 1
+    v += r[i];
+#endif
+    v = activate(v, a0, a1);
+#if RES == 2
+    v += r[i];
+#endif
+    y[i] = v;
+}
+
 // Launch: global (TP - (N-1) T rounded up to the local size, IC, N): tile t of image n is V's column
 // n * T + t. Only the last image writes past its T tiles: zeros up to TP (an earlier image's would be the next
 // image's columns).
@@ -84,19 +122,7 @@ __kernel void winograd_input(__global const float* restrict x, __global store_t*
     const int n = get_global_id(2);
     const int col = n * tiles + t;
     if (col >= tp || (t >= tiles && n + 1 < (int)get_global_size(2))) return;
-    // t / tw by a float multiply: exact here (t < 2^20, tw < 2^10) and, unlike an integer division by a
-    // run-time value, it vectorises across the work-group
-    const int ty = (int)(((float)t + 0.5f) * inv_tw), tx = t - ty * tw;
-    const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
-    __global const float* p = x + ((size_t)n * ic + ci) * ih * iw;
-    float d[4][4];
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const int yy = y0 + i, xx = x0 + j;
-            d[i][j] = (t < tiles && yy >= 0 && yy < ih && xx >= 0 && xx < iw) ? p[yy * iw + xx] : 0.0f;
-        }
+    INPUT_PATCH(d, 2)
     float b[4][4];  // B^T d
 #pragma unroll
     for (int j = 0; j < 4; j++) {
@@ -177,10 +203,6 @@ __kernel void winograd_output(__global const store_t* restrict m, __global const
     }
     const float b = bias[co];
     const size_t plane = ((size_t)n * oc + co) * oh * ow;  // channel co of image n
-    __global float* o = y + plane;
-#if RES
-    __global const float* rp = res + plane;
-#endif
 #pragma unroll
     for (int i = 0; i < 2; i++) {
         const int yy = 2 * ty + i, xx = 2 * tx;
@@ -188,15 +210,8 @@ __kernel void winograd_output(__global const store_t* restrict m, __global const
 #pragma unroll
         for (int k = 0; k < 2; k++) {
             if (xx + k >= ow) break;
-            float v = (k == 0 ? a[i][0] + a[i][1] + a[i][2] : a[i][1] - a[i][2] - a[i][3]) + b;
-#if RES == 1
-            v += rp[yy * ow + xx + k];
-#endif
-            v = activate(v, a0, a1);
-#if RES == 2
-            v += rp[yy * ow + xx + k];
-#endif
-            o[yy * ow + xx + k] = v;
+            const float v = k == 0 ? a[i][0] + a[i][1] + a[i][2] : a[i][1] - a[i][2] - a[i][3];
+            store_output(y, RESIDUAL, plane + yy * ow + xx + k, v + b, a0, a1);
         }
     }
 }

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ocl_infer.engine.kernels.base import Launch, ScratchLaunch
-from ocl_infer.engine.kernels.conv_common import ConvBase, is_half, storage_array
+from ocl_infer.engine.kernels.conv_common import ConvBase, is_half, logical_shapes, storage_array
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
@@ -86,15 +86,6 @@ def winograd_blocking(tiles: int) -> tuple[int, int]:
     return 4, 4
 
 
-def _logical_shapes(step: Step, shapes: Mapping[str, tuple[int, ...]]) -> Mapping[str, tuple[int, ...]]:
-    """The filter back in NNEF order for ConvBase when the runtime re-creates us from the re-laid-out plan."""
-    fname = step.inputs[1]
-    if TAG not in fname:
-        return shapes
-    x, y = shapes[step.inputs[0]], shapes[step.outputs[0]]
-    return {**shapes, fname: (y[1], x[1], 3, 3)}
-
-
 @register
 class ConvWinograd(ConvBase):
     ops = ("conv",)
@@ -109,7 +100,7 @@ class ConvWinograd(ConvBase):
     kernels = ("winograd_input", "winograd_gemm", "winograd_output")
 
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
-        super().__init__(step, _logical_shapes(step, shapes))
+        super().__init__(step, logical_shapes(step, shapes, TAG))  # TAG is also in "#winograd4"
         self.tw, self.th = -(-self.ow // self.tile), -(-self.oh // self.tile)
         self.tiles = self.tw * self.th  # per image
         self.batch_tiles = self.n * self.tiles  # the GEMM's columns: every image's tiles one after another
@@ -164,7 +155,7 @@ class ConvWinograd(ConvBase):
         b = np.ascontiguousarray(np.broadcast_to(consts[bname].astype(np.float32).reshape(-1), (self.oc,)))
         u = storage_array(u, self.half, f"op {self.step.name}: filter {fname} (Winograd-transformed)")
         tag = f"#{self.variant}"
-        return {fname: (f"{fname}{tag}{cov}", u), bname: (f"{bname}{tag}{self.oc}", b)}
+        return {fname: (f"{fname}{tag}{cov}:3x3", u), bname: (f"{bname}{tag}{self.oc}", b)}
 
     @staticmethod
     def filter_transform(w: np.ndarray, cov: int) -> np.ndarray:

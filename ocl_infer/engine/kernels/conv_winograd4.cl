@@ -26,17 +26,7 @@ __kernel void winograd4_input(__global const float* restrict x, __global store_t
     const int n = get_global_id(2);
     const int col = n * tiles + t;
     if (col >= tp || (t >= tiles && n + 1 < (int)get_global_size(2))) return;
-    const int ty = (int)(((float)t + 0.5f) * inv_tw), tx = t - ty * tw;  // exact: see conv_winograd.cl
-    const int y0 = 4 * ty - 1, x0 = 4 * tx - 1;
-    __global const float* p = x + ((size_t)n * ic + ci) * ih * iw;
-    float d[6][6];
-#pragma unroll
-    for (int i = 0; i < 6; i++)
-#pragma unroll
-        for (int j = 0; j < 6; j++) {
-            const int yy = y0 + i, xx = x0 + j;
-            d[i][j] = (t < tiles && yy >= 0 && yy < ih && xx >= 0 && xx < iw) ? p[yy * iw + xx] : 0.0f;
-        }
+    INPUT_PATCH(d, 4)
     float b[6][6];  // B^T d, column by column
 #pragma unroll
     for (int j = 0; j < 6; j++) {
@@ -91,10 +81,6 @@ __kernel void winograd4_output(__global const store_t* restrict m, __global cons
     }
     const float b = bias[co];
     const size_t plane = ((size_t)n * oc + co) * oh * ow;  // channel co of image n
-    __global float* out = y + plane;
-#if RES
-    __global const float* rp = res + plane;
-#endif
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const int yy = 4 * ty + i;
@@ -105,15 +91,7 @@ __kernel void winograd4_output(__global const store_t* restrict m, __global cons
         for (int k = 0; k < 4; k++) {
             const int xx = 4 * tx + k;
             if (xx >= ow) break;
-            float v = r[k] + b;
-#if RES == 1
-            v += rp[yy * ow + xx];
-#endif
-            v = activate(v, a0, a1);
-#if RES == 2
-            v += rp[yy * ow + xx];
-#endif
-            out[yy * ow + xx] = v;
+            store_output(y, RESIDUAL, plane + yy * ow + xx, r[k] + b, a0, a1);
         }
     }
 }

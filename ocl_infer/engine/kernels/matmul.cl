@@ -64,6 +64,18 @@ __kernel void gemm_strided(__global const float* a, __global const float* b, __g
 // local (1, 1, 1).
 #define CB (16 * NV)
 
+// One k of the block (both column paths): acc[i][v] += A[m0 + i][k] bv[v], then A's row offsets move to k + 1.
+inline void block_fma(float16 acc[MR][NV], const float16 bv[NV], __global const float* ab, size_t ao[MR],
+                      const int sak) {
+#pragma unroll
+    for (int i = 0; i < MR; i++) {
+        const float16 av = (float16)(ab[ao[i]]);
+#pragma unroll
+        for (int v = 0; v < NV; v++) acc[i][v] = fma(av, bv[v], acc[i][v]);
+        ao[i] += sak;
+    }
+}
+
 __kernel void gemm_block(__global const float* restrict a, __global const float* restrict b,
                          __global const float* restrict bias, __global float* restrict c,
                          const int M, const int N, const int K, const int sab, const int sam, const int sak,
@@ -87,15 +99,8 @@ __kernel void gemm_block(__global const float* restrict a, __global const float*
             float16 bv[NV];
 #pragma unroll
             for (int v = 0; v < NV; v++) bv[v] = vload16(v, bp);
-#pragma unroll
-            for (int i = 0; i < MR; i++) {
-                const float16 av = (float16)(ab[ao[i]]);
-#pragma unroll
-                for (int v = 0; v < NV; v++) acc[i][v] = fma(av, bv[v], acc[i][v]);
-            }
+            block_fma(acc, bv, ab, ao, sak);
             bp += sbk;
-#pragma unroll
-            for (int i = 0; i < MR; i++) ao[i] += sak;
         }
     } else {
         // the last column block: whole vectors before `nload` load as such, the one across it lane by lane
@@ -119,15 +124,8 @@ __kernel void gemm_block(__global const float* restrict a, __global const float*
                     bv[v] = (float16)(0.0f);
                 }
             }
-#pragma unroll
-            for (int i = 0; i < MR; i++) {
-                const float16 av = (float16)(ab[ao[i]]);
-#pragma unroll
-                for (int v = 0; v < NV; v++) acc[i][v] = fma(av, bv[v], acc[i][v]);
-            }
+            block_fma(acc, bv, ab, ao, sak);
             bp += sbk;
-#pragma unroll
-            for (int i = 0; i < MR; i++) ao[i] += sak;
         }
     }
 

@@ -91,10 +91,7 @@ void conv2d_gemm(__global const float* restrict x, WEIGHTS w, __global const flo
     const int wc = lid % TM, wk = lid / TM;
 
     float acc[RM][RN];
-#pragma unroll
-    for (int i = 0; i < RM; i++)
-#pragma unroll
-        for (int j = 0; j < RN; j++) acc[i][j] = 0.0f;
+    tile_zero(acc);
 
     for (int k0 = k_lo; k0 < k_total; k0 += TK) {
         // fixed trip counts (rows r = first + it * rows-per-pass), so the compiler unrolls both loads
@@ -114,18 +111,7 @@ void conv2d_gemm(__global const float* restrict x, WEIGHTS w, __global const flo
             xs[r][lc] = in ? xn[(size_t)c * ihw + iy * iw + ix] : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-#pragma unroll
-        for (int r = 0; r < TK; r++) {
-            float a[RM], b[RN];
-#pragma unroll
-            for (int i = 0; i < RM; i++) a[i] = ws[r][ty + i * TY];
-#pragma unroll
-            for (int j = 0; j < RN; j++) b[j] = xs[r][tx + j * TX];
-#pragma unroll
-            for (int i = 0; i < RM; i++)
-#pragma unroll
-                for (int j = 0; j < RN; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
-        }
+        tile_fma(acc, &ws[0][0], TM, &xs[0][0], TN, tx, ty);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 

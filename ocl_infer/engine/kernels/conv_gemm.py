@@ -68,6 +68,7 @@ class ConvGemm(ConvBase):
     variant = "gemm"
     priority = 30  # above the CPU family's convs; they never take GPU-family devices anyway
     cl_file = "conv_gemm.cl"
+    headers = (*ConvBase.headers, "gemm_tile.h.cl")  # the register tile shared with matmul's gemm_tiled
     fuses_pool = True
     fuses_residual = True
 

@@ -203,27 +203,13 @@ void gemm_tiled(__global const float* restrict a, __global const float* restrict
     __global const float* bb = b + (size_t)bt * sbb;
 
     float acc[RM][RN];
-#pragma unroll
-    for (int i = 0; i < RM; i++)
-#pragma unroll
-        for (int j = 0; j < RN; j++) acc[i][j] = 0.0f;
+    tile_zero(acc);
 
     for (int k0 = 0; k0 < K; k0 += TK) {
         gather_tile(&as[0][0], TM, ab, m0, M, sam, k0, K, sak, lid, AK);
         gather_tile(&bs[0][0], TN, bb, n0, N, sbn, k0, K, sbk, lid, !BN);
         barrier(CLK_LOCAL_MEM_FENCE);
-#pragma unroll
-        for (int r = 0; r < TK; r++) {
-            float av[RM], bv[RN];
-#pragma unroll
-            for (int i = 0; i < RM; i++) av[i] = as[r][ty + i * TY];
-#pragma unroll
-            for (int j = 0; j < RN; j++) bv[j] = bs[r][tx + j * TX];
-#pragma unroll
-            for (int i = 0; i < RM; i++)
-#pragma unroll
-                for (int j = 0; j < RN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
-        }
+        tile_fma(acc, &as[0][0], TM + 1, &bs[0][0], TN + 1, tx, ty);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 

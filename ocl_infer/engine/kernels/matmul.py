@@ -212,6 +212,7 @@ class GemmTiled(MatBase):
 
     variant = "tiled"
     priority = 10
+    headers = (*MatBase.headers, "gemm_tile.h.cl")  # the register tile shared with conv_gemm
 
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
         super().__init__(step, shapes)

@@ -38,7 +38,7 @@ def run_conv(tmp_path):
 
 
 @pytest.mark.parametrize("shape,oc,k,pads,act", [
-    ((1, 3, 17, 19), 16, (3, 3), (1, 1, 1, 1), "LeakyRelu"),   # first-layer shape class: NV 1, RY 2, odd H
+    ((1, 5, 17, 19), 16, (3, 3), (1, 1, 1, 1), "LeakyRelu"),   # NV 1, RY 2, odd H (3 channels: pixels)
     ((1, 19, 11, 13), 35, (3, 3), (1, 1, 1, 1), "Relu"),       # channel tail: 35 of 64 padded lanes stored
     ((2, 8, 9, 30), 40, (3, 5), (0, 2, 2, 1), None),           # batch 2, 3x5, asymmetric padding
     ((1, 24, 11, 11), 255, (1, 1), (1, 1, 1, 1), None),        # the YOLO head shape class (13x13 out): one row

@@ -69,7 +69,7 @@ def conv_engine(tmp_path: Path):
 
 @pytest.mark.parametrize("shape,oc,k,act", [
     ((1, 19, 11, 13), 35, 3, True),    # channel tail (35 of 64 lanes), border blocks, NV 2
-    ((1, 3, 17, 19), 16, 3, True),     # first-layer class: NV 1, RY 2
+    ((1, 5, 17, 19), 16, 3, True),     # NV 1, RY 2 (3 input channels go to the pixels kernel)
     ((1, 48, 13, 13), 255, 1, False),  # the YOLO head class: 1x1 (the pointwise kernel, same summation order)
 ])
 def test_covec_fp16_error_is_the_weight_rounding_and_nothing_else(conv_engine, shape, oc, k, act):

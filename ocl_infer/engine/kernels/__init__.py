@@ -9,6 +9,7 @@ from ocl_infer.engine.kernels import (
     conv_covec,
     conv_depthwise,
     conv_gemm,
+    conv_pixels,
     conv_pointwise,
     conv_winograd,
     conv_winograd4,
@@ -22,7 +23,7 @@ from ocl_infer.engine.kernels import (
 from ocl_infer.engine.kernels.base import Kernel, Launch
 from ocl_infer.engine.kernels.registry import KERNELS, choose_kernel, kernel_for, register
 
-FAMILIES = (conv, conv_covec, conv_depthwise, conv_gemm, conv_pointwise, conv_winograd, conv_winograd4, elementwise,
-            indexing, layout, matmul, normalization, pool)
+FAMILIES = (conv, conv_covec, conv_depthwise, conv_gemm, conv_pixels, conv_pointwise, conv_winograd, conv_winograd4,
+            elementwise, indexing, layout, matmul, normalization, pool)
 
 __all__ = ["FAMILIES", "KERNELS", "Kernel", "Launch", "choose_kernel", "kernel_for", "register"]

@@ -1,12 +1,12 @@
 """BatchPolicy: how many waiting frames (one per camera) to run as one batch, from measured times.
 
 Batching pays only where the device runs N frames at once faster than N frames one by one (a GPU with idle
-lanes); on a 2-core CPU our engine's batch is slower per frame (docs/performance.md, 'Several cameras'). So the
-policy measures: it keeps a moving average of the wall time of each batch size it ran, and takes N frames at
-once only while N's time per frame is below one frame's. A size it has never run is tried once; a size not
-chosen is tried again every `probe_every_s` (the device's load may have changed). Whatever it chooses, the
-batch must fit the deadline: the oldest frame's age plus the batch's expected time stays within the budget,
-else the batch shrinks (to 1 if need be). Nothing here knows about ROS or the device.
+lanes); on a 2-core CPU it depends on N and on the load (docs/performance.md, 'Several cameras': 2 cameras
+gained, 4 lost). So the policy measures: it keeps a moving average of the wall time of each batch size it
+ran, and takes N frames at once only while N's time per frame is below one frame's. A size it has never run
+is tried once; a size not chosen is tried again every `probe_every_s` (the device's load may have changed).
+Whatever it chooses, the batch must fit the deadline: the oldest frame's age plus the batch's expected time
+stays within the budget, else the batch shrinks (to 1 if need be). Nothing here knows about ROS or the device.
 """
 
 from __future__ import annotations

@@ -72,11 +72,11 @@ def test_op_tests_pass_clean_on_oclgrind(oclgrind_env: dict[str, str]) -> None:
     # -s: Oclgrind writes its reports to the process's stderr, which pytest would otherwise swallow
     tests = [str(ROOT / "test" / "engine" / name) for name in (
         "test_ops.py", "test_conv_gemm.py", "test_index_ops.py", "test_matmul.py",
-        "test_conv_pointwise.py", "test_concat_placement.py", "test_silu_fusion.py")]
+        "test_conv_pointwise.py", "test_conv_pixels.py", "test_concat_placement.py", "test_silu_fusion.py")]
     # the full-width end-to-end heads take 26 s simulated; their kernels are each checked by smaller tests there
     skip = ["--deselect", "test/engine/test_index_ops.py::test_end_to_end_detection_head"]  # a node id (cwd=ROOT)
-    # the pointwise kernel is the CPU family's; that file's GPU-family runs are conv_gemm, checked above
-    skip += ["-k", "not (test_conv_pointwise and gpu)"]
+    # the pointwise and pixels kernels are the CPU family's; those files' GPU-family runs are conv_gemm, checked above
+    skip += ["-k", "not ((test_conv_pointwise or test_conv_pixels) and gpu)"]
     # fp16 Winograd (half V/M scratch, its own half<->float conversions), CPU family forced by the tests
     tests += [f"test/engine/test_fp16.py::{name}" for name in (
         "test_winograd_fp16_within_the_bound_of_half_u_v_m",

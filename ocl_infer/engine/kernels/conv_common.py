@@ -5,7 +5,7 @@ variants import it instead of each other (and the Gemm wrapper gets the activati
 conv family)."""
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -95,6 +95,73 @@ class ConvBase(Kernel):
 
     def build_options(self) -> str:
         return " ".join(f"-D{k}={v}" for k, v in self.defines().items())
+
+
+class PixelVectorConv(ConvBase):
+    """The convs vectorised over output pixels (pointwise: 1x1; pixels: k x k, stride 1 or 2): a work-item
+    keeps OB output channels x NPV vectors of 16 pixels; weights [NOB][IC][KH][KW][OB] (OC zero-padded to
+    NOB * OB, a 1x1's [NOB][IC][OB] byte for byte), bias [NOB * OB]; the blocking from the variant's rule or a
+    tuning-table entry. The variant gives its constant-name tag, its rule, its tuner blockings and launches."""
+
+    headers = (*ConvBase.headers, "conv_pixel_vectors.h.cl")
+    fuses_residual = True
+    tag: ClassVar[str]
+    blockings: ClassVar[tuple[tuple[int, int], ...]]  # what the tuner tries besides the rule's choice
+
+    def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        super().__init__(step, logical_shapes(step, shapes, self.tag))
+        tuned = step.attrs.get("blocking")  # a tuning-table entry (engine/tuning.py) overrides the rule
+        self.ob, self.npv = (int(tuned[0]), int(tuned[1])) if tuned else self.rule_blocking()
+        self.nob = -(-self.oc // self.ob)
+        self.half = is_half(step)
+
+    def rule_blocking(self) -> tuple[int, int]:
+        """(OB, NPV) without a tuning-table entry."""
+        raise NotImplementedError
+
+    @classmethod
+    def filter_taps(cls, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> tuple[int, ...]:
+        """The filter's taps: a re-laid-out filter (runtime) carries them in its name, the logical one as dims."""
+        name = step.inputs[1]
+        if cls.tag in name:
+            return tuple(int(v) for v in name.rsplit(":", 1)[1].split("x"))
+        return tuple(shapes[name][2:])
+
+    def defines(self) -> dict[str, int]:
+        return {"OB": self.ob, "NPV": self.npv, "ACT": self.act}
+
+    def build_options(self) -> str:
+        fixed = self.defines()
+        if self.half:
+            fixed["HALF"] = 1
+        if self.res:
+            fixed["RES"] = self.res
+        return " ".join(f"-D{k}={v}" for k, v in fixed.items()) + " -cl-fast-relaxed-math -cl-mad-enable"
+
+    def relayout(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
+        fname, bname = self.step.inputs[1], self.step.inputs[2]
+        if fname not in consts or bname not in consts:
+            raise self.fail("filter and bias must be constants")
+        cpad = self.nob * self.ob
+        f = np.zeros((cpad, self.ic, self.kh, self.kw), np.float32)
+        f[: self.oc] = consts[fname].reshape(self.oc, self.ic, self.kh, self.kw)
+        wl = f.reshape(self.nob, self.ob, self.ic, self.kh, self.kw).transpose(0, 2, 3, 4, 1)  # [NOB][IC][KH][KW][OB]
+        b = np.zeros(cpad, np.float32)
+        b[: self.oc] = np.broadcast_to(consts[bname].astype(np.float32).reshape(-1), (self.oc,))
+        return {fname: (f"{fname}{self.tag}{self.ob}:{self.kh}x{self.kw}",
+                        storage_array(wl, self.half, f"op {self.step.name}: filter {fname}")),
+                bname: (f"{bname}{self.tag}{cpad}", b)}
+
+    @classmethod
+    def candidates(cls, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> list[dict[str, Any]]:
+        """Step attrs the tuner tries, the rule's choice first; OC padded by at most 1/8."""
+        rule = cls(Step(step.kind, step.variant, step.inputs, step.outputs,
+                        {k: v for k, v in step.attrs.items() if k != "blocking"}, step.name), shapes)
+        out = [(rule.ob, rule.npv)]
+        for ob, npv in cls.blockings:
+            if (ob, npv) not in out and ob <= rule.oc and -(-rule.oc // ob) * ob * 8 <= rule.oc * 9:
+                out.append((ob, npv))
+        return [{"blocking": list(b)} for b in out]
 
 
 def all_ones(v: Any) -> bool:

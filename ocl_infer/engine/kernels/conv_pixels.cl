@@ -11,14 +11,6 @@
 // Compile-time: KH, KW, SW, OB, NPV, ACT, RES, HALF (weights stored as half). Geometry comes at launch.
 #define PV (16 * NPV)
 
-#if HALF
-#define WEIGHTS __global const half* restrict
-#define LOAD_W1(p, i) vload_half((i), (p))
-#else
-#define WEIGHTS __global const float* restrict
-#define LOAD_W1(p, i) ((p)[i])
-#endif
-
 // 16 values row[x0], row[x0 + step], ... with zeros outside [0, w): the residual of a map narrower than 16
 // pixels (the lanes past the map are never stored).
 inline float16 gather16(__global const float* restrict row, const int x0, const int step, const int w) {
@@ -127,25 +119,12 @@ __kernel void conv2d_pixels(__global const float* restrict x, WEIGHTS w, __globa
         for (int j = 0; j < NPV; j++) {
             if (ox0 + j * 16 >= ow) break;  // wholly past the end: a repeat of the last vector
             const int q = ow >= 16 ? min(ox0 + j * 16, ow - 16) : 0;
-            float16 v = acc[o][j];
 #if RES
             const float16 rv = ow >= 16 ? vload16(0, res + row + q) : gather16(res + row, 0, 1, ow);
-#endif
-#if RES == 1
-            v = activate16(v + rv, a0, a1);
-#elif RES == 2
-            v = activate16(v, a0, a1) + rv;
 #else
-            v = activate16(v, a0, a1);
+            const float16 rv = (float16)(0.0f);
 #endif
-            __global float* out = y + row + q;
-            if (ow >= 16) {
-                vstore16(v, 0, out);
-            } else {
-                float t[16];
-                vstore16(v, 0, t);
-                for (int l = 0; l < ow; l++) out[l] = t[l];
-            }
+            finish_store16(acc[o][j], rv, y + row + q, ow, a0, a1);
         }
     }
 }

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ocl_infer.engine.kernels.base import Launch, new_kernel
-from ocl_infer.engine.kernels.conv_common import ConvBase, all_ones, is_half, logical_shapes, storage_array
+from ocl_infer.engine.kernels.conv_common import PixelVectorConv, all_ones
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
@@ -32,19 +32,16 @@ BLOCKINGS = ((8, 2), (8, 3), (16, 1), (4, 4), (8, 1), (12, 2), (6, 3), (4, 2))
 
 
 @register
-class ConvPixels(ConvBase):
+class ConvPixels(PixelVectorConv):
     ops = ("conv",)
     variant = "pixels"
     priority = 12  # above covec (10) and pointwise (11, disjoint: 1x1 unpadded stride 1), below Winograd (20)
     cl_file = "conv_pixels.cl"
-    fuses_residual = True
+    tag = TAG
+    blockings = BLOCKINGS
 
-    def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
-        super().__init__(step, logical_shapes(step, shapes, TAG))
-        tuned = step.attrs.get("blocking")  # a tuning-table entry (engine/tuning.py) overrides the rule
-        self.ob, self.npv = (int(tuned[0]), int(tuned[1])) if tuned else pixels_blocking(self.oc, self.ow)
-        self.nob = -(-self.oc // self.ob)
-        self.half = is_half(step)
+    def rule_blocking(self) -> tuple[int, int]:
+        return pixels_blocking(self.oc, self.ow)
 
     @classmethod
     def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
@@ -53,35 +50,14 @@ class ConvPixels(ConvBase):
         x = shapes[step.inputs[0]]
         a = step.attrs
         stride = tuple(int(v) for v in a.get("stride") or (1, 1))
-        # a re-laid-out filter (runtime) carries its taps in its name; the logical one has them as dims
-        taps = (tuple(int(v) for v in step.inputs[1].rsplit(":", 1)[1].split("x")) if TAG in step.inputs[1]
-                else tuple(shapes[step.inputs[1]][2:]))
+        taps = cls.filter_taps(step, shapes)
         return (len(x) == 4 and len(taps) == 2 and taps != (1, 1) and max(taps) <= 7
                 and int(a.get("groups", 1)) == 1 and all_ones(a.get("dilation")) and not a.get("pool")
                 and len(stride) == 2 and stride[1] in (1, 2) and stride[0] in (1, 2)
                 and x[1] <= MAX_IC and shapes[step.outputs[0]][1] >= 16)  # covec's shapes: measured against it
 
-    def build_options(self) -> str:
-        fixed = {"KH": self.kh, "KW": self.kw, "SW": self.sw, "OB": self.ob, "NPV": self.npv, "ACT": self.act}
-        if self.half:
-            fixed["HALF"] = 1
-        if self.res:
-            fixed["RES"] = self.res
-        return " ".join(f"-D{k}={v}" for k, v in fixed.items()) + " -cl-fast-relaxed-math -cl-mad-enable"
-
-    def relayout(self, consts: Mapping[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
-        fname, bname = self.step.inputs[1], self.step.inputs[2]
-        if fname not in consts or bname not in consts:
-            raise self.fail("filter and bias must be constants")
-        cpad = self.nob * self.ob
-        f = np.zeros((cpad, self.ic, self.kh, self.kw), np.float32)
-        f[: self.oc] = consts[fname].reshape(self.oc, self.ic, self.kh, self.kw)
-        wl = f.reshape(self.nob, self.ob, self.ic, self.kh, self.kw).transpose(0, 2, 3, 4, 1)  # [NOB][IC][KH][KW][OB]
-        b = np.zeros(cpad, np.float32)
-        b[: self.oc] = np.broadcast_to(consts[bname].astype(np.float32).reshape(-1), (self.oc,))
-        return {fname: (f"{fname}{TAG}{self.ob}:{self.kh}x{self.kw}",
-                        storage_array(wl, self.half, f"op {self.step.name}: filter {fname}")),
-                bname: (f"{bname}{TAG}{cpad}", b)}
+    def defines(self) -> dict[str, int]:
+        return {"KH": self.kh, "KW": self.kw, "SW": self.sw, **super().defines()}
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         k = new_kernel(program, "conv2d_pixels")
@@ -89,15 +65,3 @@ class ConvPixels(ConvBase):
         k.set_args(ins[0], ins[1], ins[2], outs[0], np.float32(self.a0), np.float32(self.a1),
                    *(np.int32(v) for v in geometry), *self.residual_args(ins))
         return [Launch(k, (self.nob, self.oh * -(-self.ow // (16 * self.npv)), self.n), (1, 1, 1))]
-
-    @classmethod
-    def candidates(cls, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> list[dict[str, Any]]:
-        """Step attrs the tuner tries, the rule's choice first; OC padded by at most 1/8."""
-        rule = cls(Step(step.kind, step.variant, step.inputs, step.outputs,
-                        {k: v for k, v in step.attrs.items() if k != "blocking"}, step.name), shapes)
-        out = [(rule.ob, rule.npv)]
-        for ob, npv in BLOCKINGS:
-            if (ob, npv) not in out and ob <= rule.oc and -(-rule.oc // ob) * ob * 8 <= rule.oc * 9:
-                out.append((ob, npv))
-        return [{"blocking": list(b)} for b in out]
-

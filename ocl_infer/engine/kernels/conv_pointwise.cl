@@ -10,14 +10,6 @@
 // Compile-time: OB, NPV, ACT, RES, HALF (weights stored as half). Geometry (ic, p, oc) comes at launch.
 #define PV (16 * NPV)
 
-#if HALF
-#define WEIGHTS __global const half* restrict
-#define LOAD_W1(p, i) vload_half((i), (p))
-#else
-#define WEIGHTS __global const float* restrict
-#define LOAD_W1(p, i) ((p)[i])
-#endif
-
 // 16 pixels from p0 on (p0 < np): a vector load inside the map, else lane by lane with clamped indices (lanes
 // past the map hold copies of its last pixel; they are never stored): maps under 16 pixels, the residual
 inline float16 load16(__global const float* restrict row, const int p0, const int np) {
@@ -82,25 +74,12 @@ __kernel void conv2d_pointwise(__global const float* restrict x, WEIGHTS w, __gl
         for (int j = 0; j < NPV; j++) {
             if (p0 + j * 16 >= np) break;  // wholly past the end: a repeat of the last vector
             const int q = at[j];
-            float16 v = acc[o][j];
 #if RES
             const float16 rv = load16(res + plane, q, np);
-#endif
-#if RES == 1
-            v = activate16(v + rv, a0, a1);
-#elif RES == 2
-            v = activate16(v, a0, a1) + rv;
 #else
-            v = activate16(v, a0, a1);
+            const float16 rv = (float16)(0.0f);
 #endif
-            __global float* out = y + plane + q;
-            if (q + 16 <= np) {
-                vstore16(v, 0, out);
-            } else {
-                float t[16];
-                vstore16(v, 0, t);
-                for (int l = 0; l < np - q; l++) out[l] = t[l];
-            }
+            finish_store16(acc[o][j], rv, y + plane + q, np - q, a0, a1);
         }
     }
 }

@@ -114,11 +114,13 @@ def test_driver_profiles_match_at_once_and_lose_no_first_frame(harness, start_no
     Whether it gets a DDS deadline depends on whether discovery had finished when the node subscribed (it can
     take ~3 s on loopback here); if not, the watchdog counts its gaps, as for the others."""
     topics = {"/qa/image": "sensor", "/qb/image": "reliable", "/qc/image": "transient"}
-    early = camera(child_env, "/qd/image", "sensor", 20, 10.0, deadline_ms=100.0, delay_s=1.0)  # before the node
+    # 5 Hz like the others: a depth-1 best-effort reader keeps only the newest sample, so on a loaded 2-core CI
+    # machine a 10 Hz camera lost 2 of 20 frames when the node's executor was held >100 ms (not what this tests).
+    early = camera(child_env, "/qd/image", "sensor", 10, 5.0, deadline_ms=200.0, delay_s=1.0)  # before the node
     time.sleep(1.0)
     node = start_node("vehicle_detector", {
         "backend": backend, "image_topics": [*topics, "/qd/image"], "deadline_ms": 60000.0,
-        "diagnostics_period_s": 0.25,
+        "diagnostics_period_s": 0.25, "expected_rate_hz": 5.0,
     }, "vd_qos_match")
     harness.subscribe(DiagnosticArray, "/diagnostics")
     timing = {t: harness.subscribe(FrameTiming, f"{t.rsplit('/', 1)[0]}/timing") for t in [*topics, "/qd/image"]}
@@ -136,15 +138,18 @@ def test_driver_profiles_match_at_once_and_lose_no_first_frame(harness, start_no
             harness.wait_for(lambda t=topic, n=sent["sent"]: (v := camera_values(harness, t))
                              and int(v["received_total"]) >= n - 1, WAIT_S, "")
         except AssertionError:
-            raise AssertionError(f"{topic}: the node did not count {sent['sent'] - 1} of {sent['sent']} frames: "
-                                 f"{camera_values(harness, topic)}\n{node.log()}") from None
+            seen = {m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec for m in timing[topic]}
+            missing = [i for i, ns in enumerate(sent["stamps_ns"]) if ns not in seen]
+            raise AssertionError(f"{topic}: the node did not count {sent['sent'] - 1} of {sent['sent']} frames "
+                                 f"(no timing for frames {missing}): {camera_values(harness, topic)}\n"
+                                 f"{node.log()}") from None
         assert camera_values(harness, topic)["transport_losses_total"] == "0"
     assert all(len(timing[t]) > 0 for t in timing)
     log = node.log()
     assert "incompatible" not in log and "does not match" not in log, log
     for topic in topics:
         assert camera_values(harness, topic)["qos"] == "best effort, volatile, depth 1, no deadline"
-    assert camera_values(harness, "/qd/image")["qos"] in ("best effort, volatile, depth 1, deadline 150 ms",
+    assert camera_values(harness, "/qd/image")["qos"] in ("best effort, volatile, depth 1, deadline 300 ms",
                                                           "best effort, volatile, depth 1, no deadline")
     # Input gaps still counted: DDS's deadline event for the camera that offered one, the watchdog for the rest.
     for topic in [*topics, "/qd/image"]:

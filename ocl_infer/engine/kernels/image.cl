@@ -38,7 +38,8 @@ __kernel void image_to_nchw(__global const uchar* restrict src, __global const i
     const int4 top = LOAD(r0, X.x) * X.z + LOAD(r0, X.y) * X.w;
     const int4 bottom = LOAD(r1, X.x) * X.z + LOAD(r1, X.y) * X.w;
     const int4 s = (((top >> 4) * Y.z) >> 16) + (((bottom >> 4) * Y.w) >> 16);
-    float4 p = convert_float4(clamp((s + 2) >> 2, 0, 255));
+    // vector bounds: Oclgrind 21.10 returns garbage in lane z for clamp(int4, int, int) (valid OpenCL C)
+    float4 p = convert_float4(clamp((s + 2) >> 2, (int4)(0), (int4)(255)));
 #else
     const float ax = as_float(X.w), ay = as_float(Y.w);
     const float4 a = convert_float4(LOAD(r0, X.x)), b = convert_float4(LOAD(r0, X.y));

@@ -19,7 +19,7 @@ from ocl_infer.engine.devices.facts import KERNEL_FAMILIES, facts_of
 from ocl_infer.engine.devices.pipeline import Pipeline
 from ocl_infer.engine.devices.selection import cl_device, select_devices
 from ocl_infer.engine.graph import Graph, load_graph, save_graph
-from ocl_infer.engine.kernels.image import ImageFeed, ImageToTensor, image_feed
+from ocl_infer.engine.kernels.image import ImageFeeds, ImageToTensor, image_feed
 from ocl_infer.engine.plan import Plan, make_plan
 from ocl_infer.engine.plan.split import split_graph
 from ocl_infer.engine.tuning import device_table
@@ -181,22 +181,48 @@ class Engine:
         """Queue one frame given as a raw H×W×C uint8 image for input `transform.input`: the device gets the
         uint8 pixels and builds the float32 NCHW input itself (resize, letterbox, colour order, scale) on the
         queue of the plan. `feeds` holds the model's other inputs, if any. Same Future as `submit`. The frame is
-        read (not copied) when its device runs it: leave it unchanged until the Future is done."""
+        read (not copied) when its device runs it: leave it unchanged until the Future is done. An engine with a
+        batch of N > 1 takes its frames through `submit_images`."""
+        return self.submit_images([image], [transform], feeds)
+
+    def submit_images(self, images: Sequence[np.ndarray], transforms: Sequence[ImageToTensor],
+                      feeds: Mapping[str, np.ndarray] | None = None) -> Future:
+        """Queue a batch of raw uint8 frames for one image input, `transforms[n]` placing `images[n]` into image
+        n of the N×3×H×W input (each camera has its own size, so its own letterbox): as `submit_image`, each
+        frame is uploaded as uint8 into its own device buffer and letterboxed by the device into its slice of the
+        input. There must be exactly N frames (the engine's `batch`), all for the same input."""
         if self._closed:
             raise ModelError(f"{self.model_path}: engine is closed")
-        if transform.input not in self.inputs:
-            raise ModelError(f"{self.model_path}: image input {transform.input!r} is not a model input "
-                             f"({list(self.inputs)})")
-        img = image_feed(image, transform, self.inputs[transform.input].shape, f"image for input '{transform.input}'")
-        others = {n: s for n, s in self.inputs.items() if n != transform.input}
-        checked: dict[str, np.ndarray | ImageFeed] = {**self._check_feeds(feeds or {}, others)}
-        checked[transform.input] = img
+        if len(images) != len(transforms):
+            raise ModelError(f"{self.model_path}: {len(images)} images but {len(transforms)} transforms; give one "
+                             "ImageToTensor per image")
+        names = sorted({t.input for t in transforms})
+        if len(names) != 1:
+            raise ModelError(f"{self.model_path}: the transforms of one batch must name one image input, got "
+                             f"{names or 'none'}")
+        name = names[0]
+        if name not in self.inputs:
+            raise ModelError(f"{self.model_path}: image input {name!r} is not a model input ({list(self.inputs)})")
+        shape = self.inputs[name].shape
+        frames: ImageFeeds = tuple(image_feed(img, t, shape, f"image {n} for input '{name}'")
+                                   for n, (img, t) in enumerate(zip(images, transforms, strict=True)))
+        if len(frames) != shape[0]:
+            raise ModelError(f"{self.model_path}: input '{name}' of shape {list(shape)} takes a batch of "
+                             f"{shape[0]} image(s), got {len(frames)} (an engine runs the batch it was loaded with)")
+        others = {n: s for n, s in self.inputs.items() if n != name}
+        checked: dict[str, np.ndarray | ImageFeeds] = {**self._check_feeds(feeds or {}, others)}
+        checked[name] = frames
         return self._dispatcher.submit(checked)  # type: ignore[arg-type]
 
     def run_image(self, image: np.ndarray, transform: ImageToTensor,
                   feeds: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """`submit_image`, blocking."""
         return self.submit_image(image, transform, feeds).result()
+
+    def run_images(self, images: Sequence[np.ndarray], transforms: Sequence[ImageToTensor],
+                   feeds: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """`submit_images`, blocking."""
+        return self.submit_images(images, transforms, feeds).result()
 
     def warm_image(self, transform: ImageToTensor) -> None:
         """Compile and first-launch the image kernel for `transform`'s pixel format on every device that takes

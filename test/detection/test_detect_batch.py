@@ -1,5 +1,6 @@
 """Detector.detect_batch_timed: frames of several cameras (different sizes, so different letterboxes) run as one
-batch on the OpenCL engine give the same boxes and scores as each frame run alone."""
+batch on the OpenCL engine give the same boxes and scores as each frame run alone, and (device preprocessing)
+as the host-letterboxed batch."""
 
 from pathlib import Path
 
@@ -35,3 +36,30 @@ def test_a_batch_of_three_cameras_equals_each_frame_alone(detector: Detector, da
     # no engine of size 2: frame by frame
     pair = detector.detect_batch_timed(frames[:2])
     assert [r.detections for r in pair] == [detector.detect(f) for f in frames[:2]]
+
+
+def test_device_batch_takes_uint8_frames_and_equals_the_host_letterboxed_batch(
+        detector: Detector, model_dir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """preprocess="device": the batch goes to the engine as uint8 frames (Engine.submit_images, never a float32
+    batch) and gives the detections of the host-letterboxed batch (cv2 on the host, the reference): the device
+    resamples like cv2 on uint8 (quantize=True), so within the bounds of a batch against each frame alone."""
+    street = vtest_frames(data_dir, [200])
+    frames = [cv2.imread(str(data_dir / "dog.jpg")), cv2.resize(street[0], (1280, 720)), street[0]]
+    detector.prepare_batch([3])
+    engine = detector._runner.batches[3]  # type: ignore[union-attr]
+
+    def no_float_batch(*_: object) -> None:
+        raise AssertionError("the device path must not upload a host-letterboxed float32 batch")
+
+    monkeypatch.setattr(engine, "submit", no_float_batch)
+    device = detector.detect_batch_timed(frames)
+    monkeypatch.undo()
+    with Detector(model_dir, preprocess="host") as host_detector:
+        assert host_detector.prepare_batch([3]) == (3,)
+        host = host_detector.detect_batch_timed(frames)
+    for got, want in zip(device, host, strict=True):
+        assert len(got.detections) == len(want.detections) > 0
+        for a, b in zip(got.detections, want.detections, strict=True):
+            assert a.label == b.label
+            assert a.score == pytest.approx(b.score, abs=1e-4)
+            np.testing.assert_allclose(a.box, b.box, atol=0.05)

@@ -158,7 +158,7 @@ def test_transform_and_image_errors() -> None:
         image_feed(np.zeros((4, 4, 4), np.uint8), t, (1, 3, 8, 8))
     with pytest.raises(ModelError, match="uint8"):
         image_feed(np.zeros((4, 4, 3), np.float32), t, (1, 3, 8, 8))
-    with pytest.raises(ModelError, match="1×3×H×W"):
+    with pytest.raises(ModelError, match="N×3×H×W"):
         image_feed(np.zeros((4, 4, 3), np.uint8), t, (1, 8, 8))
 
 

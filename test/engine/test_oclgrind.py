@@ -1,8 +1,8 @@
 """Every kernel family on a second OpenCL implementation: Oclgrind, a simulator whose device reports type GPU
 (so the engine picks the GPU family by itself), with data-race and bounds checking on. The op tests (both
 families, as on PoCL), the GPU conv's every-blocking test, the pointwise conv, placed concats and split views,
-fused SiLU, the image kernel, batched and fp16 Winograd run there in a child process; any report from Oclgrind
-fails the test, as does a wrong result.
+fused SiLU, the image kernel (one frame and batches), batched and fp16 Winograd run there in a child process;
+any report from Oclgrind fails the test, as does a wrong result.
 `make setup` installs Oclgrind (Debian package `oclgrind`)."""
 
 import os
@@ -73,7 +73,7 @@ def test_op_tests_pass_clean_on_oclgrind(oclgrind_env: dict[str, str]) -> None:
     tests = [str(ROOT / "test" / "engine" / name) for name in (
         "test_ops.py", "test_conv_gemm.py", "test_index_ops.py", "test_matmul.py",
         "test_conv_pointwise.py", "test_conv_pixels.py", "test_concat_placement.py", "test_silu_fusion.py",
-        "test_image_kernel.py")]
+        "test_image_kernel.py", "test_image_batch.py")]
     # the full-width end-to-end heads take 26 s simulated; their kernels are each checked by smaller tests there
     skip = ["--deselect", "test/engine/test_index_ops.py::test_end_to_end_detection_head"]  # a node id (cwd=ROOT)
     # the pointwise and pixels kernels are the CPU family's; those files' GPU-family runs are conv_gemm, checked above

@@ -8,6 +8,8 @@
 // Per-geometry tables, made on the host once (ImageKernel.tables): per output column xt = (byte offset of the
 // left tap, of the right tap, weight left, weight right), per output row yt = (row offsets, weights top, bottom).
 // Weights are 11-bit fixed point with QUANTIZE, else float bits (as_float).
+// `offset`: the element where this frame's 3×H×W image starts in dst (frame n of a batch: n × 3 × H × W), so each
+// frame of a batch writes its own slice of one input tensor (an argument: sub-buffers would need aligned offsets).
 
 #if BPP == 4
 #define LOAD(row, off) convert_int4(vload4(0, (row) + (off)))
@@ -16,14 +18,14 @@
 #endif
 
 __kernel void image_to_nchw(__global const uchar* restrict src, __global const int4* restrict xt,
-                            __global const int4* restrict yt, __global float* restrict dst, const int net_w,
-                            const int net_h,
+                            __global const int4* restrict yt, __global float* restrict dst, const int offset,
+                            const int net_w, const int net_h,
                             const int4 box,  // dx, dy, new_w, new_h
                             const float scale, const float4 mean, const float pad) {
     const int x = get_global_id(0), y = get_global_id(1);
     if (x >= net_w || y >= net_h) return;
     const int plane = net_w * net_h;
-    __global float* out = dst + y * net_w + x;
+    __global float* out = dst + offset + y * net_w + x;
     const int u = x - box.x, v = y - box.y;
     if (u < 0 || v < 0 || u >= box.z || v >= box.w) {
         out[0] = pad; out[plane] = pad; out[2 * plane] = pad;

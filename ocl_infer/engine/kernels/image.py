@@ -1,8 +1,10 @@
 """Image family: a raw uint8 frame -> the network's float32 NCHW input on the device, in one pass.
 
-`ImageToTensor` describes the transform (a frozen config); `ImageFeed` pairs it with one frame and is what the
-dispatcher carries in place of a float32 array, so failover re-runs the frame from its uint8 pixels; the
-runtime uploads them (3x fewer bytes than float32) and enqueues `ImageKernel` before the plan on the same queue.
+`ImageToTensor` describes the transform (a frozen config); `ImageFeed` pairs it with one frame. A tuple of
+them, one per frame of the input's batch dimension, is what the dispatcher carries in place of a float32 array,
+so failover re-runs the frames from their uint8 pixels; the runtime uploads each frame into its own buffer (3x
+fewer bytes than float32) and enqueues one `ImageKernel` launch per frame, each writing its frame's slice of the
+input, before the plan on the same queue.
 """
 
 from collections.abc import Mapping
@@ -21,7 +23,8 @@ TARGET_ORDERS = ("RGB", "BGR")
 
 @dataclass(frozen=True)
 class ImageToTensor:
-    """uint8 H×W×C frame (`source` order) -> 1×3×H×W float32 input `input` (`target` order): bilinear resize
+    """uint8 H×W×C frame (`source` order) -> one 3×H×W image of the N×3×H×W float32 input `input` (`target`
+    order): bilinear resize
     (cv2 INTER_LINEAR sampling) into `box` = (dx, dy, new_w, new_h) of the input, value = pixel × scale − mean
     (mean per target channel), `pad` everywhere outside the box. `quantize`: resample the way cv2.resize does on
     uint8 (fixed-point weights, result rounded to uint8) for a tensor equal to a host cv2 path; else float."""
@@ -79,13 +82,17 @@ class ImageFeed:
     row_stride: int
 
 
+ImageFeeds = tuple[ImageFeed, ...]  # one per frame of the input's batch dimension, in batch order
+
+
 def image_feed(image: object, transform: ImageToTensor, input_shape: tuple[int, ...],
                what: str = "image") -> ImageFeed:
-    """Check a H×W×C uint8 frame against `transform` and the input's 1×3×H×W shape. Row padding (a view whose
-    row stride exceeds W×C) is kept, not copied; any other layout is made contiguous first."""
+    """Check a H×W×C uint8 frame against `transform` and the input's N×3×H×W shape (the caller checks that N
+    frames come). Row padding (a view whose row stride exceeds W×C) is kept, not copied; any other layout is made
+    contiguous first."""
     t = transform
-    if len(input_shape) != 4 or input_shape[0] != 1 or input_shape[1] != 3:
-        raise ModelError(f"input '{t.input}' has shape {list(input_shape)}; image input needs 1×3×H×W")
+    if len(input_shape) != 4 or input_shape[0] < 1 or input_shape[1] != 3:
+        raise ModelError(f"input '{t.input}' has shape {list(input_shape)}; image input needs N×3×H×W")
     net_h, net_w = input_shape[2], input_shape[3]
     dx, dy, new_w, new_h = t.box
     if dx + new_w > net_w or dy + new_h > net_h:
@@ -164,19 +171,24 @@ class ImageKernel:
         return (axis_table(new_w, feed.width, t.channels, t.quantize),
                 axis_table(new_h, feed.height, feed.row_stride, t.quantize))
 
-    def launches(self, program: Any, feed: ImageFeed, src: Any, dst: Any,
-                 input_shape: tuple[int, ...]) -> list[Launch]:
+    def launches(self, program: Any, feed: ImageFeed, src: Any, dst: Any, input_shape: tuple[int, ...],
+                 index: int = 0) -> list[Launch]:
+        """The launch writing `feed` into image `index` of `dst` (N×3×H×W `input_shape`)."""
         import pyopencl as cl
         import pyopencl.cltypes as clt
 
         t = feed.transform
+        if not 0 <= index < int(input_shape[0]):
+            raise ModelError(f"input '{t.input}' of shape {list(input_shape)} has no image {index}")
         net_h, net_w = int(input_shape[2]), int(input_shape[3])
         dx, dy, new_w, new_h = (int(b) for b in t.box)
         flags = cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR
         xt, yt = (cl.Buffer(program.context, flags, hostbuf=a) for a in self.tables(feed))
         self.buffers = [xt, yt]  # the kernel does not keep them alive
         k = new_kernel(program, self.variant)
-        k.set_args(src, xt, yt, dst, np.int32(net_w), np.int32(net_h), clt.make_int4(dx, dy, new_w, new_h),
+        offset = index * 3 * net_h * net_w  # elements: image `index`'s slice of the batch
+        k.set_args(src, xt, yt, dst, np.int32(offset), np.int32(net_w), np.int32(net_h),
+                   clt.make_int4(dx, dy, new_w, new_h),
                    np.float32(t.scale), clt.make_float4(*t.mean, 0.0), np.float32(t.pad))
         return [Launch(k, (net_w, net_h), None)]
 
@@ -186,8 +198,14 @@ class ImageKernel:
         self.buffers = []
 
 
-def split_feeds(feeds: Mapping[str, object]) -> tuple[dict[str, np.ndarray], dict[str, ImageFeed]]:
-    """Float inputs and image inputs of one frame."""
-    images = {n: v for n, v in feeds.items() if isinstance(v, ImageFeed)}
-    arrays = {n: v for n, v in feeds.items() if not isinstance(v, ImageFeed)}
+def is_image(value: object) -> bool:
+    """An image input's value: one ImageFeed, or a tuple of them (one per frame of a batch)."""
+    return isinstance(value, ImageFeed) or (isinstance(value, tuple) and bool(value)
+                                            and all(isinstance(v, ImageFeed) for v in value))
+
+
+def split_feeds(feeds: Mapping[str, object]) -> tuple[dict[str, np.ndarray], dict[str, ImageFeeds]]:
+    """Float inputs and image inputs of one run; an image input's frames always as a tuple, in batch order."""
+    images = {n: (v,) if isinstance(v, ImageFeed) else v for n, v in feeds.items() if is_image(v)}
+    arrays = {n: v for n, v in feeds.items() if not is_image(v)}
     return arrays, images  # type: ignore[return-value]

@@ -44,8 +44,9 @@ class DeviceRuntime:
         except cl.Error as err:
             raise DeviceError(f"{label}: cannot create an OpenCL context/queue: {err}") from err
         self.programs = ProgramCache(self.context, device, disk=disk_cache)
-        # image inputs (Engine.submit_image): one uint8 upload buffer per input, grown as frames need
-        self._image_bufs: dict[str, cl.Buffer] = {}
+        # image inputs (Engine.submit_images): one uint8 upload buffer per input and frame of its batch, grown as
+        # frames need
+        self._image_bufs: dict[tuple[str, int], cl.Buffer] = {}
         self._image_launches: dict[tuple[object, ...], tuple[ImageKernel, Launch]] = {}
         try:
             self._allocate()
@@ -155,11 +156,12 @@ class DeviceRuntime:
         arrays, images = split_feeds(feeds)
         keep: list[np.ndarray] = []
         for name in self.plan.inputs:
-            if name in images:  # uint8 upload + the image kernel, on this queue before the plan
-                keep.append(images[name].pixels)
-                launch = self._image_launch(name, images[name])
-                cl.enqueue_copy(q, self._image_bufs[name], images[name].pixels, is_blocking=False)
-                cl.enqueue_nd_range_kernel(q, launch.kernel, launch.global_size, launch.local_size)
+            if name in images:  # per frame: uint8 upload + the image kernel into its slice, before the plan
+                for index, feed in enumerate(images[name]):
+                    keep.append(feed.pixels)
+                    launch = self._image_launch(name, feed, index)
+                    cl.enqueue_copy(q, self._image_bufs[name, index], feed.pixels, is_blocking=False)
+                    cl.enqueue_nd_range_kernel(q, launch.kernel, launch.global_size, launch.local_size)
                 continue
             arr = np.ascontiguousarray(arrays[name], dtype=np.float32)
             keep.append(arr)
@@ -184,30 +186,32 @@ class DeviceRuntime:
         launch), without running the plan or counting a frame."""
         with self._lock:
             try:
-                launch = self._image_launch(name, feed)
-                cl.enqueue_copy(self.queue, self._image_bufs[name], feed.pixels, is_blocking=False)
+                launch = self._image_launch(name, feed, 0)
+                cl.enqueue_copy(self.queue, self._image_bufs[name, 0], feed.pixels, is_blocking=False)
                 cl.enqueue_nd_range_kernel(self.queue, launch.kernel, launch.global_size, launch.local_size)
                 self.queue.finish()
             except cl.Error as err:
                 raise DeviceError(f"{self.label}: OpenCL error while warming the image kernel: {err}") from err
 
-    def _image_launch(self, name: str, feed: ImageFeed) -> Launch:
-        """The bound image kernel for this input, transform and frame geometry (bound once per geometry)."""
+    def _image_launch(self, name: str, feed: ImageFeed, index: int) -> Launch:
+        """The bound image kernel for this input, frame `index` of its batch, transform and frame geometry (bound
+        once per geometry: each frame of a batch has its own upload buffer and output slice)."""
         need = int(feed.pixels.nbytes)
-        buf = self._image_bufs.get(name)
+        buf = self._image_bufs.get((name, index))
         if buf is None or buf.size < need:
             if buf is not None:
                 buf.release()
-            self._drop_image_launches(lambda key: key[0] == name)
-            buf = self._image_bufs[name] = cl.Buffer(self.context, MF.READ_ONLY, need)
-        key = (name, feed.transform, feed.width, feed.height, feed.row_stride)
+            self._drop_image_launches(lambda key: key[:2] == (name, index))
+            buf = self._image_bufs[name, index] = cl.Buffer(self.context, MF.READ_ONLY, need)
+        key = (name, index, feed.transform, feed.width, feed.height, feed.row_stride)
         bound = self._image_launches.get(key)
         if bound is None:
             wrapper = ImageKernel(feed.transform)
             prg = self.programs.get(wrapper.source(), wrapper.build_options(), f"{wrapper.variant} kernel for {name}")
-            if len(self._image_launches) >= 16:  # a camera changing geometry often: keep the table small
+            # a camera changing geometry often: keep the table small (16 geometries per frame of the batch)
+            if len(self._image_launches) >= 16 * self.plan.shapes[name][0]:
                 self._drop_image_launches(lambda key: True)
-            launch = wrapper.launches(prg, feed, buf, self.buffer(name), self.plan.shapes[name])[0]
+            launch = wrapper.launches(prg, feed, buf, self.buffer(name), self.plan.shapes[name], index)[0]
             bound = self._image_launches[key] = (wrapper, launch)
         return bound[1]
 

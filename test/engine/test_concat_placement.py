@@ -98,3 +98,26 @@ def test_placed_concat_output_as_graph_output_stays_a_copy(tmp_path):
     nodes[3] = helper.make_node("Concat", ["a", "b", "m"], ["y"], axis=1)
     plan = plan_of(tmp_path, nodes, inits, (1, 16, 16, 24))
     assert [s.variant for s in plan.steps if s.kind == "concat"] != ["alias"]
+
+
+def test_slices_aligned_for_the_device_are_placed_there(check_against_onnx, tmp_path):
+    """SPPF at YOLO's 13x13: 32-channel slices 21632 bytes apart, a multiple of 128 (PoCL's base address
+    alignment) but not of 512 (the GPUs'). The plan follows the device it is made for: placed where sub-buffers
+    may start there, a copy where they may not; on the device the tests see, the engine's own plan decides and
+    the result matches onnxruntime either way (poisoned buffers: an unwritten slice would be NaN)."""
+    from ocl_infer.engine.devices import list_devices
+    from ocl_infer.engine.devices.facts import facts_of
+    from ocl_infer.engine.plan.model import DeviceFacts
+
+    nodes, inits = sppf()
+    shape = (1, 16, 13, 13)
+    graph = load_graph(convert(make_model(nodes, {"x": shape}, ["y"], inits), tmp_path / "p.nnef"))
+
+    def concat_variant(align: int) -> str:
+        return next(s.variant for s in make_plan(graph, DeviceFacts(base_align_bytes=align)).steps
+                    if s.kind == "concat")
+
+    assert concat_variant(128) == "alias" and concat_variant(512) != "alias"
+    device = list_devices()[0]
+    assert facts_of(device).base_align_bytes == device.base_align_bytes > 0
+    check_against_onnx(nodes, {"x": rand(*shape)}, ["y"], inits)

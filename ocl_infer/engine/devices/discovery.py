@@ -31,6 +31,8 @@ class DeviceInfo:
     max_work_group_size: int
     fp16: bool
     fp64: bool
+    # CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes: where a sub-buffer may start (placed concats and split views)
+    base_align_bytes: int = 512
 
     @property
     def label(self) -> str:
@@ -87,6 +89,7 @@ def list_devices() -> list[DeviceInfo]:
                     max_work_group_size=int(dev.max_work_group_size),
                     fp16="cl_khr_fp16" in extensions,
                     fp64="cl_khr_fp64" in extensions,
+                    base_align_bytes=max(int(dev.mem_base_addr_align) // 8, 1),
                 )
             )
     if not infos:

@@ -18,4 +18,4 @@ def facts_of(info: DeviceInfo, kernels: str = "auto") -> DeviceFacts:
     family = "" if kernels == "auto" else kernels  # "": DeviceFacts takes it from the device type
     return DeviceFacts(type=info.type, compute_units=info.compute_units, local_mem_bytes=info.local_mem_bytes,
                        max_work_group_size=info.max_work_group_size, fp16=info.fp16, family=family,
-                       key=f"{info.platform} | {info.name} | {info.driver}")
+                       key=f"{info.platform} | {info.name} | {info.driver}", base_align_bytes=info.base_align_bytes)

@@ -20,6 +20,9 @@ class DeviceFacts:
     # "" takes it from the device type
     family: str = ""
     key: str = ""  # platform | device | driver: names the device's tuning table (engine/tuning.py); "" = none
+    # sub-buffer origins must be multiples of this (CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes: 128 on PoCL, 512 on
+    # the GPUs we know, the default): where a placed concat input or a split view may start
+    base_align_bytes: int = 512
 
     def __post_init__(self) -> None:
         if not self.family:

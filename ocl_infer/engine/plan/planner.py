@@ -125,8 +125,11 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
         if name in consts or name in graph.inputs:
             raise ModelError(f"{graph.source}: output '{name}' is a constant or an input; nothing to compute")
     if fuse:
-        steps = _place_splits(steps, shapes, set(graph.outputs))
-        steps = _place_concats(steps, shapes, set(graph.inputs) | set(graph.outputs))
+        # sub-buffer origins: multiples of the device's base address alignment (facts.base_align_bytes); YOLO's
+        # maps meet 512 bytes at 13x13 with 128-channel slices, 26x26 with 64, 52x52 with 16, and 128 bytes
+        # (PoCL) with any channel count at 13x13 and 26x26
+        steps = _place_splits(steps, shapes, set(graph.outputs), facts.base_align_bytes)
+        steps = _place_concats(steps, shapes, set(graph.inputs) | set(graph.outputs), facts.base_align_bytes)
     buffers = plan_buffers(steps, shapes, graph.inputs, graph.outputs)
     return Plan(inputs=graph.inputs, outputs=graph.outputs, shapes=MappingProxyType(shapes),
                 steps=tuple(steps), constants=MappingProxyType(device_consts), buffers=buffers,
@@ -285,11 +288,6 @@ def _fuse_max_pool(drafts: list[_Draft], shapes: dict[str, tuple[int, ...]], out
     return out
 
 
-# Byte alignment of a placed concat input's offset: OpenCL sub-buffer origins must be multiples of the device's
-# CL_DEVICE_MEM_BASE_ADDR_ALIGN (1024 bits on PoCL, at most 4096 on the GPUs we know), so the plan, made before
-# any device is opened, asks for 4096 bits everywhere. YOLO maps meet it: 13x13 slices of 128 channels, 26x26 of
-# 64, 52x52 of 16.
-PLACE_ALIGN_BYTES = 512
 
 
 def _contiguous_parts(y: tuple[int, ...], axis: int) -> bool:
@@ -301,8 +299,9 @@ def _bytes(shape: tuple[int, ...]) -> int:
     return 4 * int(np.prod(shape, dtype=np.int64))
 
 
-def _place_splits(steps: list[Step], shapes: Mapping[str, tuple[int, ...]], outputs: set[str]) -> list[Step]:
-    """Split as views: where the parts are contiguous runs of the input at 512-byte aligned offsets, each
+def _place_splits(steps: list[Step], shapes: Mapping[str, tuple[int, ...]], outputs: set[str],
+                  align: int) -> list[Step]:
+    """Split as views: where the parts are contiguous runs of the input at `align`-byte aligned offsets, each
     output is a sub-buffer of the input's storage (the split becomes an alias: no copy, no launch). Graph
     outputs keep their own buffers."""
     out: list[Step] = []
@@ -311,7 +310,7 @@ def _place_splits(steps: list[Step], shapes: Mapping[str, tuple[int, ...]], outp
             x = shapes[s.inputs[0]]
             at, ok = 0, _contiguous_parts(x, int(s.attrs.get("axis", 0))) and not outputs & set(s.outputs)
             for t in s.outputs:
-                ok = ok and at % PLACE_ALIGN_BYTES == 0
+                ok = ok and at % align == 0
                 at += _bytes(shapes[t])
             if ok and at == _bytes(x):
                 s = Step(s.kind, "alias", s.inputs, s.outputs, MappingProxyType({**s.attrs, "placed": True}), s.name)
@@ -319,13 +318,15 @@ def _place_splits(steps: list[Step], shapes: Mapping[str, tuple[int, ...]], outp
     return out
 
 
-def _place_concats(steps: list[Step], shapes: Mapping[str, tuple[int, ...]], pinned: set[str]) -> list[Step]:
+def _place_concats(steps: list[Step], shapes: Mapping[str, tuple[int, ...]], pinned: set[str],
+                   align: int) -> list[Step]:
     """Concat as a layout decision: where every input of a concat is a contiguous slice of its output (all dims
     before the axis are 1: YOLO's channel concats at batch 1), each input's producer writes straight into its
     slice (the buffer plan gives it a sub-buffer there) and the concat becomes an alias: no copy, no launch.
     Only for inputs computed here by a real step (not graph inputs/outputs, constants or aliases), each read by
-    no other concat, at offsets aligned for sub-buffers; otherwise the concat stays a copy. A run of inputs
-    that is every view of a placed split, in order (C2f: concat(split(t), m...)), places the split's input."""
+    no other concat, at offsets aligned for sub-buffers (`align` bytes); otherwise the concat stays a copy. A run
+    of inputs that is every view of a placed split, in order (C2f: concat(split(t), m...)), places the split's
+    input."""
     producer = {o: s for s in steps for o in s.outputs}
     in_concats: dict[str, int] = {}
     for s in steps:
@@ -335,7 +336,7 @@ def _place_concats(steps: list[Step], shapes: Mapping[str, tuple[int, ...]], pin
     out: list[Step] = []
     taken: set[str] = set()  # a tensor lives in one place only
     for s in steps:
-        homes = _placeable(s, shapes, pinned, producer, in_concats) if s.kind == "concat" else None
+        homes = _placeable(s, shapes, pinned, producer, in_concats, align) if s.kind == "concat" else None
         if homes is not None and not taken & set(homes) and s.variant != "alias":
             taken.update(homes)
             s = Step(s.kind, "alias", s.inputs, s.outputs, MappingProxyType({**s.attrs, "placed": True}), s.name)
@@ -344,7 +345,7 @@ def _place_concats(steps: list[Step], shapes: Mapping[str, tuple[int, ...]], pin
 
 
 def _placeable(s: Step, shapes: Mapping[str, tuple[int, ...]], pinned: set[str], producer: Mapping[str, Step],
-               in_concats: Mapping[str, int]) -> list[str] | None:
+               in_concats: Mapping[str, int], align: int) -> list[str] | None:
     """The tensors the concat would place (its inputs, or a placed split's input for the run of its views), or
     None where it cannot."""
     if not _contiguous_parts(shapes[s.outputs[0]], int(s.attrs.get("axis", 0))) or s.outputs[0] in pinned:
@@ -367,7 +368,7 @@ def _placeable(s: Step, shapes: Mapping[str, tuple[int, ...]], pinned: set[str],
             i += 1
             if in_concats.get(t) != 1:
                 return None
-        if p is None or p.variant == "alias" or t in pinned or at % PLACE_ALIGN_BYTES:
+        if p is None or p.variant == "alias" or t in pinned or at % align:
             return None
         homes.append(t)
         at += _bytes(shapes[t])

@@ -159,6 +159,9 @@ def test_binary_with_constant_and_pow(check_against_onnx):
     ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
     ("MaxPool", {"kernel_shape": [2, 2], "strides": [1, 1], "pads": [0, 0, 1, 1]}),  # YOLOv3-tiny's
     ("MaxPool", {"kernel_shape": [2, 3], "strides": [2, 1], "dilations": [2, 1]}),
+    # the CPU family's `columns` kernel (9+ taps): SPPF's window, and a tall one with uneven strides and padding
+    ("MaxPool", {"kernel_shape": [5, 5], "strides": [1, 1], "pads": [2, 2, 2, 2]}),
+    ("MaxPool", {"kernel_shape": [4, 3], "strides": [3, 2], "pads": [2, 0, 3, 1], "dilations": [1, 2]}),
     ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "count_include_pad": 0}),
     ("AveragePool", {"kernel_shape": [3, 2], "strides": [1, 2], "pads": [1, 0, 1, 1], "count_include_pad": 1}),
 ])

@@ -222,3 +222,22 @@ def test_split_graph_into_pipeline_stages(net, stages):
     for p in parts[:-1] if stages <= 3 else []:  # with cuts to spare, a conv keeps the ops fused into it
         assert not (p.ops[-1].kind == "conv" and parts[parts.index(p) + 1].ops[0].kind
                     in ("batch_normalization", "leaky_relu", "clamp"))
+
+
+def test_max_pools_of_nine_taps_or_more_take_the_columns_kernel_on_the_cpu_family(tmp_path):
+    """SPPF's 5x5 pool: `columns` on the CPU family (each row's max once per output column), `2d` on the GPU
+    family and for 2x2 windows; results of both are checked against onnxruntime in test_ops.py::test_pool."""
+    text = """version 1.0;
+graph G( x ) -> ( a, b )
+{
+    x = external<scalar>(shape = [1, 8, 13, 13]);
+    a = max_pool(x, size = [1, 1, 5, 5], stride = [1, 1, 1, 1], border = 'ignore',
+                 padding = [(0, 0), (0, 0), (2, 2), (2, 2)]);
+    b = max_pool(x, size = [1, 1, 2, 2], stride = [1, 1, 2, 2], border = 'ignore');
+}
+"""
+    (tmp_path / "graph.nnef").write_text(text)
+    graph = load_graph(tmp_path)
+    cpu = [s.variant for s in make_plan(graph, DeviceFacts(type="cpu")).steps]
+    gpu = [s.variant for s in make_plan(graph, DeviceFacts(type="gpu")).steps]
+    assert cpu == ["columns", "2d"] and gpu == ["2d", "2d"]

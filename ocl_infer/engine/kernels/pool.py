@@ -90,6 +90,39 @@ class Pool2d(_Pool):
 
 
 @register
+class MaxPoolColumns(Pool2d):
+    """CPU family: max pools with a window of 9+ taps (SPPF's 5x5) walk each plane's rows once per output column,
+    each row's horizontal max computed once (pool.cl `max_pool_columns`); small windows (2x2) stay `2d`."""
+
+    ops = ("max_pool",)
+    variant = "columns"
+    priority = 1
+    MAX_ROWS = 16  # the window's rows live in registers
+
+    @classmethod
+    def device_rule(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> Step:
+        return step
+
+    @classmethod
+    def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
+        if facts.family != "cpu" or not super().supports(step, shapes, facts):
+            return False
+        rank = len(shapes[step.inputs[0]])
+        kh, kw = step.attrs["size"][-2:]
+        dh = (step.attrs.get("dilation") or (1,) * rank)[-2]
+        return (step.attrs.get("border", "constant") in ("ignore", "constant") and dh == 1
+                and kh * kw >= 9 and kh <= cls.MAX_ROWS)
+
+    def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
+        y = self.shape(self.step.outputs[0])
+        g = self.geometry()
+        n = size_of(y[:-2]) * g["OW"]
+        k = new_kernel(program, "max_pool_columns")
+        k.set_args(ins[0], outs[0], *(np.int32(g[d]) for d in ("IH", "IW", "OH", "OW")), np.int32(n))
+        return [Launch(k, global_1d(n))]
+
+
+@register
 class ReduceAxes(_Pool):
     ops = ("sum_reduce", "mean_reduce", "max_reduce", "min_reduce", "softmax")
     variant = "axes"

@@ -288,7 +288,11 @@ def test_frames_at_four_times_the_sustainable_rate_keep_the_newest_and_memory_fl
     harness.wait_matched(pub)
     harness.wait_publishers("/overload/timing", "/overload/detections")
     _, first = harness.send_and_wait(pub, lambda: stamped(harness, bgr_to_image(frames["dog"]), "cam"), timing)
-    interval = first.processing_ms / 1e3 / 4
+    # The sustainable rate from warm frames: the first one pays for cold caches and would make the
+    # "4x" burst slower than it claims.
+    warm = [harness.send_and_wait(pub, lambda: stamped(harness, bgr_to_image(frames["dog"]), "cam"), timing)[1]
+            for _ in range(3)]
+    interval = min(r.processing_ms for r in warm) / 1e3 / 4
     count = int(min(60, max(20, 6.0 / interval)))  # a backlog of this many 1.3 MB frames would show in RSS
 
     def burst() -> Any:

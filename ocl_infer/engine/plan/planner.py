@@ -288,8 +288,6 @@ def _fuse_max_pool(drafts: list[_Draft], shapes: dict[str, tuple[int, ...]], out
     return out
 
 
-
-
 def _contiguous_parts(y: tuple[int, ...], axis: int) -> bool:
     """Slices along `axis` are contiguous runs of the tensor when every dim before it is 1."""
     return all(d == 1 for d in y[: axis % len(y)])

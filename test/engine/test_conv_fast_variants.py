@@ -44,6 +44,7 @@ def run_conv(tmp_path):
     ((1, 24, 11, 11), 255, (1, 1), (1, 1, 1, 1), None),        # the YOLO head shape class (13x13 out): one row
                                                                # per item; padded, so not the pointwise kernel's
     ((1, 40, 26, 26), 64, (3, 3), (1, 1, 1, 1), "Sigmoid"),    # 2x4x2 blocking on a 26-wide map
+    ((1, 32, 7, 52), 64, (3, 3), (1, 1, 1, 1), None),          # 4x4x1 on 52 columns (7 would pad to 56)
 ])
 def test_covec_matches_onnxruntime(run_conv, shape, oc, k, pads, act):
     err, variants = run_conv(shape, oc, k, pads, act)
@@ -66,6 +67,7 @@ def test_winograd_matches_onnxruntime(run_conv, shape, oc, act):
     ((1, 128, 26, 26), 256, None),        # 49 tiles of 4x4, the last row and column half outside
     ((1, 96, 10, 7), 48, "Tanh"),         # 6 tiles -> padded to 4s; odd width
     ((1, 64, 20, 22), 40, "LeakyRelu"),   # 30 tiles -> 5 per item; channel tail
+    ((1, 64, 20, 20), 80, "Sigmoid"),     # 80 channels: 5 vectors per item (4 would pad them to 128)
 ])
 def test_winograd4_matches_onnxruntime(run_conv, shape, oc, act):
     """F(4x4, 3x3) where it saves enough multiplies over F(2x2); its rounding error is larger but well within
@@ -73,6 +75,28 @@ def test_winograd4_matches_onnxruntime(run_conv, shape, oc, act):
     err, variants = run_conv(shape, oc, (3, 3), (1, 1, 1, 1), act)
     assert variants == {"winograd4"}
     assert err <= 1e-4
+
+
+def test_blocking_rules_take_the_least_padded_blocking():
+    """The rules weigh the work a blocking pads in: equal padding keeps the preferred blocking, and a blocking
+    that pads a small dimension by a third or more loses to one that pads nothing."""
+    from ocl_infer.engine.kernels.conv_common import least_padded
+    from ocl_infer.engine.kernels.conv_covec import covec_blocking
+    from ocl_infer.engine.kernels.conv_pointwise import pointwise_blocking
+    from ocl_infer.engine.kernels.conv_winograd import winograd_blocking
+
+    assert least_padded(((7,), (4,)), (52,)) == (4,)   # 56 vs 52
+    assert least_padded(((7,), (4,)), (56,)) == (7,)   # both exact: the first
+    assert least_padded(((7, 3), (5, 4)), (49, 64)) == (7, 3)  # 3234 vs 3200 within 2 %: the first
+    assert winograd_blocking(49, 64) == (5, 4)      # 7x3 would compute 96 channels
+    assert winograd_blocking(49, 512) == (7, 3)     # 33 of 32 vectors: within the tie
+    assert winograd_blocking(169, 80) == (4, 5)     # 4x4 would compute 128 channels
+    assert winograd_blocking(100, 256) == (5, 4)
+    assert covec_blocking(64, 52, 52, 3, 3) == (4, 4, 1)
+    assert covec_blocking(256, 13, 13, 3, 3) == (7, 2, 1)  # 2x4x2 would compute 14 rows
+    assert covec_blocking(128, 26, 26, 3, 3) == (2, 4, 2)
+    assert pointwise_blocking(64, 26 * 26) == (8, 1)   # 43 vectors: 3 per item would compute 45
+    assert pointwise_blocking(64, 52 * 52) == (8, 3)   # 169 vectors: 171
 
 
 def test_winograd4_filter_transform_reproduces_direct_conv_in_float64():

@@ -95,7 +95,7 @@ def test_fp16_batch_equals_each_frame_alone(tmp_path: Path) -> None:
 
 
 def test_tile_rule_and_tuner_candidates_at_batch_n(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The blocking rule counts the whole batch's tiles (an NT dividing N * T: no padded tile computed), and every
+    """The blocking rule counts the whole batch's tiles (27: NT 7 pads one) and the channels (48: NV 3), and every
     tuner candidate (other NT, so other padding; other transform work-group sizes) gives the rule's output at
     batch 3 (the tuner drops a candidate whose output differs)."""
     from ocl_infer.engine.devices.selection import select_devices
@@ -111,7 +111,7 @@ def test_tile_rule_and_tuner_candidates_at_batch_n(tmp_path: Path, monkeypatch: 
     (step, cls, signature), = tunable_steps(plan)
     assert cls is ConvWinograd and signature.startswith("n3 ")
     rule = cls(step, plan.shapes)
-    assert (rule.tiles, rule.batch_tiles, rule.nt, rule.tp) == (9, 27, 4, 28)
+    assert (rule.tiles, rule.batch_tiles, rule.nt, rule.nv, rule.tp) == (9, 27, 7, 3, 28)  # 48 channels: NV 3
     real = ConvWinograd.candidates
 
     def some(cls: Any, step: Any, shapes: Any) -> list[dict[str, Any]]:

@@ -17,6 +17,27 @@ ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2, "clamp": 3, "sigmoid": 4, "t
 RESIDUALS = {None: 0, "pre": 1, "post": 2}  # as RES in activation.h.cl
 
 
+# Blockings whose padded work is within this factor of the least padded one count as equal: the rule's order
+# of preference (register reuse measured per kernel) decides between them.
+PADDING_TIE = 1.02
+
+
+def least_padded(options: tuple[tuple[int, ...], ...], extents: tuple[int, ...]) -> tuple[int, ...]:
+    """The first of `options` (block sizes, one per extent, in order of preference) whose padded work (each
+    extent rounded up to its block, multiplied) is within PADDING_TIE of the least. A block that pads a small
+    dimension (80 channels in blocks of 64, 52 columns in blocks of 7) computes up to 1.6x the useful work: on
+    the CPU family the tuner measured such padding as the main cost difference between blockings (YOLOv8n,
+    2026-12-06: Winograd 7/3 on 64 channels 1.2x slower than 5/4, covec 7 columns on 52 1.07x)."""
+    def padded(block: tuple[int, ...]) -> int:
+        work = 1
+        for b, e in zip(block, extents, strict=True):
+            work *= -(-e // b) * b
+        return work
+
+    best = min(padded(o) for o in options)
+    return next(o for o in options if padded(o) <= best * PADDING_TIE)
+
+
 class ConvBase(Kernel):
     """A conv or deconv step read once for every variant: N, IC, H, W, OC, taps, groups, stride, dilation,
     padding (NNEF's automatic padding resolved), the fused activation and residual add, and the build defines

@@ -9,16 +9,25 @@ from typing import Any
 import numpy as np
 
 from ocl_infer.engine.kernels.base import Launch
-from ocl_infer.engine.kernels.conv_common import ConvBase, all_ones, is_half, logical_shapes, storage_array
+from ocl_infer.engine.kernels.conv_common import (
+    ConvBase,
+    all_ones,
+    is_half,
+    least_padded,
+    logical_shapes,
+    storage_array,
+)
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
 TAG = "#covec"
-def covec_blocking(oc: int, ow: int, kh: int, kw: int, pool: bool = False) -> tuple[int, int, int]:
-    """(NP columns, NV channel vectors, RY rows) per work-item, from the tuning runs on the YOLOv3-tiny shapes.
+def covec_blocking(oc: int, oh: int, ow: int, kh: int, kw: int, pool: bool = False) -> tuple[int, int, int]:
+    """(NP columns, NV channel vectors, RY rows) per work-item, from the tuning runs on the YOLOv3-tiny and
+    YOLOv8n shapes.
 
     At most ~16-26 float16 accumulators so everything stays in the 32 AVX-512 registers. A fused 2x2 pool needs
-    RY = 2 and an even NP."""
+    RY = 2 and an even NP. Otherwise the least padded of the measured blockings (`least_padded`): 2x4x2 on small
+    maps, 7x2x1 on wide ones, 4x4x1 where 7 columns would pad the row (52 columns: 56)."""
     nv_max = -(-oc // 16)
     if nv_max == 1:
         return 8, 1, 2
@@ -26,9 +35,9 @@ def covec_blocking(oc: int, ow: int, kh: int, kw: int, pool: bool = False) -> tu
         return (2, 4, 2) if ow <= 32 and nv_max >= 4 else (4, 2, 2)
     if kh == kw == 1 and ow <= 14:
         return ow, 2, 1  # one full row per work-item: no wasted columns on 13x13
-    if ow <= 32 and nv_max >= 4:
-        return 2, 4, 2
-    return 7, 2, 1
+    options = ((2, 4, 2), (7, 2, 1), (4, 4, 1)) if ow <= 32 and nv_max >= 4 else ((7, 2, 1), (4, 4, 1))
+    np_, nv, ry = least_padded(options, (ow, nv_max, oh))
+    return np_, nv, ry
 
 
 # what the tuner tries besides the rule's choice
@@ -51,7 +60,7 @@ class ConvCovec(ConvBase):
         self.pool = 2 if step.attrs.get("pool") else 0
         tuned = step.attrs.get("blocking")  # a tuning-table entry (engine/tuning.py) overrides the rule
         self.np_, self.nv, self.ry = ((int(tuned[0]), int(tuned[1]), int(tuned[2])) if tuned else
-                                      covec_blocking(self.oc, self.ow, self.kh, self.kw, bool(self.pool)))
+                                      covec_blocking(self.oc, self.oh, self.ow, self.kh, self.kw, bool(self.pool)))
         self.local = tuple(int(v) for v in step.attrs.get("local") or (1, 1, 1))
         self.ncb = -(-self.oc // (16 * self.nv))
         self.half = is_half(step)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ocl_infer.engine.kernels.base import Launch, ScratchLaunch
-from ocl_infer.engine.kernels.conv_common import ConvBase, is_half, logical_shapes, storage_array
+from ocl_infer.engine.kernels.conv_common import ConvBase, is_half, least_padded, logical_shapes, storage_array
 from ocl_infer.engine.kernels.registry import register
 from ocl_infer.engine.plan.model import DeviceFacts, Step
 
@@ -24,7 +24,7 @@ TAG = "#winograd"
 IN_LOCAL = (16, 1)  # transforms' work-groups (16 tiles; 16 output channels), measured best of 8-64 here
 OUT_LOCAL = (16, 1, 1)
 # what the tuner tries besides the rule's choice: GEMM (NT, NV) and the transforms' (input, output) local sizes
-GEMM_BLOCKINGS = ((7, 3), (4, 4), (8, 2), (6, 3), (5, 4), (12, 2), (13, 2), (4, 3))
+GEMM_BLOCKINGS = ((7, 3), (4, 4), (8, 2), (6, 3), (5, 4), (12, 2), (13, 2), (4, 3), (4, 5), (5, 5), (3, 5))
 TRANSFORM_LOCALS = ((IN_LOCAL, OUT_LOCAL), ((32, 1), (16, 1, 1)), ((8, 1), (8, 1, 1)), ((16, 1), (32, 1, 1)))
 MIN_IC = 64  # below this the transforms cost more than the saved multiplies (first layers of YOLOv3-tiny)
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -76,14 +76,17 @@ def _g_row(x0: np.ndarray, x1: np.ndarray, x2: np.ndarray, row: int, out: np.nda
             out -= scratch
 
 
-def winograd_blocking(tiles: int) -> tuple[int, int]:
-    """(NT tiles, NV channel vectors) per GEMM work-item: an NT that divides the tile count (the whole batch's),
-    so no padded tile is computed (7x3 for 49 tiles: 13x13 maps in F(2x2), 26x26 in F(4x4); 5x4 for 25 tiles:
-    10x10 and 20x20, which the tuner found ~15 % faster than 4x4 there), else 4x4."""
-    for nt, nv in ((7, 3), (5, 4)):
-        if tiles % nt == 0:
-            return nt, nv
-    return 4, 4
+# The rule's GEMM blockings (NT tiles, NV 16-channel vectors) in order of preference: 7x3 measured best where
+# nothing is padded (13x13 F(2x2)), then 5x4 and 4x5 (20 accumulators), 4x4.
+RULE_BLOCKINGS = ((7, 3), (5, 4), (4, 5), (4, 4))
+
+
+def winograd_blocking(tiles: int, oc: int) -> tuple[int, int]:
+    """(NT tiles, NV channel vectors) per GEMM work-item: the least padded of RULE_BLOCKINGS for the tile count
+    (the whole batch's) and OC: 7x3 for 49 tiles and 16*3k channels, 5x4 for 64 channels (7x3 would pad them
+    to 96) and for 25 or 100 tiles, 4x5 for 80 channels (4x4 pads them to 128)."""
+    nt, nv = least_padded(RULE_BLOCKINGS, (tiles, -(-oc // 16)))
+    return nt, nv
 
 
 @register
@@ -106,7 +109,7 @@ class ConvWinograd(ConvBase):
         self.batch_tiles = self.n * self.tiles  # the GEMM's columns: every image's tiles one after another
         self.points = (self.tile + 2) ** 2  # transformed values per tile: the number of GEMMs
         tuned = step.attrs.get("blocking")  # a tuning-table entry (engine/tuning.py) overrides the rule
-        self.nt, self.nv = (int(tuned[0]), int(tuned[1])) if tuned else winograd_blocking(self.batch_tiles)
+        self.nt, self.nv = (int(tuned[0]), int(tuned[1])) if tuned else winograd_blocking(self.batch_tiles, self.oc)
         self.in_local = tuple(int(v) for v in step.attrs.get("in_local") or IN_LOCAL)
         self.out_local = tuple(int(v) for v in step.attrs.get("out_local") or OUT_LOCAL)
         self.nv = min(self.nv, -(-self.oc // 16))

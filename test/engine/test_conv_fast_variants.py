@@ -53,8 +53,9 @@ def test_covec_matches_onnxruntime(run_conv, shape, oc, k, pads, act):
 
 
 @pytest.mark.parametrize("shape,oc,act", [
-    ((1, 64, 13, 13), 40, "LeakyRelu"),   # 49 tiles -> 7 per item, odd map: the last tile is half outside
-    ((1, 96, 6, 5), 48, "Tanh"),          # 9 tiles -> padded to 4s; odd width
+    ((1, 128, 13, 13), 104, "LeakyRelu"),  # 49 tiles -> 5 per item; odd map: the last tile is half outside;
+                                           # channel tail (104 of 128 lanes)
+    ((1, 192, 6, 5), 96, "Tanh"),          # 9 tiles -> padded to 10; odd width
     ((1, 128, 10, 10), 256, None),        # 25 tiles -> 5 per item
 ])
 def test_winograd_matches_onnxruntime(run_conv, shape, oc, act):
@@ -66,7 +67,7 @@ def test_winograd_matches_onnxruntime(run_conv, shape, oc, act):
 @pytest.mark.parametrize("shape,oc,act", [
     ((1, 128, 26, 26), 256, None),        # 49 tiles of 4x4, the last row and column half outside
     ((1, 96, 10, 7), 48, "Tanh"),         # 6 tiles -> padded to 4s; odd width
-    ((1, 64, 20, 22), 40, "LeakyRelu"),   # 30 tiles -> 5 per item; channel tail
+    ((1, 64, 20, 22), 72, "LeakyRelu"),   # 30 tiles -> 4 per item; channel tail (72 of 80 lanes)
     ((1, 64, 20, 20), 80, "Sigmoid"),     # 80 channels: 5 vectors per item (4 would pad them to 128)
 ])
 def test_winograd4_matches_onnxruntime(run_conv, shape, oc, act):
@@ -143,7 +144,7 @@ def test_winograd_scratch_is_counted_in_the_memory_figure(tmp_path):
     from ocl_infer.engine.kernels.conv_winograd import ScratchLaunch
 
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
-    model = make_model(nodes, {"x": (1, 64, 13, 13)}, ["y"], {"w": rand(40, 64, 3, 3), "b": rand(40)})
+    model = make_model(nodes, {"x": (1, 128, 13, 13)}, ["y"], {"w": rand(104, 128, 3, 3), "b": rand(104)})
     with Engine(convert(model, tmp_path / "model.nnef")) as engine:
         plan = engine.plan
         allocated = {id(b): b.size for launch in engine.runtimes[0].launches if isinstance(launch, ScratchLaunch)

@@ -99,9 +99,10 @@ AT4 = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0
 
 
 @pytest.mark.parametrize("variant,shape,oc,act", [
-    ("winograd", (1, 64, 13, 13), 40, True),   # 49 tiles -> 7 per GEMM item; odd map: the last tile half outside
-    ("winograd", (1, 96, 6, 5), 48, False),    # 9 tiles -> padded to 4s; odd width (larger maps take F(4x4))
-    ("winograd4", (1, 64, 20, 19), 40, True),  # F(4x4): 25 tiles, the last column of tiles partly outside
+    # channels: the least that take Winograd (`min_channel_mean`), since Oclgrind runs these too
+    ("winograd", (1, 112, 7, 5), 112, True),    # 12 tiles; odd map: the last tiles half outside
+    ("winograd", (1, 112, 6, 5), 112, False),   # 9 tiles -> padded to 10; odd width (larger maps take F(4x4))
+    ("winograd4", (1, 64, 20, 19), 56, True),   # F(4x4): 25 tiles, the last column of tiles partly outside
 ])
 def test_winograd_fp16_within_the_bound_of_half_u_v_m(conv_engine, variant, shape, oc, act):
     y, x, w, b, variants, dtypes = conv_engine(shape, oc, 3, act, kernels="cpu")  # Winograd: CPU family only
@@ -173,16 +174,17 @@ def winograd_conv(tmp_path: Path, x: np.ndarray, oc: int, precision: str = "fp16
     return y, run_onnx(model, {"x": x})["y"], *v_max, variant
 
 
-@pytest.mark.parametrize("variant,shape,amp,tol", [
-    ("winograd", (1, 64, 13, 13), 2.0e4, 2e-3),   # F(2x2): |V| up to 4 |d| = 8e4
-    ("winograd4", (1, 64, 20, 20), 2.0e3, 3e-2),  # F(4x4): up to 100 |d| = 2e5 (YOLOv8n's head, white frame: 2.3e5)
+@pytest.mark.parametrize("variant,shape,oc,amp,tol", [
+    ("winograd", (1, 112, 7, 5), 112, 2.0e4, 2e-3),    # F(2x2): |V| up to 4 |d| = 8e4
+    ("winograd4", (1, 64, 20, 20), 56, 2.0e3, 3e-2),   # F(4x4): up to 100 |d| = 2e5 (YOLOv8n's head, white frame:
+                                                       # 2.3e5)
 ])
-def test_winograd_fp16_scratch_beyond_half_range_is_scaled_not_overflowed(tmp_path, variant, shape, amp, tol):
+def test_winograd_fp16_scratch_beyond_half_range_is_scaled_not_overflowed(tmp_path, variant, shape, oc, amp, tol):
     """Activations inside half's range whose Winograd transform is not: V = B^T d B sums up to 4 |d| (F(2x2))
     or 100 |d| (F(4x4)). Stored unscaled, such V overflowed to inf and came out as finite garbage (outputs 25-60x
     the output range on YOLOv8n fed a white frame); V and M are stored times 2^-2 / 2^-7 instead."""
     x = (amp * rng.choice([-1.0, 1.0], shape)).astype(np.float32)  # +-amp: the largest |V| per |d|
-    y, ref, v2, v4, got = winograd_conv(tmp_path, x, 40)
+    y, ref, v2, v4, got = winograd_conv(tmp_path, x, oc)
     assert got == variant
     assert (v2 if variant == "winograd" else v4) > 65504  # the scratch really exceeds half's range unscaled
     assert np.all(np.isfinite(y))
@@ -194,8 +196,8 @@ def test_winograd_fp16_overflow_is_inf_or_nan_never_a_finite_value(tmp_path):
     """Activations beyond half's range overflow the scaled scratch too: the output must then say so (inf/NaN,
     which `ocl-infer bench` reports as a broken engine), not come back as finite numbers (the half->float
     conversion of the output transform used to read inf as 65536 and NaN as 98304)."""
-    x = (3.0e5 * rng.choice([-1.0, 1.0], (1, 64, 13, 13))).astype(np.float32)
-    y, ref, *_, variant = winograd_conv(tmp_path, x, 40)
+    x = (3.0e5 * rng.choice([-1.0, 1.0], (1, 112, 7, 5))).astype(np.float32)
+    y, ref, *_, variant = winograd_conv(tmp_path, x, 112)
     assert variant == "winograd" and np.all(np.isfinite(ref))
     assert not np.all(np.isfinite(y))
 
@@ -270,11 +272,11 @@ def test_cli_run_precision_fp16_halves_the_weights(tmp_path: Path, capsys):
 
     from ocl_infer.cli.main import main
 
-    w = (rng.standard_normal((64, 96, 3, 3)) / np.sqrt(96 * 9)).astype(np.float32)
+    w = (rng.standard_normal((128, 128, 3, 3)) / np.sqrt(128 * 9)).astype(np.float32)
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
-    model = make_model(nodes, {"x": (1, 96, 13, 13)}, ["y"], {"w": w, "b": np.zeros(64, np.float32)})
+    model = make_model(nodes, {"x": (1, 128, 13, 13)}, ["y"], {"w": w, "b": np.zeros(128, np.float32)})
     path = convert(model, tmp_path / "m.nnef")
-    x = rng.standard_normal((1, 96, 13, 13)).astype(np.float32)
+    x = rng.standard_normal((1, 128, 13, 13)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     mib, outs = {}, {}
     for p in ("fp32", "fp16"):

@@ -30,14 +30,14 @@ def run(tmp_path, nodes, inits, shape):
     return rel_error(got, run_onnx(model, {"x": x})["y"]), steps
 
 
-@pytest.mark.parametrize("size,variant", [(13, "winograd"), (26, "winograd4")])
-def test_resnet_block_adds_before_the_relu(tmp_path, size, variant):
-    """conv -> relu -> conv -> add(x) -> relu: the second conv (Winograd, 64 channels) adds x, then the relu."""
+@pytest.mark.parametrize("size,ch,variant", [(13, 128, "winograd"), (26, 64, "winograd4")])
+def test_resnet_block_adds_before_the_relu(tmp_path, size, ch, variant):
+    """conv -> relu -> conv -> add(x) -> relu: the second conv (Winograd) adds x, then the relu."""
     inits: dict = {}
-    nodes = [conv("c1", "x", "a", 64, 64, 3, inits), helper.make_node("Relu", ["a"], ["ar"]),
-             conv("c2", "ar", "b", 64, 64, 3, inits), helper.make_node("Add", ["b", "x"], ["s"]),
+    nodes = [conv("c1", "x", "a", ch, ch, 3, inits), helper.make_node("Relu", ["a"], ["ar"]),
+             conv("c2", "ar", "b", ch, ch, 3, inits), helper.make_node("Add", ["b", "x"], ["s"]),
              helper.make_node("Relu", ["s"], ["y"])]
-    err, steps = run(tmp_path, nodes, inits, (1, 64, size, size))
+    err, steps = run(tmp_path, nodes, inits, (1, ch, size, size))
     assert err <= 1e-4
     assert [s.kind for s in steps] == ["conv", "conv"]
     assert steps[1].attrs["residual"] == "pre" and steps[1].attrs["activation"][0] == "relu"

@@ -28,7 +28,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="module")
 def two_conv_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, np.ndarray]:
-    """x 1x16x18x18 -> conv 3x3 16->64 + leaky + 2x2 max pool (covec, pool fused) -> conv 3x3 64->48 + relu
+    """x 1x16x18x18 -> conv 3x3 16->128 + leaky + 2x2 max pool (covec, pool fused) -> conv 3x3 128->112 + relu
     (Winograd): one step of each tunable family. Returns (NNEF folder, ONNX model, input)."""
     x = rand(1, 16, 18, 18)
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
@@ -36,8 +36,8 @@ def two_conv_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any,
              helper.make_node("MaxPool", ["a1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
              helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c2"], ["y"])]
-    inits = {"w1": rand(64, 16, 3, 3) / np.float32(12), "b1": rand(64),
-             "w2": rand(48, 64, 3, 3) / np.float32(24), "b2": rand(48)}
+    inits = {"w1": rand(128, 16, 3, 3) / np.float32(12), "b1": rand(128),
+             "w2": rand(112, 128, 3, 3) / np.float32(34), "b2": rand(112)}
     model = make_model(nodes, {"x": x.shape}, ["y"], inits)
     return convert(model, tmp_path_factory.mktemp("tuning") / "model.nnef"), model, x
 

@@ -42,11 +42,11 @@ def conv_model(shape: tuple[int, ...], oc: int, act: str | None, residual: str |
 # (batch shape, OC, activation, residual, the CPU family's variant); tiles per image, and the batch's tiles as
 # NT x GEMM items or rounded up to TP (the padding columns are zero-filled by the last image only)
 CASES = [
-    pytest.param((2, 64, 13, 13), 40, "LeakyRelu", None, "winograd", id="f2-13x13"),  # 98 = 7 x 14; odd map
-    pytest.param((3, 96, 6, 5), 48, "Tanh", None, "winograd", id="f2-pad"),  # 9/image, 27 -> TP 28 (NT 4)
-    pytest.param((3, 64, 13, 13), 64, "LeakyRelu", "post", "winograd", id="f2-post"),  # Darknet shortcut order
+    pytest.param((2, 128, 13, 13), 104, "LeakyRelu", None, "winograd", id="f2-13x13"),  # 98 -> TP 100; odd map
+    pytest.param((3, 112, 6, 3), 112, "Tanh", None, "winograd", id="f2-pad"),  # 6/image, 18 -> TP 20 (NT 5)
+    pytest.param((3, 128, 13, 13), 128, "LeakyRelu", "post", "winograd", id="f2-post"),  # Darknet shortcut order
     pytest.param((2, 64, 26, 26), 64, "Relu", "pre", "winograd4", id="f4-26x26-pre"),  # ResNet order; last half out
-    pytest.param((3, 64, 20, 19), 40, "LeakyRelu", None, "winograd4", id="f4-20x19"),  # 25/image, 75 = 5 x 15
+    pytest.param((3, 64, 20, 19), 72, "LeakyRelu", None, "winograd4", id="f4-20x19"),  # 25/image, 75 -> TP 76
     pytest.param((3, 64, 8, 12), 64, "Relu", "pre", "winograd4", id="f4-pad-pre"),  # 6/image, 18 -> TP 20 (NT 4)
 ]
 # the cases small enough for Oclgrind (test_oclgrind.py runs them, CPU family: bounds and races of the batch)
@@ -68,22 +68,22 @@ def test_winograd_at_batch_n_matches_onnxruntime(tmp_path: Path, kernels: str, s
 
 
 def two_layer_model(n: int) -> Any:
-    """3x3 64->64 at 26x26 (F(4x4)) + leaky, 2x2 max pool, 3x3 64->48 at 13x13 (F(2x2)): both variants. The
+    """3x3 128->128 at 26x26 (F(4x4)) + leaky, 2x2 max pool, 3x3 128->112 at 13x13 (F(2x2)): both variants. The
     first conv's output is an output too, so the pool is not fused into it (which would take covec)."""
-    inits = {"w1": rand(64, 64, 3, 3) / np.float32(24), "b1": rand(64),
-             "w2": rand(48, 64, 3, 3) / np.float32(24), "b2": rand(48)}
+    inits = {"w1": rand(128, 128, 3, 3) / np.float32(34), "b1": rand(128),
+             "w2": rand(112, 128, 3, 3) / np.float32(34), "b2": rand(112)}
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
              helper.make_node("LeakyRelu", ["c1"], ["a1"], alpha=0.1),
              helper.make_node("MaxPool", ["a1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
              helper.make_node("Conv", ["p1", "w2", "b2"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
-    return make_model(nodes, {"x": (n, 64, 26, 26)}, ["a1", "y"], inits)
+    return make_model(nodes, {"x": (n, 128, 26, 26)}, ["a1", "y"], inits)
 
 
 def test_fp16_batch_equals_each_frame_alone(tmp_path: Path) -> None:
     """With fp16 storage each frame of a batch of 3 gives what it gives alone: a tile's transforms and GEMM sum do
     not depend on the other tiles, so anything beyond float noise would be images mixed up."""
     path = convert(two_layer_model(1), tmp_path / "model.nnef")
-    x = rand(3, 64, 26, 26)
+    x = rand(3, 128, 26, 26)
     with Engine(path, batch=3, precision="fp16", poison=True, disk_cache=False, kernels="cpu") as engine:
         assert [s.variant for s in engine.plan.steps if s.kind == "conv"] == ["winograd4", "winograd"]
         got = engine.run({"x": x})
@@ -95,7 +95,7 @@ def test_fp16_batch_equals_each_frame_alone(tmp_path: Path) -> None:
 
 
 def test_tile_rule_and_tuner_candidates_at_batch_n(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The blocking rule counts the whole batch's tiles (27: NT 7 pads one) and the channels (48: NV 3), and every
+    """The blocking rule counts the whole batch's tiles (27: NT 7 pads one) and the channels (96: NV 3), and every
     tuner candidate (other NT, so other padding; other transform work-group sizes) gives the rule's output at
     batch 3 (the tuner drops a candidate whose output differs)."""
     from ocl_infer.engine.devices.selection import select_devices
@@ -105,13 +105,13 @@ def test_tile_rule_and_tuner_candidates_at_batch_n(tmp_path: Path, monkeypatch: 
     from ocl_infer.engine.tuning import TuningTable, tunable_steps, tune_graph
 
     monkeypatch.setenv("OCL_INFER_CACHE", str(tmp_path / "cache"))
-    model, _ = conv_model((1, 96, 6, 5), 48, "Tanh", None)
+    model, _ = conv_model((1, 160, 6, 5), 96, "Tanh", None)
     path = convert(model, tmp_path / "model.nnef")
     plan = make_plan(load_graph(path, batch=3), DeviceFacts(key="test"))
     (step, cls, signature), = tunable_steps(plan)
     assert cls is ConvWinograd and signature.startswith("n3 ")
     rule = cls(step, plan.shapes)
-    assert (rule.tiles, rule.batch_tiles, rule.nt, rule.nv, rule.tp) == (9, 27, 7, 3, 28)  # 48 channels: NV 3
+    assert (rule.tiles, rule.batch_tiles, rule.nt, rule.nv, rule.tp) == (9, 27, 7, 3, 28)  # 96 channels: NV 3
     real = ConvWinograd.candidates
 
     def some(cls: Any, step: Any, shapes: Any) -> list[dict[str, Any]]:
@@ -120,7 +120,8 @@ def test_tile_rule_and_tuner_candidates_at_batch_n(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(ConvWinograd, "candidates", classmethod(some))
     cands = ConvWinograd.candidates(step, plan.shapes)
-    assert {tuple(c["blocking"]) for c in cands} == {(4, 3), (7, 3), (6, 3)}  # TP 28, 28, 30
+    # NV 1, 2, 3 pad 96 channels by nothing (TP 28, 32, 30, 36, 39, 28)
+    assert {tuple(c["blocking"]) for c in cands} == {(7, 3), (8, 2), (6, 3), (12, 2), (13, 2), (4, 3)}
     results = tune_graph(load_graph(path, batch=3), select_devices(None)[0], TuningTable("test"), rounds=1, reps=1,
                          kernels="cpu")
     assert [(r.variant, r.tried, r.dropped) for r in results] == [("winograd", len(cands), 0)]

@@ -97,6 +97,23 @@ def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(strides)
 
 
+def collapse_dims(dims: tuple[int, ...], *strides: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """Drop size-1 dims and merge neighbours that are contiguous in every stride set (a broadcast operand's 0
+    strides merge too), so most copies (concat and split along channels, plain copies) become one flat run and
+    most broadcasts (a scalar, a row across channels) one or two dims. Returns (dims, *strides)."""
+    kept = [(d, *s) for d, *s in zip(dims, *strides, strict=True) if d != 1]
+    if not kept:
+        return ((1,), *(((1,),) * len(strides)))
+    out = [kept[0]]
+    for d, *s in kept[1:]:
+        pd, *ps = out[-1]
+        if all(p == a * d for p, a in zip(ps, s, strict=True)):
+            out[-1] = (pd * d, *s)
+        else:
+            out.append((d, *s))
+    return tuple(tuple(x[i] for x in out) for i in range(len(strides) + 1))
+
+
 def auto_padding(size: int, out: int, k: int, stride: int, dil: int) -> tuple[int, int]:
     """NNEF's padding when the attribute is []: 'same' style, the odd pixel at the back."""
     total = max(0, (out - 1) * stride + (k - 1) * dil + 1 - size)

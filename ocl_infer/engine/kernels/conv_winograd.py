@@ -27,6 +27,15 @@ OUT_LOCAL = (16, 1, 1)
 GEMM_BLOCKINGS = ((7, 3), (4, 4), (8, 2), (6, 3), (5, 4), (12, 2), (13, 2), (4, 3), (4, 5), (5, 5), (3, 5))
 TRANSFORM_LOCALS = ((IN_LOCAL, OUT_LOCAL), ((32, 1), (16, 1, 1)), ((8, 1), (8, 1, 1)), ((16, 1), (32, 1, 1)))
 MIN_IC = 64  # below this the transforms cost more than the saved multiplies (first layers of YOLOv3-tiny)
+
+
+def channel_mean(ic: int, oc: int) -> float:
+    """The harmonic mean of the input and output channels, 2 IC OC / (IC + OC): what a Winograd layer saves
+    grows with IC x OC (multiplies) while its transforms grow with IC + OC (V's and M's channels), so their ratio
+    follows this mean; a narrow side (256 -> 64) costs more transform per saved multiply than a square layer."""
+    return 2 * ic * oc / (ic + oc)
+
+
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
 
@@ -101,6 +110,10 @@ class ConvWinograd(ConvBase):
     # (F(2x2): 4), so the half scratch overflows only where the activations themselves leave half's range
     v_shift = 2
     kernels = ("winograd_input", "winograd_gemm", "winograd_output")
+    # Below this `channel_mean` the three launches cost more than covec's direct conv (YOLO11n / YOLOv8n at 13x13
+    # on 2 Zen 4 cores, 2026-12-06, device time per layer: 64 -> 64 0.09 vs 0.07 ms, 256 -> 64 0.26 vs 0.24;
+    # 128 -> 128 0.24 vs 0.25, 256 -> 80 0.31 vs 0.35; YOLOv3-tiny's 13x13 layers are at 341 and above).
+    min_channel_mean = 112
 
     def __init__(self, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> None:
         super().__init__(step, logical_shapes(step, shapes, TAG))  # TAG is also in "#winograd4"
@@ -126,7 +139,8 @@ class ConvWinograd(ConvBase):
         pads = [tuple(p) for p in (a.get("padding") or ())]
         ones = all(int(v) == 1 for v in (*(a.get("stride") or ()), *(a.get("dilation") or ())))
         return (len(x) == 4 and tuple(f[2:4]) == (3, 3) and int(a.get("groups", 1)) == 1 and ones
-                and pads == [(1, 1), (1, 1)] and x[1] >= MIN_IC and y[1] >= 16 and facts.family == "cpu")
+                and pads == [(1, 1), (1, 1)] and x[1] >= MIN_IC and y[1] >= 16 and facts.family == "cpu"
+                and channel_mean(x[1], y[1]) >= cls.min_channel_mean)
 
     @classmethod
     def candidates(cls, step: Step, shapes: Mapping[str, tuple[int, ...]]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from ocl_infer.engine.graph.ops import BINARY_OPS, LOGICAL_OPS, UNARY_OPS
 from ocl_infer.engine.kernels.base import (
     Kernel,
     Launch,
+    collapse_dims,
     contiguous_strides,
     global_1d,
     int8,
@@ -86,6 +87,13 @@ class Binary(_Elementwise):
             k = new_kernel(program, "bf_" + name[2:])
             k.set_args(ins[0], ins[1], outs[0], np.int32(n))
             return [Launch(k, global_1d(n))]
+        dims, sa, sb, sy = collapse_dims(out, strides[0], strides[1], flat)
+        if len(dims) <= 3:  # grid coordinates, no index divisions
+            d, sa, sb, sy = ((*v, 1, 1)[:3] for v in (dims[::-1], sa[::-1], sb[::-1], sy[::-1]))
+            k = new_kernel(program, "bg_" + name[2:])
+            k.set_args(ins[0], ins[1], outs[0], *(np.int32(v) for v in (d[0], *sa, *sb, sy[1], sy[2])))
+            lx = 64 if d[0] >= 64 else 16
+            return [Launch(k, (-(-d[0] // lx) * lx, d[1], d[2]), (lx, 1, 1))]
         k = new_kernel(program, name)
         k.set_args(ins[0], ins[1], outs[0], d, int8(strides[0], 0), int8(strides[1], 0), np.int32(n))
         return [Launch(k, global_1d(n))]

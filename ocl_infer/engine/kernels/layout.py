@@ -10,6 +10,7 @@ from ocl_infer.engine.kernels.base import (
     MAX_RANK,
     Kernel,
     Launch,
+    collapse_dims,
     contiguous_strides,
     global_1d,
     int8,
@@ -46,23 +47,6 @@ class _Layout(Kernel):
         k = new_kernel(program, "strided_copy")
         k.set_args(src, dst, int8(dims, 1), int8(ss, 0), int8(ds, 0), np.int32(soff), np.int32(doff), np.int32(n))
         return Launch(k, global_1d(n))
-
-
-def collapse_dims(dims: tuple[int, ...], ss: tuple[int, ...],
-                  ds: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """Drop size-1 dims and merge neighbours that are contiguous in both source and destination, so most
-    copies (concat and split along channels, plain copies) become one flat run."""
-    kept = [(d, a, b) for d, a, b in zip(dims, ss, ds, strict=True) if d != 1]
-    if not kept:
-        return (1,), (1,), (1,)
-    out = [kept[0]]
-    for d, a, b in kept[1:]:
-        pd, pa, pb = out[-1]
-        if pa == a * d and pb == b * d:
-            out[-1] = (pd * d, a, b)
-        else:
-            out.append((d, a, b))
-    return tuple(x[0] for x in out), tuple(x[1] for x in out), tuple(x[2] for x in out)
 
 
 @register

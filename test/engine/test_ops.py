@@ -187,10 +187,12 @@ def test_softmax(check_against_onnx, axis):
     check_against_onnx([node], {"x": rand(2, 7, 3, 5) * 4}, ["y"])
 
 
-@pytest.mark.parametrize("shape,axis", [((2, 16, 3, 37), 1), ((1, 5, 16, 20), 2), ((3, 6, 16), 1)])
+@pytest.mark.parametrize("shape,axis", [((2, 16, 3, 37), 1), ((1, 5, 16, 20), 2), ((3, 6, 16), 1),
+                                        ((1, 2, 7, 169), -1), ((3, 32), 1), ((2, 3, 17), 2)])
 def test_softmax_on_16_rows_per_work_item(check_against_onnx, tmp_path, shape, axis):
     """CPU family: rows of at least 16 as float16 vectors (111, 37: the last block moved back over its
-    neighbour's rows; exactly 16), several outer blocks, values far apart (exp of -100 and of 0 in one row)."""
+    neighbour's rows; exactly 16), several outer blocks, values far apart (exp of -100 and of 0 in one row).
+    Along the last axis, a row per work-item in vectors: 169 (10 vectors and a tail of 9), 32, 17."""
     from onnx_models import convert, make_model
 
     from ocl_infer.engine.graph import load_graph
@@ -215,6 +217,35 @@ def test_concat_split_slice(check_against_onnx):
              "ax": np.array([1, 3]), "sp": np.array([3, 2])}
     check_against_onnx(nodes, {"a": rand(1, 3, 4, 9), "b": rand(1, 5, 4, 9), "c": rand(1, 3, 4, 9)},
                        ["y_slice", "y_s1", "y_s2", "y_s3", "y_cat"], inits)
+
+
+def test_row_copies_upsample_and_grid_broadcasts(check_against_onnx, tmp_path):
+    """The CPU family's vector data movement (rows_copy16: rows of 37 and of 520 = one 512-float chunk and a
+    tail; nearest_upsample2x_8: a width of 19 = two 8-pixel vectors and a tail of 3) and the grid kernel of
+    broadcasts that collapse to <= 3 dims (a scalar, a row across channels, a per-channel vector), next to one
+    that does not (rank-8 kernel); both families against onnxruntime. The CPU plan really takes those kernels."""
+    from onnx_models import convert, make_model
+
+    from ocl_infer.engine import Engine
+
+    nodes = [helper.make_node("Concat", ["a", "b"], ["y_cat"], axis=2),
+             helper.make_node("Transpose", ["c"], ["y_t"], perm=[0, 2, 1, 3]),
+             helper.make_node("Resize", ["u", "", "scales"], ["y_up"], mode="nearest",
+                              coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+             helper.make_node("Mul", ["a", "k"], ["y_scalar"]),
+             helper.make_node("Mul", ["c", "row"], ["y_row"]),
+             helper.make_node("Add", ["u", "ch"], ["y_ch"]),
+             helper.make_node("Mul", ["v", "w"], ["y_rank4"])]
+    inputs = {"a": rand(1, 3, 37), "b": rand(1, 3, 520), "c": rand(1, 4, 3, 37), "u": rand(1, 2, 3, 19),
+              "v": rand(2, 3, 4, 5)}
+    inits = {"scales": np.array([1, 1, 2, 2], np.float32), "k": np.array(0.37, np.float32),
+             "row": rand(1, 1, 1, 37), "ch": rand(1, 2, 1, 1), "w": rand(2, 1, 4, 1)}
+    outputs = ["y_cat", "y_t", "y_up", "y_scalar", "y_row", "y_ch", "y_rank4"]
+    check_against_onnx(nodes, inputs, outputs, inits)
+    path = convert(make_model(nodes, {k: v.shape for k, v in inputs.items()}, outputs, inits), tmp_path / "v.nnef")
+    with Engine(path, kernels="cpu") as engine:
+        names = {launch.kernel.function_name for launch in engine.runtimes[0].launches}
+    assert {"rows_copy16", "nearest_upsample2x_8", "bg_mul", "bg_add", "b_mul"} <= names
 
 
 def test_reshape_transpose_squeeze(check_against_onnx):

@@ -2,6 +2,7 @@
 upsample (as a broadcast view); pad and multilinear upsample have their own kernels."""
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -41,12 +42,19 @@ class _Layout(Kernel):
             return Launch(k, global_1d(n))
         if len(dims) <= 3:  # innermost dim first on the grid: exact sizes, the driver picks the work-group
             d, s_, t = ((*dims[::-1], 1, 1)[:3], (*ss[::-1], 0, 0)[:3], (*ds[::-1], 0, 0)[:3])
+            if self.step.attrs.get("vector") and s_[0] == t[0] == 1 and d[0] >= 16:  # CPU family: rows
+                k = new_kernel(program, "rows_copy16")
+                k.set_args(src, dst, *(np.int32(v) for v in (d[0], s_[1], s_[2], t[1], t[2], soff, doff)))
+                return Launch(k, (-(-d[0] // ROW_CHUNK), d[1], d[2]), (1, 1, 1))
             k = new_kernel(program, "grid_copy")
             k.set_args(src, dst, *(np.int32(v) for v in (*s_, *t, soff, doff)))
             return Launch(k, tuple(int(v) for v in d), None)
         k = new_kernel(program, "strided_copy")
         k.set_args(src, dst, int8(dims, 1), int8(ss, 0), int8(ds, 0), np.int32(soff), np.int32(doff), np.int32(n))
         return Launch(k, global_1d(n))
+
+
+ROW_CHUNK = 512  # floats per work-item of rows_copy16 (layout.cl defines the same)
 
 
 @register
@@ -57,7 +65,12 @@ class StridedCopy(_Layout):
 
     @classmethod
     def device_rule(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> Step:
-        return local_2d(step, facts) if step.kind == "nearest_upsample" else step
+        """GPU family: 2-D work-groups for upsampling. CPU family: `vector` 16, explicit float16 row copies
+        (rows_copy16, nearest_upsample2x_8) where the innermost axis allows."""
+        if facts.family != "cpu":
+            return local_2d(step, facts) if step.kind == "nearest_upsample" else step
+        return Step(step.kind, step.variant, step.inputs, step.outputs,
+                    MappingProxyType({**step.attrs, "vector": 16}), step.name)
 
     @classmethod
     def supports(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> bool:
@@ -131,6 +144,10 @@ class StridedCopy(_Layout):
                                      contiguous_strides(tuple(dims)))]
         if kind == "nearest_upsample":
             f = tuple(a["factor"])
+            if len(x) == 4 and tuple(f) == (2, 2) and a.get("vector"):  # YOLO's FPN upsample on the CPU family
+                k = new_kernel(program, "nearest_upsample2x_8")
+                k.set_args(ins[0], outs[0], np.int32(x[2]), np.int32(x[3]))
+                return [Launch(k, (-(-x[3] // 8), x[2], x[0] * x[1]), (1, 1, 1))]
             if len(x) == 4 and len(f) == 2:  # the common 2-D case: a dedicated kernel
                 k = new_kernel(program, "nearest_upsample2d")
                 k.set_args(ins[0], outs[0], *(np.int32(v) for v in (x[2], x[3], f[0], f[1])))

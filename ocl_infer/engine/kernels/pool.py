@@ -130,7 +130,8 @@ class ReduceAxes(_Pool):
     @classmethod
     def device_rule(cls, step: Step, shapes: Mapping[str, tuple[int, ...]], facts: DeviceFacts) -> Step:
         """CPU family: softmax over a contiguous block of axes on 16 rows per work-item (explicit float16, see
-        softmax_rows16); GPU family: a work-item per row (neighbouring work-items read neighbouring words)."""
+        softmax_rows16), or along the last axis a row per work-item as float16 vectors (softmax_last16); GPU
+        family: a work-item per row (neighbouring work-items read neighbouring words)."""
         if facts.family != "cpu" or step.kind != "softmax":
             return step
         return Step(step.kind, step.variant, step.inputs, step.outputs,
@@ -151,6 +152,10 @@ class ReduceAxes(_Pool):
                 k = new_kernel(program, "softmax_rows16")
                 k.set_args(ins[0], outs[0], np.int32(nred), np.int32(inner))
                 return [Launch(k, (-(-inner // 16), size_of(tuple(x[: axes[0]]))), (1, 1))]
+            if softmax and self.step.attrs.get("vector") and inner == 1 and nred >= 16:  # contiguous rows
+                k = new_kernel(program, "softmax_last16")
+                k.set_args(ins[0], outs[0], np.int32(nred))
+                return [Launch(k, (n,), (1,))]
             k = new_kernel(program, "softmax_rows" if softmax else "reduce_rows")
             mode = () if softmax else (np.int32(_REDUCE_MODES[self.step.kind]),)
             k.set_args(ins[0], outs[0], np.int32(nred), np.int32(inner), *mode, np.int32(n))

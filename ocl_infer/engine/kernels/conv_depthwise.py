@@ -54,13 +54,12 @@ class ConvDepthwise(ConvBase):
             raise self.fail("filter must be a constant")
         return self.bias(consts)  # the filter [OC, 1, KH, KW] already is the kernel's [OC][KH][KW]
 
-    def scratch_bytes(self) -> int:
-        return self.n * self.ic * self.ph * self.pw * 4  # the padded input
+    def scratch_sizes(self) -> tuple[int]:
+        return (self.n * self.ic * self.ph * self.pw * 4,)  # the padded input
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
-        import pyopencl as cl
 
-        xp = cl.Buffer(program.context, cl.mem_flags.READ_WRITE, self.scratch_bytes())
+        (xp,) = self.scratch_buffers(program.context)
         i32 = np.int32
         pad = new_kernel(program, "depthwise_pad")
         pad.set_args(ins[0], xp, *(i32(v) for v in (self.ih, self.iw, self.ph, self.pw, self.pt, self.pl)))

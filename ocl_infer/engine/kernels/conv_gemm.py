@@ -126,9 +126,9 @@ class ConvGemm(ConvBase):
                         storage_array(w, self.half, f"op {self.step.name}: filter {fname}")),
                 bname: (f"{bname}{tag}", b)}
 
-    def scratch_bytes(self) -> int:
+    def scratch_sizes(self) -> tuple[int, ...]:
         """The partial sums of a split K: [splits][N][OC][P] floats."""
-        return 4 * self.splits * self.n * self.oc * self.pixels if self.splits > 1 else 0
+        return (4 * self.splits * self.n * self.oc * self.pixels,) if self.splits > 1 else ()
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         import pyopencl as cl
@@ -142,7 +142,7 @@ class ConvGemm(ConvBase):
             k.set_args(ins[0], ins[1], ins[2], outs[0], a0, a1, *(np.int32(v) for v in geometry),
                        *self.residual_args(ins))
             return [Launch(k, gs, (self.tx, self.ty, 1))]
-        part = cl.Buffer(program.context, cl.mem_flags.READ_WRITE, self.scratch_bytes())
+        (part,) = self.scratch_buffers(program.context)
         # the residual argument (RES builds) goes to both kernels; only the reduce pass reads it
         k.set_args(ins[0], ins[1], ins[2], part, a0, a1, *(np.int32(v) for v in geometry), *self.residual_args(ins))
         total = self.n * self.oc * self.pixels

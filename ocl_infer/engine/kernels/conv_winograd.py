@@ -179,21 +179,15 @@ class ConvWinograd(ConvBase):
         return winograd_filter(w, cov)
 
     def scratch_sizes(self) -> tuple[int, int]:
-        """Bytes of the V and M scratch buffers, allocated when the launches are bound."""
+        """Bytes of the V and M scratch buffers (scratch slots 0 and 1)."""
         item = 2 if self.half else 4
         v = self.points * self.ic * self.tp + 16  # + 16: the GEMM's vector reads past the end
         return v * item, self.points * self.tp * self.ncb * 16 * self.nv * item
 
-    def scratch_bytes(self) -> int:
-        return sum(self.scratch_sizes())
-
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         import pyopencl as cl
 
-        rw = cl.mem_flags.READ_WRITE
-        v_bytes, m_bytes = self.scratch_sizes()
-        v = cl.Buffer(program.context, rw, v_bytes)
-        m = cl.Buffer(program.context, rw, m_bytes)
+        v, m = self.scratch_buffers(program.context)
         name_in, name_mm, name_out = self.kernels
         k_in = cl.Kernel(program, name_in)
         i32 = np.int32

@@ -67,16 +67,15 @@ class TopK(_Indexing):
     def build_options(self) -> str:
         return f"-DTOPK_LOCAL={self.local()}"
 
-    def scratch_bytes(self) -> int:
+    def scratch_sizes(self) -> tuple[int]:
         rows, _, _, k = self.geometry()
-        return rows * k * 2 * 4
+        return (max(4, rows * k * 2 * 4),)
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
-        import pyopencl as cl
 
         rows, n, inner, k = self.geometry()
         largest = np.int32(1 if self.step.attrs.get("largest", True) else 0)
-        scratch = cl.Buffer(program.context, cl.mem_flags.READ_WRITE, max(4, self.scratch_bytes()))
+        (scratch,) = self.scratch_buffers(program.context)
         select = new_kernel(program, "topk_select")
         select.set_args(ins[0], scratch, np.int32(n), np.int32(inner), np.int32(k), largest)
         rank = new_kernel(program, "topk_rank")

@@ -162,16 +162,15 @@ class GemmBlock(MatBase):
         fixed = {"MR": self.mr, "NV": self.nv, **self.epilogue_options()}
         return " ".join(f"-D{k}={v}" for k, v in fixed.items()) + " -cl-mad-enable"
 
-    def scratch_bytes(self) -> int:
-        return 4 * self.b_batch * self.k * self.np if self.pack_b else 0
+    def scratch_sizes(self) -> tuple[int, ...]:
+        return (4 * self.b_batch * self.k * self.np,) if self.pack_b else ()
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
-        import pyopencl as cl
 
         b, sbb, sbk, nload = ins[1], self.sbb, self.sbk, (self.np if self.packed else self.n)
         pre: list[Launch] = []
         if self.pack_b:
-            b = cl.Buffer(program.context, cl.mem_flags.READ_WRITE, self.scratch_bytes())
+            (b,) = self.scratch_buffers(program.context)
             pk = new_kernel(program, "gemm_pack_b")
             src_sbb = self.sbb if self.b_batch > 1 else 0
             pk.set_args(ins[1], b, *(np.int32(v) for v in (self.n, self.k, self.np, src_sbb, self.sbk, self.sbn)))

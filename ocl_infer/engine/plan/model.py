@@ -1,6 +1,6 @@
 """What the planner produces: steps with a chosen kernel, constants to upload, and a buffer plan."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +68,7 @@ class Plan:
     steps: tuple[Step, ...]
     constants: Mapping[str, np.ndarray] = field(repr=False)  # device layout, uploaded once per device
     buffers: BufferPlan = field(repr=False)
-    scratch_bytes: int = 0  # buffers kernels allocate for themselves (Winograd's transformed tiles)
+    scratch_bytes: int = 0  # the scratch slots the steps share (Winograd's transformed tiles): `scratch_slots`
 
     @property
     def weights_bytes(self) -> int:
@@ -81,3 +81,15 @@ class Plan:
 
     def size(self, name: str) -> int:
         return int(np.prod(self.shapes[name], dtype=np.int64))
+
+
+def scratch_slots(needs: Iterable[tuple[int, ...]]) -> tuple[int, ...]:
+    """Bytes of each scratch slot shared by a runtime's steps: the largest of the steps' needs in that slot (a
+    step's `scratch_sizes`, slot by slot). Steps run one after another, so one buffer per slot serves them all."""
+    slots: list[int] = []
+    for sizes in needs:
+        for i, n in enumerate(sizes):
+            if i == len(slots):
+                slots.append(0)
+            slots[i] = max(slots[i], max(4, n))
+    return tuple(slots)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ocl_infer.engine.graph.model import Graph
 from ocl_infer.engine.plan.memory import plan_buffers
-from ocl_infer.engine.plan.model import DeviceFacts, Plan, Step
+from ocl_infer.engine.plan.model import DeviceFacts, Plan, Step, scratch_slots
 from ocl_infer.errors import ConfigError, ModelError
 
 # Activations a conv/linear kernel applies at its store; the codes are the kernels' ACT_* constants.
@@ -92,7 +92,7 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
     _mark_aliases(drafts)
     steps: list[Step] = []
     device_consts: dict[str, np.ndarray] = {}
-    scratch = 0
+    scratch_needs: list[tuple[int, ...]] = []
     for d in drafts:
         missing = [n for n in d.inputs if n not in shapes]
         if missing:
@@ -106,7 +106,7 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
             if tuning is not None:
                 step = tuning.apply(cls, step, shapes)
             kernel = cls(step, shapes)
-            scratch += kernel.scratch_bytes()
+            scratch_needs.append(kernel.scratch_sizes())
             renamed = kernel.relayout({n: consts[n] for n in step.inputs if n in consts})
             new_inputs = list(step.inputs)
             for i, n in enumerate(step.inputs):
@@ -133,7 +133,7 @@ def make_plan(graph: Graph, facts: DeviceFacts | None = None, fuse: bool = True,
     buffers = plan_buffers(steps, shapes, graph.inputs, graph.outputs)
     return Plan(inputs=graph.inputs, outputs=graph.outputs, shapes=MappingProxyType(shapes),
                 steps=tuple(steps), constants=MappingProxyType(device_consts), buffers=buffers,
-                scratch_bytes=scratch)
+                scratch_bytes=sum(scratch_slots(scratch_needs)))
 
 
 def _single_consumer(drafts: list[_Draft], name: str, outputs: set[str]) -> _Draft | None:

@@ -12,7 +12,7 @@ import pyopencl as cl
 from ocl_infer.engine.kernels.base import Launch
 from ocl_infer.engine.kernels.image import ImageFeed, ImageKernel, split_feeds
 from ocl_infer.engine.kernels.registry import kernel_for
-from ocl_infer.engine.plan.model import Plan
+from ocl_infer.engine.plan.model import Plan, scratch_slots
 from ocl_infer.engine.runtime.program_cache import ProgramCache
 from ocl_infer.errors import DeviceError, KernelError
 
@@ -48,6 +48,7 @@ class DeviceRuntime:
         # frames need
         self._image_bufs: dict[tuple[str, int], cl.Buffer] = {}
         self._image_launches: dict[tuple[object, ...], tuple[ImageKernel, Launch]] = {}
+        self.scratch_bufs: tuple[cl.Buffer, ...] = ()  # shared by every step's scratch (see `_bind`)
         try:
             self._allocate()
             self.launches = self._bind(prime, reverse, stop)
@@ -88,13 +89,17 @@ class DeviceRuntime:
         compiles a kernel at its first launch, and doing it step by step lets a prewarm child working from the
         other end share that work through PoCL's own cache. The inputs are whatever the buffers hold."""
         steps = [s for s in self.plan.steps if s.variant != "alias"]
+        kernels = [kernel_for(step)(step, self.plan.shapes) for step in steps]
+        # one scratch buffer per slot for every step (they run one after another on this in-order queue)
+        self.scratch_bufs = tuple(cl.Buffer(self.context, MF.READ_WRITE, n)
+                                  for n in scratch_slots(k.scratch_sizes() for k in kernels))
         order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
         bound: dict[int, tuple[str, list[Launch]]] = {}
         for i in order:
             if stop is not None and stop():
                 break
-            step = steps[i]
-            kernel = kernel_for(step)(step, self.plan.shapes)
+            step, kernel = steps[i], kernels[i]
+            kernel.shared_scratch = self.scratch_bufs
             compiled = self.programs.compiles
             prg = self.programs.get(kernel.source(), kernel.build_options(), f"{kernel.variant} kernel for {step.name}")
             try:
@@ -222,9 +227,11 @@ class DeviceRuntime:
             wrapper.release()
 
     def close(self) -> None:
-        for buf in (*self.const_bufs.values(), *self.slot_bufs, *self.pinned_bufs.values(), *self._image_bufs.values()):
+        for buf in (*self.const_bufs.values(), *self.slot_bufs, *self.pinned_bufs.values(), *self._image_bufs.values(),
+                    *self.scratch_bufs):
             with contextlib.suppress(cl.Error):
                 buf.release()
         with contextlib.suppress(cl.Error):
             self._drop_image_launches(lambda key: True)
         self.const_bufs, self.slot_bufs, self.pinned_bufs, self._image_bufs = {}, [], {}, {}
+        self.scratch_bufs = ()

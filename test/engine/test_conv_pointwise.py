@@ -70,12 +70,13 @@ def test_padded_or_strided_1x1_stays_with_covec(tmp_path, shape, pads, stride):
     assert [s.variant for s in plan.steps] == ["covec"]
 
 
-def test_pointwise_fp16_weights_match_within_their_rounding(tmp_path):
+@pytest.mark.parametrize("oc", [48, 6])  # 8 weights per item as one half vector; 6 (= OC) one by one
+def test_pointwise_fp16_weights_match_within_their_rounding(tmp_path, oc):
     from onnx_models import rel_error, run_onnx
 
     from ocl_infer.engine import Engine
 
-    nodes, inits, last = pointwise(64, 48, "silu", "post")
+    nodes, inits, last = pointwise(64, oc, "silu", "post")
     model = make_model(nodes, {"x": (1, 64, 11, 13)}, [last], inits, 13)
     x = rand(1, 64, 11, 13)
     with Engine(convert(model, tmp_path / "p.nnef"), precision="fp16", kernels="cpu", poison=True) as engine:

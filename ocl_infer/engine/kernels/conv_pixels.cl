@@ -55,8 +55,10 @@ inline float16 gather16(__global const float* restrict row, const int x0, const 
                 _Pragma("unroll") for (int kx = 0; kx < KW; kx++) {                                  \
                     float16 xv[NPV];                                                                 \
                     _Pragma("unroll") for (int j = 0; j < NPV; j++) xv[j] = LOAD;                    \
+                    float wr[OB];                                                                    \
+                    LOAD_WROW(wr, wt + kx * OB)                                                      \
                     _Pragma("unroll") for (int o = 0; o < OB; o++) {                                 \
-                        const float16 wv = (float16)(LOAD_W1(wt, kx * OB + o));                      \
+                        const float16 wv = (float16)(wr[o]);                                         \
                         _Pragma("unroll") for (int j = 0; j < NPV; j++)                              \
                             acc[o][j] = fma(wv, xv[j], acc[o][j]);                                   \
                     }                                                                                \

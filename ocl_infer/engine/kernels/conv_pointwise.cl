@@ -47,9 +47,11 @@ __kernel void conv2d_pointwise(__global const float* restrict x, WEIGHTS w, __gl
             float16 xv[NPV];
 #pragma unroll
             for (int j = 0; j < NPV; j++) xv[j] = vload16(0, xp + at[j]);
+            float wr[OB];
+            LOAD_WROW(wr, wb)
 #pragma unroll
             for (int o = 0; o < OB; o++) {
-                const float16 wv = (float16)(LOAD_W1(wb, o));
+                const float16 wv = (float16)(wr[o]);
 #pragma unroll
                 for (int j = 0; j < NPV; j++) acc[o][j] = fma(wv, xv[j], acc[o][j]);
             }
@@ -59,8 +61,10 @@ __kernel void conv2d_pointwise(__global const float* restrict x, WEIGHTS w, __gl
     } else {
         for (int ci = 0; ci < ic; ci++) {
             const float16 xv = load16(xp, 0, np);
+            float wr[OB];
+            LOAD_WROW(wr, wb)
 #pragma unroll
-            for (int o = 0; o < OB; o++) acc[o][0] = fma((float16)(LOAD_W1(wb, o)), xv, acc[o][0]);
+            for (int o = 0; o < OB; o++) acc[o][0] = fma((float16)(wr[o]), xv, acc[o][0]);
             xp += np;
             wb += OB;
         }

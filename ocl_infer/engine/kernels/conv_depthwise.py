@@ -58,7 +58,6 @@ class ConvDepthwise(ConvBase):
         return (self.n * self.ic * self.ph * self.pw * 4,)  # the padded input
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
-
         (xp,) = self.scratch_buffers(program.context)
         i32 = np.int32
         pad = new_kernel(program, "depthwise_pad")

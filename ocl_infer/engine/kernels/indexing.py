@@ -72,7 +72,6 @@ class TopK(_Indexing):
         return (max(4, rows * k * 2 * 4),)
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
-
         rows, n, inner, k = self.geometry()
         largest = np.int32(1 if self.step.attrs.get("largest", True) else 0)
         (scratch,) = self.scratch_buffers(program.context)

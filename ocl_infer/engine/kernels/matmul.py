@@ -166,7 +166,6 @@ class GemmBlock(MatBase):
         return (4 * self.b_batch * self.k * self.np,) if self.pack_b else ()
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
-
         b, sbb, sbk, nload = ins[1], self.sbb, self.sbk, (self.np if self.packed else self.n)
         pre: list[Launch] = []
         if self.pack_b:

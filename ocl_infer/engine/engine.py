@@ -34,6 +34,9 @@ class TensorSpec:
     dtype: str = "float32"
 
 
+WAIT_MODES = ("auto", "spin", "block")
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """Engine knobs. `poison` NaN-fills activation buffers before each run (tests); `max_inflight` bounds the
@@ -55,12 +58,20 @@ class EngineOptions:
     batch: int | None = None  # run N frames at once: every input's first dimension becomes N at load
     kernels: str = "auto"  # kernel family: "auto" (by device type), "cpu" or "gpu" (facts_of)
     tune: bool = False  # first tune the conv steps the table lacks and save it (slow: seconds per layer shape)
+    # How a run waits for its device (runtime/executor.py `spin_until_complete`): "spin" yields the CPU in a loop
+    # until the frame's last command is done, "block" sleeps in clFinish, "auto" spins on CPU devices only. On a
+    # CPU device a sleeping host thread lets an idle core halt, and the device's worker threads, woken once per
+    # kernel, then wake on halted cores: YOLO11n's first frame after 0.1 s idle took 25-26 ms instead of 18
+    # (docs/performance.md "After an idle pause"); spinning costs a GPU run a host core and gains nothing there.
+    wait: str = "auto"
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "fp16"):
             raise ConfigError(f"precision must be 'fp32' or 'fp16', got {self.precision!r}")
         if self.kernels not in KERNEL_FAMILIES:
             raise ConfigError(f"kernels must be one of {list(KERNEL_FAMILIES)}, got {self.kernels!r}")
+        if self.wait not in WAIT_MODES:
+            raise ConfigError(f"wait must be one of {list(WAIT_MODES)}, got {self.wait!r}")
         if self.max_inflight < 1:
             raise ConfigError(f"max_inflight must be >= 1, got {self.max_inflight}")
         if self.watchdog_s <= 0 or self.retry_s < 0:
@@ -118,9 +129,10 @@ class Engine:
                 device = cl_device(info)
                 child = self._start_prewarm(plan, device)
                 try:
+                    spin = self.options.wait == "spin" or (self.options.wait == "auto" and info.type == "cpu")
                     self.runtimes.append(DeviceRuntime(plan, device, info.label, poison=self.options.poison,
                                                        disk_cache=self.options.disk_cache,
-                                                       prime=self.options.warmup))
+                                                       prime=self.options.warmup, spin_wait=spin))
                 finally:
                     stop_prewarm(child)
         except BaseException:

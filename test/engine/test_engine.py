@@ -160,10 +160,27 @@ def test_input_checks_name_the_tensor(cnn):
             engine.run({"img": np.zeros(INPUT_SHAPE, np.float32)})
 
 
+@pytest.mark.parametrize("wait", ["spin", "block", "auto"])
+def test_every_wait_mode_returns_the_finished_frame(cnn, wait):
+    """A spinning wait (EngineOptions.wait) returns only once the frame is done: poisoned buffers, every output
+    read back matches onnxruntime, frame after frame; "auto" spins on CPU devices only."""
+    onnx_path, nnef_path = cnn
+    with Engine(nnef_path, poison=True, wait=wait) as engine:
+        (rt,) = engine.runtimes
+        assert rt.spin_wait == (wait == "spin" or (wait == "auto" and engine.devices[0].type == "cpu"))
+        for x in frames(3):
+            got = engine.run({"image": x})
+            want = run_onnx(onnx_path, {"image": x})
+            for name in want:
+                assert rel_error(got[name], want[name]) <= TOL, (wait, name)
+
+
 def test_bad_options_and_selectors(cnn):
     _, nnef_path = cnn
     with pytest.raises(ConfigError, match="unknown engine option"):
         Engine(nnef_path, turbo=True)
+    with pytest.raises(ConfigError, match="wait must be one of"):
+        Engine(nnef_path, wait="busy")
     with pytest.raises(DeviceError, match="matches no OpenCL device"):
         Engine(nnef_path, devices="no-such-device-xyz")
 

@@ -2,6 +2,7 @@
 kernel arguments bound once. `run` enqueues the whole plan and reads the outputs once."""
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,9 +29,11 @@ class DeviceRuntime:
 
     def __init__(self, plan: Plan, device: cl.Device, label: str, poison: bool = False,
                  disk_cache: bool = True, prime: bool = False, reverse: bool = False,
-                 stop: Callable[[], bool] | None = None) -> None:
-        """`prime`, `reverse` and `stop` are for cold starts: see `_bind`."""
+                 stop: Callable[[], bool] | None = None, spin_wait: bool = False) -> None:
+        """`prime`, `reverse` and `stop` are for cold starts: see `_bind`. `spin_wait`: each run waits for its
+        last command in `spin_until_complete` instead of sleeping in clFinish (EngineOptions.wait)."""
         self.plan = plan
+        self.spin_wait = spin_wait
         self.device = device
         self.label = label
         self.poison = poison
@@ -180,6 +183,8 @@ class DeviceRuntime:
             if out.size:
                 events.append(cl.enqueue_copy(q, out, self.buffer(name), is_blocking=False))
             outs[name] = out
+        if self.spin_wait:
+            spin_until_complete(q, events[-1] if events else None)
         for ev in events:
             ev.wait()
         q.finish()
@@ -235,3 +240,18 @@ class DeviceRuntime:
             self._drop_image_launches(lambda key: True)
         self.const_bufs, self.slot_bufs, self.pinned_bufs, self._image_bufs = {}, [], {}, {}
         self.scratch_bufs = ()
+
+
+def spin_until_complete(queue: cl.CommandQueue, event: cl.Event | None) -> None:
+    """Wait for `event` (else everything queued so far) by polling its status and yielding the CPU in between.
+
+    On a CPU device the device's worker threads are woken once per kernel of an in-order queue; a host thread
+    asleep in clFinish lets its core halt when a worker sleeps between kernels, and on a virtual machine each
+    wake-up of a halted core is slow (after 0.1 s idle, YOLO11n's frame took 25-26 ms instead of 18). A yielding
+    host thread keeps the core awake and gives it up to any runnable thread (the workers first). An error status
+    (negative) ends the loop: the caller's wait() raises it."""
+    if event is None:
+        event = cl.enqueue_marker(queue)
+    queue.flush()
+    while event.command_execution_status > 0:  # CL_COMPLETE is 0, errors are negative
+        os.sched_yield()

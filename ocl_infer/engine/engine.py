@@ -59,7 +59,8 @@ class EngineOptions:
     kernels: str = "auto"  # kernel family: "auto" (by device type), "cpu" or "gpu" (facts_of)
     tune: bool = False  # first tune the conv steps the table lacks and save it (slow: seconds per layer shape)
     # How a run waits for its device (runtime/executor.py `spin_until_complete`): "spin" yields the CPU in a loop
-    # until the frame's last command is done, "block" sleeps in clFinish, "auto" spins on CPU devices only. On a
+    # until the frame's last command is done when the device sat idle before the frame (IDLE_BEFORE_SPIN_S; back
+    # to back it sleeps), "block" always sleeps in clFinish, "auto" spins on CPU devices only. On a
     # CPU device a sleeping host thread lets an idle core halt, and the device's worker threads, woken once per
     # kernel, then wake on halted cores: YOLO11n's first frame after 0.1 s idle took 25-26 ms instead of 18
     # (docs/performance.md "After an idle pause"); spinning costs a GPU run a host core and gains nothing there.

@@ -3,6 +3,7 @@ nearest upsample, concat) and the real YOLOv3-tiny on real frames, both against 
 archives; program cache across engines; input checks."""
 
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -161,18 +162,33 @@ def test_input_checks_name_the_tensor(cnn):
 
 
 @pytest.mark.parametrize("wait", ["spin", "block", "auto"])
-def test_every_wait_mode_returns_the_finished_frame(cnn, wait):
+def test_every_wait_mode_returns_the_finished_frame(cnn, wait, monkeypatch):
     """A spinning wait (EngineOptions.wait) returns only once the frame is done: poisoned buffers, every output
-    read back matches onnxruntime, frame after frame; "auto" spins on CPU devices only."""
+    read back matches onnxruntime, frame after frame; "auto" spins on CPU devices only. Each frame follows an
+    idle spell long enough to take the spinning path (IDLE_BEFORE_SPIN_S), and one follows none."""
+    from ocl_infer.engine.runtime import executor
+    from ocl_infer.engine.runtime.executor import IDLE_BEFORE_SPIN_S
+
+    spins = []
+    real = executor.spin_until_complete
+    monkeypatch.setattr(executor, "spin_until_complete", lambda q, ev: (spins.append(ev), real(q, ev)))
+
     onnx_path, nnef_path = cnn
     with Engine(nnef_path, poison=True, wait=wait) as engine:
         (rt,) = engine.runtimes
         assert rt.spin_wait == (wait == "spin" or (wait == "auto" and engine.devices[0].type == "cpu"))
-        for x in frames(3):
-            got = engine.run({"image": x})
-            want = run_onnx(onnx_path, {"image": x})
+        xs = frames(3)
+        wants = [run_onnx(onnx_path, {"image": x}) for x in xs]
+        spins.clear()  # the engine's warm-up frame at start follows no frame: it may have spun
+        gots = []
+        for x in xs:
+            time.sleep(1.5 * IDLE_BEFORE_SPIN_S)
+            gots.append(engine.run({"image": x}))
+        gots.append(engine.run({"image": xs[0]}))  # back to back: no idle spell
+        for got, want in zip(gots, [*wants, wants[0]], strict=True):
             for name in want:
                 assert rel_error(got[name], want[name]) <= TOL, (wait, name)
+    assert len(spins) == (3 if rt.spin_wait else 0)  # the frames after an idle spell, not the back-to-back one
 
 
 def test_bad_options_and_selectors(cnn):

@@ -4,6 +4,7 @@ kernel arguments bound once. `run` enqueues the whole plan and reads the outputs
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,10 +31,12 @@ class DeviceRuntime:
     def __init__(self, plan: Plan, device: cl.Device, label: str, poison: bool = False,
                  disk_cache: bool = True, prime: bool = False, reverse: bool = False,
                  stop: Callable[[], bool] | None = None, spin_wait: bool = False) -> None:
-        """`prime`, `reverse` and `stop` are for cold starts: see `_bind`. `spin_wait`: each run waits for its
-        last command in `spin_until_complete` instead of sleeping in clFinish (EngineOptions.wait)."""
+        """`prime`, `reverse` and `stop` are for cold starts: see `_bind`. `spin_wait`: a run that follows an idle
+        spell (IDLE_BEFORE_SPIN_S) waits for its last command in `spin_until_complete` instead of sleeping in
+        clFinish (EngineOptions.wait)."""
         self.plan = plan
         self.spin_wait = spin_wait
+        self._idle_since = 0.0  # monotonic time the last run ended
         self.device = device
         self.label = label
         self.poison = poison
@@ -183,11 +186,12 @@ class DeviceRuntime:
             if out.size:
                 events.append(cl.enqueue_copy(q, out, self.buffer(name), is_blocking=False))
             outs[name] = out
-        if self.spin_wait:
+        if self.spin_wait and time.monotonic() - self._idle_since >= IDLE_BEFORE_SPIN_S:
             spin_until_complete(q, events[-1] if events else None)
         for ev in events:
             ev.wait()
         q.finish()
+        self._idle_since = time.monotonic()
         del keep
         return outs
 
@@ -240,6 +244,12 @@ class DeviceRuntime:
             self._drop_image_launches(lambda key: True)
         self.const_bufs, self.slot_bufs, self.pinned_bufs, self._image_bufs = {}, [], {}, {}
         self.scratch_bufs = ()
+
+
+# A run spins only after the device sat idle this long: the slow wake-ups follow idle spells (100 ms idle: +5-8 ms
+# on YOLO11n; 30 ms: nothing), while back to back a spinning host thread competed with the device's workers (p99
+# 28 -> 32 ms on YOLO11n, 22 -> 38 ms on YOLOv3-tiny, medians equal; bench/idle_wait.py).
+IDLE_BEFORE_SPIN_S = 0.02
 
 
 def spin_until_complete(queue: cl.CommandQueue, event: cl.Event | None) -> None:

@@ -18,15 +18,14 @@ __kernel void grid_copy(__global const float* restrict src, __global float* rest
 }
 
 // grid_copy for the CPU family where dim 0 is contiguous in both tensors and at least 16 long (concat along the
-// anchor axis, transposes that keep the last axis): up to ROW_CHUNK floats of a row per work-item as float16
+// anchor axis, transposes that keep the last axis): up to `chunk` floats of a row per work-item as float16
 // vectors (a scalar per work-item left PoCL strided gathers: the DFL transpose 1x4x16x3549 took 0.13 ms; a
-// vector per work-item, work-group overhead), the tail in scalars. Launch: global (ceil(d0 / ROW_CHUNK), d1,
-// d2), local 1.
-#define ROW_CHUNK 512
+// vector per work-item, work-group overhead), the tail in scalars. Launch: global (ceil(d0 / chunk), d1, d2),
+// local 1.
 __kernel void rows_copy16(__global const float* restrict src, __global float* restrict dst, const int d0,
                           const int ss1, const int ss2, const int ds1, const int ds2, const int soff,
-                          const int doff) {
-    const int i0 = get_global_id(0) * ROW_CHUNK, end = min(i0 + ROW_CHUNK, d0);
+                          const int doff, const int chunk) {
+    const int i0 = get_global_id(0) * chunk, end = min(i0 + chunk, d0);
     const size_t j = get_global_id(1), k = get_global_id(2);
     __global const float* s = src + soff + j * ss1 + k * ss2;
     __global float* d = dst + doff + j * ds1 + k * ds2;

@@ -44,7 +44,7 @@ class _Layout(Kernel):
             d, s_, t = ((*dims[::-1], 1, 1)[:3], (*ss[::-1], 0, 0)[:3], (*ds[::-1], 0, 0)[:3])
             if self.step.attrs.get("vector") and s_[0] == t[0] == 1 and d[0] >= 16:  # CPU family: rows
                 k = new_kernel(program, "rows_copy16")
-                k.set_args(src, dst, *(np.int32(v) for v in (d[0], s_[1], s_[2], t[1], t[2], soff, doff)))
+                k.set_args(src, dst, *(np.int32(v) for v in (d[0], s_[1], s_[2], t[1], t[2], soff, doff, ROW_CHUNK)))
                 return Launch(k, (-(-d[0] // ROW_CHUNK), d[1], d[2]), (1, 1, 1))
             k = new_kernel(program, "grid_copy")
             k.set_args(src, dst, *(np.int32(v) for v in (*s_, *t, soff, doff)))
@@ -54,7 +54,7 @@ class _Layout(Kernel):
         return Launch(k, global_1d(n))
 
 
-ROW_CHUNK = 512  # floats per work-item of rows_copy16 (layout.cl defines the same)
+ROW_CHUNK = 512  # floats per work-item of rows_copy16: few work-groups, each a run of whole vectors
 
 
 @register

@@ -81,9 +81,6 @@ class Kernel:
         """Bytes of each scratch buffer the launches need beyond the plan's tensors, slot by slot."""
         return ()
 
-    def scratch_bytes(self) -> int:
-        return sum(self.scratch_sizes())
-
     def scratch_buffers(self, context: Any) -> tuple[Any, ...]:
         """This step's scratch, one buffer per `scratch_sizes` slot: the runtime's shared ones or its own."""
         sizes = self.scratch_sizes()

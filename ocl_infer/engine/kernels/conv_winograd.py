@@ -5,9 +5,9 @@ Takes 3x3, stride 1, dilation 1, padding 1, groups 1, IC >= 64, OC >= 16 on CPU 
 batch's images are more tiles (V's columns and M's rows run over n * T + t), so one GEMM per transformed point
 serves every image and its weight stream is read once per batch, not once per image.
 
-Two scratch buffers (V: 16*IC*TP floats, M: 16*TP*OC_PAD floats, TP = N * T rounded up to NT) are allocated
-per layer when its launches are bound and live as long as those launches; the plan counts them
-(`scratch_bytes`). With the plan's precision "fp16" (step attr `precision`), U, V and M are stored as half (half
+Two scratch buffers (V: 16*IC*TP floats, M: 16*TP*OC_PAD floats, TP = N * T rounded up to NT) are scratch
+slots 0 and 1 (`scratch_sizes`), shared with every other step of the runtime; the plan counts the slots. With
+the plan's precision "fp16" (step attr `precision`), U, V and M are stored as half (half
 the bytes), arithmetic stays float."""
 
 from collections.abc import Mapping

@@ -53,14 +53,6 @@ def time_frames(step: Callable[[], object], frames: int, warmup: int) -> list[fl
     return out
 
 
-def timing_of(backend: str, size: int, step: Callable[[], object], frames: int, warmup: int) -> Timing:
-    """`time_frames` as a Timing row: median and p99 with the load average before and after."""
-    load0 = load_average()
-    times = time_frames(step, frames, warmup)
-    return Timing(backend, size, percentile_ms(times, 50), percentile_ms(times, 99), len(times),
-                  (load0, load_average()))
-
-
 def time_alternating(steps: Mapping[str, Callable[[], object]], frames: int, block: int,
                      pause_s: float) -> dict[str, list[float]]:
     """Seconds per call of each step, in alternating blocks of `block` calls until each has `frames`: load from

@@ -88,3 +88,43 @@ def test_reference_backends_follow_the_protocol(tmp_path: Path) -> None:
         finally:
             backend.close()
         np.testing.assert_allclose(next(iter(out.values())), np.maximum(x, 0), err_msg=name)
+
+
+def test_bench_model_alternates_backends_and_keeps_the_others_when_one_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-in backends (the scheduling logic alone): frames alternate in blocks between the open backends, and
+    one failing while timed leaves the rotation with a row naming the error while the other keeps its frames."""
+    from ocl_infer.benchmark import suite
+    from ocl_infer.benchmark.models import BenchModel
+    from ocl_infer.errors import DeviceError
+
+    calls: list[str] = []
+
+    class Fake:
+        def __init__(self, name: str, fail_at: int | None) -> None:
+            self.label, self.name, self.fail_at, self.runs, self.closed = name, name, fail_at, 0, False
+
+        def run(self, feed: object) -> dict[str, np.ndarray]:
+            self.runs += 1
+            calls.append(self.name)
+            if self.fail_at is not None and self.runs >= self.fail_at:
+                raise DeviceError(f"{self.name}: lost the device")
+            return {"y": np.ones(2, np.float32)}
+
+        def details(self) -> dict[str, object]:
+            return {}
+
+        def close(self) -> None:
+            self.closed = True
+
+    fakes = {"onnxruntime": Fake("onnxruntime", None), "opencv": Fake("opencv", 4)}
+    monkeypatch.setattr(suite, "open_backend", lambda name, model, options: fakes[name])
+    model = BenchModel("m", None, None, {"x": (1, 3, 4, 4)})
+    options = suite.RunOptions(frames=6, warmup=1, first_frame=False, block=2, pause_s=0.0)
+    result = suite.bench_model(model, ["onnxruntime", "opencv"], options)
+    ort, cv = result.timings
+    assert ort.error is None and ort.frames == 6 and ort.median_ms is not None
+    assert cv.median_ms is None and "lost the device" in (cv.error or "")
+    # once each to check outputs, one warm-up each, then blocks of 2: opencv fails on its 4th run, then is skipped
+    assert calls == ["onnxruntime", "opencv", "onnxruntime", "opencv", "onnxruntime", "onnxruntime", "opencv",
+                     "opencv", "onnxruntime", "onnxruntime", "onnxruntime", "onnxruntime"]
+    assert all(f.closed for f in fakes.values())

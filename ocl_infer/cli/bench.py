@@ -2,10 +2,11 @@
 
 A thin command over `ocl_infer.benchmark`: the bundled YOLOv3-tiny at each `--sizes`, or any `--model` (an ONNX
 file, a prepared model folder, a folder with model.nnef [+ model.onnx], an NNEF model), the backends timed in
-this process in alternating blocks of frames: latency median / p99 after warm-up, achieved GFLOP/s against the machine's measured
-numpy sgemm ceiling, pre-processing cost, first-frame time with cold and warm program caches (fresh processes),
-peak device memory, agreement with onnxruntime. The load average is recorded next to the numbers, since a shared
-machine makes them noisy. `--write FILE` replaces the results section of FILE (docs/performance.md).
+this process in alternating blocks of frames: latency median / p99 after warm-up, achieved GFLOP/s against the
+machine's measured numpy sgemm ceiling, pre-processing cost, first-frame time with cold and warm program caches
+(fresh processes), peak device memory, agreement with onnxruntime. The load average is recorded next to the
+numbers, since a shared machine makes them noisy. `--write FILE` replaces the results section of FILE
+(docs/performance.md).
 """
 
 from __future__ import annotations

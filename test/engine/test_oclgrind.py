@@ -1,8 +1,8 @@
 """Every kernel family on a second OpenCL implementation: Oclgrind, a simulator whose device reports type GPU
 (so the engine picks the GPU family by itself), with data-race and bounds checking on. The op tests (both
 families, as on PoCL), the GPU conv's every-blocking test, the pointwise conv, placed concats and split views,
-fused SiLU, the image kernel (one frame and batches), batched and fp16 Winograd run there in a child process;
-any report from Oclgrind fails the test, as does a wrong result.
+the depthwise conv's border cases, fused SiLU, the image kernel (one frame and batches), batched and fp16
+Winograd run there in a child process; any report from Oclgrind fails the test, as does a wrong result.
 `make setup` installs Oclgrind (Debian package `oclgrind`)."""
 
 import os
@@ -83,6 +83,9 @@ def test_op_tests_pass_clean_on_oclgrind(oclgrind_env: dict[str, str]) -> None:
         "test_winograd_fp16_within_the_bound_of_half_u_v_m",
         "test_winograd_fp16_scratch_beyond_half_range_is_scaled_not_overflowed",
         "test_winograd_fp16_overflow_is_inf_or_nan_never_a_finite_value")]
+    # depthwise: its masked border loads and the scalar windows at the tensor's ends, batch 2, multiplier 2, 5x5
+    # dilated, narrow maps (8 lanes)
+    tests += ["test/engine/test_conv_fast_variants.py::test_depthwise_matches_onnxruntime"]
     # batched Winograd: only its small cases (the others take minutes simulated)
     from test_winograd_batch import OCLGRIND_CASES
     tests += [f"test/engine/test_winograd_batch.py::test_winograd_at_batch_n_matches_onnxruntime[{c}]"

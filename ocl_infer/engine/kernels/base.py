@@ -27,7 +27,7 @@ class Launch:
 
 @dataclass(frozen=True)
 class ScratchLaunch(Launch):
-    """A launch that owns scratch buffers (Winograd V/M, depthwise padding): OpenCL does not retain buffers set
+    """A launch that owns scratch buffers (Winograd V/M, split-K partials): OpenCL does not retain buffers set
     as kernel arguments, so the launch keeps them alive as long as it is bound."""
 
     scratch: tuple[Any, ...] = ()

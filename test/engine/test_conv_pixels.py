@@ -2,8 +2,9 @@
 onnxruntime: strides, pads, widths that are no multiple of 16, maps under 16 pixels, 3/16/64 input channels,
 channel tails, SiLU on large negative inputs, residual adds before and after the activation, fp16 weights,
 batch 2; both kernel families run each case (the GPU family keeps conv_gemm), and the CPU family's plan must
-really pick the pixels kernel. The planner gives it only few-channel inputs (MAX_IC, the stem), so the cases with
-more channels widen that limit: the kernel itself must be right for every shape it accepts."""
+really pick the pixels kernel. The planner gives it only few-channel inputs (MAX_IC, the stem; SMALL_OC_* under
+16 output channels), so the cases with more channels widen that limit: the kernel itself must be right for every
+shape it accepts, 1 and 8 output channels included."""
 
 import numpy as np
 import pytest
@@ -64,6 +65,8 @@ CASES = {  # name: (input shape, out channels, k, stride, pads, activation, resi
     "batch 2, SiLU then the residual (C2f's bottleneck order)": ((2, 16, 10, 33), 16, 3, 1, P1, "silu", "post"),
     "residual before a relu": ((1, 16, 9, 20), 40, 3, 1, P1, None, "pre"),
     "residual on a narrow map": ((1, 16, 5, 9), 16, 3, 1, P1, "silu", "post"),
+    "8 output channels (one 8-channel block; YOLO11n's C3k2 bottleneck)": ((1, 16, 7, 52), 8, 3, 1, P1, "silu", None),
+    "one output channel, stride 2": ((1, 12, 9, 100), 1, 3, 2, P1, "relu", None),
 }
 
 
@@ -113,15 +116,18 @@ def test_pixels_fp16_weights_match_within_their_rounding(tmp_path):
     assert 1e-7 < rel_error(got, run_onnx(model, {"x": x})[last]) <= 2e-3
 
 
-@pytest.mark.parametrize("ic,oc,stride,variant", [
-    (3, 16, 2, "pixels"),   # YOLOv8n/YOLO11n's stem: measured 1.5x faster than covec in the model
-    (16, 32, 2, "covec"),   # the next downsampler: covec as fast or faster
-    (64, 64, 1, "winograd4"),  # Winograd's 3x3s stay Winograd's, even where pixels would take the shape
+@pytest.mark.parametrize("ic,oc,stride,width,variant", [
+    (3, 16, 2, 32, "pixels"),   # YOLOv8n/YOLO11n's stem: measured 1.5x faster than covec in the model
+    (16, 32, 2, 32, "covec"),   # the next downsampler: covec as fast or faster
+    (64, 64, 1, 32, "winograd4"),  # Winograd's 3x3s stay Winograd's, even where pixels would take the shape
+    (16, 8, 1, 52, "pixels"),   # under 16 output channels (covec cannot): few inputs on a wide map
+    (16, 8, 1, 32, "blocked"),  # ... not a narrow one
+    (64, 8, 1, 52, "blocked"),  # ... nor many inputs
 ])
-def test_planner_gives_pixels_the_stem_only(tmp_path, monkeypatch, ic, oc, stride, variant):
+def test_planner_gives_pixels_the_stem_and_few_channel_maps(tmp_path, monkeypatch, ic, oc, stride, width, variant):
     if variant.startswith("winograd"):
         monkeypatch.setattr(conv_pixels, "MAX_IC", 64)
     nodes, inits, last = spatial(ic, oc, 3, stride, P1, "silu", None)
-    model = make_model(nodes, {"x": (1, ic, 32, 32)}, [last], inits, 13)
+    model = make_model(nodes, {"x": (1, ic, 32, width)}, [last], inits, 13)
     plan = make_plan(load_graph(convert(model, tmp_path / "p.nnef")), DeviceFacts(type="cpu"))
     assert [s.variant for s in plan.steps if s.kind == "conv"] == [variant]

@@ -1,6 +1,7 @@
 """Convolution, "pixels" variant: KH x KW ungrouped convs with stride 1 or 2 along x and zero padding,
 vectorised over output pixels (see the .cl): pointwise's layout for spatial taps. CPU family only; it takes
-the shapes where it measured faster than covec (`MAX_IC`), Winograd keeps its 3x3s (higher priority)."""
+the shapes where it measured faster than covec (`MAX_IC`) or, under 16 output channels, than ConvBlocked
+(`SMALL_OC_*`); Winograd keeps its 3x3s (higher priority)."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,13 @@ TAG = "#px"
 # YOLOv8n/YOLO11n; from 16 input channels on covec was as fast or faster (0.4-0.95x at load 0.4: the edge
 # vectors' zero-padded copies, two loads per stride-2 tap, 13- and 26-wide rows filling 16-pixel vectors badly).
 MAX_IC = 4
+# Below 16 output channels covec cannot run and the general ConvBlocked would: there pixels takes maps at least
+# SMALL_OC_MIN_W wide with up to SMALL_OC_MAX_IC inputs (3x3 + SiLU, interleaved OpenCL event minima on 2 Zen 4
+# cores, blocked -> pixels ms: 16->8 at 104x104 0.267 -> 0.209 (YOLO11n's C3k2 bottleneck), 8->8 at 208 1.31 ->
+# 0.88, 32->12 at 52 0.50 -> 0.31, 32->8 at 104 stride 2 0.35 -> 0.26, 32->8 at 52 0.26 -> 0.25; slower at
+# 32->4 on 26x26 0.05 -> 0.08, 48->8 at 52 0.21 -> 0.36, 64->4 at 52, 128->8 at 26).
+SMALL_OC_MAX_IC = 32
+SMALL_OC_MIN_W = 48
 OB_MAX = 16  # output channels per work-item: 16 float16 accumulators + the input vector within 32 registers
 
 
@@ -54,7 +62,14 @@ class ConvPixels(PixelVectorConv):
         return (len(x) == 4 and len(taps) == 2 and taps != (1, 1) and max(taps) <= 7
                 and int(a.get("groups", 1)) == 1 and all_ones(a.get("dilation")) and not a.get("pool")
                 and len(stride) == 2 and stride[1] in (1, 2) and stride[0] in (1, 2)
-                and x[1] <= MAX_IC and shapes[step.outputs[0]][1] >= 16)  # covec's shapes: measured against it
+                and cls._measured_faster(x[1], shapes[step.outputs[0]]))
+
+    @staticmethod
+    def _measured_faster(ic: int, y: tuple[int, ...]) -> bool:
+        """Covec's shapes (16+ output channels): the few-input stem; below 16 (ConvBlocked's): see SMALL_OC_*."""
+        if y[1] >= 16:
+            return ic <= MAX_IC
+        return ic <= SMALL_OC_MAX_IC and y[3] >= SMALL_OC_MIN_W
 
     def defines(self) -> dict[str, int]:
         return {"KH": self.kh, "KW": self.kw, "SW": self.sw, **super().defines()}

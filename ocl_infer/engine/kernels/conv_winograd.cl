@@ -65,12 +65,14 @@ inline ushort float_to_half_bits(const float x) {
 #define STORE1(v, p, i) ((p)[i] = float_to_half_bits((v) * VSCALE))
 #define LOAD16(p, i) vload_half16((i), (__global const half*)(p))
 #define STORE16(v, p) vstore_half16((v), 0, (__global half*)(p))
+#define LOADM16(p) (vload_half16(0, (__global const half*)(p)) * (1.0f / VSCALE))  // 16 values of M
 #else
 typedef float store_t;
 #define LOAD1(p, i) ((p)[i])
 #define STORE1(v, p, i) ((p)[i] = (v))
 #define LOAD16(p, i) vload16((i), (p))
 #define STORE16(v, p) vstore16((v), 0, (p))
+#define LOADM16(p) vload16(0, (p))
 #endif
 
 // What the transforms of both tile sizes share (conv_winograd4.cl uses these too).
@@ -109,6 +111,32 @@ inline void store_output(__global float* y, __global const float* r, const size_
     v += r[i];
 #endif
     y[i] = v;
+}
+
+// The same for 16 channels of one pixel as a vector: lane l goes to y[i + l * hw] (its channel's plane), for
+// the first nl lanes (the channels that exist); the residual, if any, is read at the same places.
+inline void store_output16(__global float* y, __global const float* r, const size_t i, const size_t hw,
+                           const int nl, float16 v, const float a0, const float a1) {
+#if RES
+    float rl[16];
+    for (int l = 0; l < 16; l++) rl[l] = l < nl ? r[i + l * hw] : 0.0f;
+    const float16 rv = vload16(0, rl);
+#endif
+#if RES == 1
+    v += rv;
+#endif
+    v = activate16(v, a0, a1);
+#if RES == 2
+    v += rv;
+#endif
+    float t[16];
+    vstore16(v, 0, t);
+    if (nl == 16) {
+#pragma unroll
+        for (int l = 0; l < 16; l++) y[i + l * hw] = t[l];
+    } else {
+        for (int l = 0; l < nl; l++) y[i + l * hw] = t[l];
+    }
 }
 
 // Launch: global (TP - (N-1) T rounded up to the local size, IC, N): tile t of image n is V's column

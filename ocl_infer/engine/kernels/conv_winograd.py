@@ -110,6 +110,9 @@ class ConvWinograd(ConvBase):
     # (F(2x2): 4), so the half scratch overflows only where the activations themselves leave half's range
     v_shift = 2
     kernels = ("winograd_input", "winograd_gemm", "winograd_output")
+    # The output transform takes 16 channels per work-item as float16 vectors (F(4x4)) instead of one channel
+    # per work-item in `out_local` groups that PoCL vectorises across (F(2x2), no faster the other way).
+    vector_output = False
     # Below this `channel_mean` the three launches cost more than covec's direct conv (YOLO11n / YOLOv8n at 13x13
     # on 2 Zen 4 cores, 2026-12-06, device time per layer: 64 -> 64 0.09 vs 0.07 ms, 256 -> 64 0.26 vs 0.24;
     # 128 -> 128 0.24 vs 0.25, 256 -> 80 0.31 vs 0.35; YOLOv3-tiny's 13x13 layers are at 341 and above).
@@ -154,6 +157,9 @@ class ConvWinograd(ConvBase):
         for b in GEMM_BLOCKINGS:
             if -(-nb // b[1]) * b[1] * 8 <= nb * 9 and b not in blockings:
                 blockings.append(b)
+        if cls.vector_output:  # the output transform has no local size to try
+            in_locals = list(dict.fromkeys(li for li, _ in TRANSFORM_LOCALS))
+            return [{"blocking": list(b), "in_local": list(li)} for b in blockings for li in in_locals]
         return [{"blocking": list(b), "in_local": list(li), "out_local": list(lo)}
                 for b in blockings for li, lo in TRANSFORM_LOCALS]
 
@@ -204,6 +210,9 @@ class ConvWinograd(ConvBase):
         li, lo = self.in_local, self.out_local
         # the input grid's third axis is the image; the last image also zero-fills V's padding columns up to TP
         last = self.tp - (self.n - 1) * self.tiles
+        if self.vector_output:  # 16 output channels per work-item (see the .cl)
+            out = ScratchLaunch(k_out, (-(-self.oc // 16), tw, self.n * th), (1, 1, 1), (m,))
+        else:
+            out = ScratchLaunch(k_out, (-(-self.oc // lo[0]) * lo[0], tw, self.n * th), lo, (m,))
         return [ScratchLaunch(k_in, (-(-last // li[0]) * li[0], self.ic, self.n), (*li, 1), (v,)),
-                ScratchLaunch(k_mm, (self.tp // self.nt, self.ncb, self.points), (1, 1, 1), (v, m)),
-                ScratchLaunch(k_out, (-(-self.oc // lo[0]) * lo[0], tw, self.n * th), lo, (m,))]
+                ScratchLaunch(k_mm, (self.tp // self.nt, self.ncb, self.points), (1, 1, 1), (v, m)), out]

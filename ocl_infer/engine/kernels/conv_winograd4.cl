@@ -55,43 +55,50 @@ __kernel void winograd4_input(__global const float* restrict x, __global store_t
     o[2] = s[1] + s[2] + 4.0f * (s[3] + s[4]);                   \
     o[3] = s[1] - s[2] + 8.0f * (s[3] - s[4]) + s[5];
 
-// Launch: global (OC rounded up to the local size, TW, N * TH), as winograd_output.
+// Launch: global (ceil(OC / 16), TW, N * TH), local (1, 1, 1): a work-item takes one tile for 16 output
+// channels as float16 vectors (M's channels are contiguous: 36 vector loads), and stores each output pixel's
+// 16 channels into their 16 planes. Against one channel per work-item with PoCL vectorising across the group
+// (gathers and scatters of 8 lanes): 0.29 -> 0.22 ms at 64 x 52 x 52, 0.08 -> 0.055 at 128 -> 64 x 26 x 26.
+// (F(2x2)'s output transform, 16 loads per 4 outputs, measured no faster this way and keeps its own.)
 __kernel void winograd4_output(__global const store_t* restrict m, __global const float* restrict bias,
                                __global float* restrict y, const float a0, const float a1, const int oc,
                                const int oh, const int ow, const int ncb, const int tp, const int th,
                                const float inv_th RESIDUAL_ARG) {
-    const int co = get_global_id(0), tx = get_global_id(1), nty = get_global_id(2);
-    if (co >= oc) return;
+    const int co0 = get_global_id(0) * 16, tx = get_global_id(1), nty = get_global_id(2);
     const int t = nty * get_global_size(1) + tx;  // M's row n * T + t
     const int n = (int)(((float)nty + 0.5f) * inv_th), ty = nty - n * th;  // exact: see conv_winograd.cl
-    float s[6][6];
+    float16 s[6][6];
 #pragma unroll
     for (int i = 0; i < 6; i++)
 #pragma unroll
-        for (int j = 0; j < 6; j++) s[i][j] = LOAD1(m, ((size_t)(i * 6 + j) * tp + t) * (ncb * CO_V) + co);
-    float a[4][6];  // A^T s, column by column
+        for (int j = 0; j < 6; j++) s[i][j] = LOADM16(m + ((size_t)(i * 6 + j) * tp + t) * (ncb * CO_V) + co0);
+    float16 a[4][6];  // A^T s, column by column
 #pragma unroll
     for (int j = 0; j < 6; j++) {
-        float c[6], o[4];
+        float16 c[6], o[4];
 #pragma unroll
         for (int i = 0; i < 6; i++) c[i] = s[i][j];
         AT6(c, o)
 #pragma unroll
         for (int i = 0; i < 4; i++) a[i][j] = o[i];
     }
-    const float b = bias[co];
-    const size_t plane = ((size_t)n * oc + co) * oh * ow;  // channel co of image n
+    const int nl = min(16, oc - co0);  // channels of this vector that exist (M's are padded to NCB * CO_V)
+    float bl[16];
+    for (int l = 0; l < 16; l++) bl[l] = l < nl ? bias[co0 + l] : 0.0f;
+    const float16 b = vload16(0, bl);
+    const size_t hw = (size_t)oh * ow;
+    const size_t base = ((size_t)n * oc + co0) * hw;  // channel co0 of image n
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const int yy = 4 * ty + i;
         if (yy >= oh) break;
-        float r[4];
+        float16 r[4];
         AT6(a[i], r)
 #pragma unroll
         for (int k = 0; k < 4; k++) {
             const int xx = 4 * tx + k;
             if (xx >= ow) break;
-            store_output(y, RESIDUAL, plane + yy * ow + xx, r[k] + b, a0, a1);
+            store_output16(y, RESIDUAL, base + yy * ow + xx, hw, nl, r[k] + b, a0, a1);
         }
     }
 }

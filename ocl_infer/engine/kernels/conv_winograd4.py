@@ -60,6 +60,7 @@ class ConvWinograd4(ConvWinograd):
     tile = 4
     v_shift = 7  # max row sum of |B^T| is 10: |V| <= 100 max |d| <= 2^7 max |d| (see ConvWinograd)
     kernels = ("winograd4_input", "winograd_gemm", "winograd4_output")
+    vector_output = True
     # 4x fewer multiplies pay for the transforms from a smaller mean (26x26, same runs as F(2x2)'s figure: 64 -> 32
     # 0.14 vs covec 0.13 ms, 64 -> 64 0.21 vs 0.245, 128 -> 64 0.33 vs 0.46)
     min_channel_mean = 56

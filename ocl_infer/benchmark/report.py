@@ -38,7 +38,8 @@ def render_report(results: list[ModelResult], ceiling: float, meta: dict[str, st
         f"- machine: {meta['machine']}",
         f"- OpenCL devices: {meta['devices']}",
         f"- command: `{meta['command']}`",
-        f"- threads per backend: {meta['threads']}; frames: {meta['frames']} timed after {meta['warmup']} warm-up",
+        f"- threads per backend: {meta['threads']}; frames: {meta['frames']} timed after {meta['warmup']} warm-up"
+        + (f", the backends alternating in {meta['blocks']}" if meta.get("blocks") else ""),
         f"- load average (1 min) at start / end: {meta['load_start']} / {meta['load_end']}",
         f"- sgemm ceiling (numpy float32 1024³, all cores, best of start and end): {ceiling:.0f} GFLOP/s",
         "",

@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         "threads": str(threads),
         "frames": str(args.frames),
         "warmup": str(args.warmup),
+        "blocks": f"blocks of {min(options.block, args.frames)} frames, {options.pause_s:g} s pause before each",
         "load_start": f"{load_start:.2f}",
         "load_end": f"{load_average():.2f}",
         "profile": "yes" if args.profile else "no",

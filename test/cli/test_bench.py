@@ -41,6 +41,7 @@ def test_quick_bench_prints_every_backend_and_writes_the_section(model_dir: Path
     for r in (ours, half_row):  # our engine must run: a broken engine fails this test, it is not a "n/a" row
         assert float(r[2]) > 0 and float(r[3]) >= float(r[2]), r
     assert "sgemm ceiling" in out.stdout and "load average" in out.stdout
+    assert "the backends alternating in blocks of 3 frames, 0.1 s pause before each" in out.stdout
     # The second table: FLOPs counted from the NNEF graph, pre-processing time measured.
     lines = out.stdout.splitlines()
     second = next(i for i, ln in enumerate(lines) if ln.startswith("| size | model GFLOP"))

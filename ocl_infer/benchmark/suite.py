@@ -135,7 +135,7 @@ def _time_opened(opened: Mapping[str, tuple[Backend, dict[str, Any]]], feed: dic
     load0 = load_average()
     times = time_alternating(steps, options.frames, min(options.block, options.frames), options.pause_s)
     load = (load0, load_average())
-    rows = {}
+    rows: dict[str, Timing] = {}
     for name, (backend, _) in opened.items():
         if name in errors:
             rows[name] = _failed(name, LABELS[name], size, errors[name])

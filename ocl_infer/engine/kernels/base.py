@@ -74,21 +74,18 @@ class Kernel:
     # The runtime's scratch buffers, one per slot, each at least as large as any step's need in that slot
     # (plan.model.scratch_slots): set before `launches`. Steps run one after another on the runtime's in-order
     # queue, so a step's scratch is dead when the next one starts, and one set serves them all (YOLO11n's
-    # Winograd layers: 11.4 MB of their own V/M buffers -> 3.1 MB shared). None: the kernel allocates its own.
+    # Winograd layers: 11.4 MB of their own V/M buffers -> 3.1 MB shared).
     shared_scratch: tuple[Any, ...] | None = None
 
     def scratch_sizes(self) -> tuple[int, ...]:
         """Bytes of each scratch buffer the launches need beyond the plan's tensors, slot by slot."""
         return ()
 
-    def scratch_buffers(self, context: Any) -> tuple[Any, ...]:
-        """This step's scratch, one buffer per `scratch_sizes` slot: the runtime's shared ones or its own."""
-        sizes = self.scratch_sizes()
-        if self.shared_scratch is not None:
-            return tuple(self.shared_scratch[: len(sizes)])
-        import pyopencl as cl
-
-        return tuple(cl.Buffer(context, cl.mem_flags.READ_WRITE, max(4, n)) for n in sizes)
+    def scratch_buffers(self) -> tuple[Any, ...]:
+        """This step's scratch, one of the runtime's shared buffers per `scratch_sizes` slot."""
+        if self.shared_scratch is None:
+            raise self.fail("no scratch buffers: the runtime sets them before binding the launches")
+        return tuple(self.shared_scratch[: len(self.scratch_sizes())])
 
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         raise NotImplementedError

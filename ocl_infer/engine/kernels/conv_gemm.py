@@ -142,7 +142,7 @@ class ConvGemm(ConvBase):
             k.set_args(ins[0], ins[1], ins[2], outs[0], a0, a1, *(np.int32(v) for v in geometry),
                        *self.residual_args(ins))
             return [Launch(k, gs, (self.tx, self.ty, 1))]
-        (part,) = self.scratch_buffers(program.context)
+        (part,) = self.scratch_buffers()
         # the residual argument (RES builds) goes to both kernels; only the reduce pass reads it
         k.set_args(ins[0], ins[1], ins[2], part, a0, a1, *(np.int32(v) for v in geometry), *self.residual_args(ins))
         total = self.n * self.oc * self.pixels

@@ -24,13 +24,7 @@
 // RES 0 ignores rv), stored to out whole, or its first n lanes where the map ends inside the vector (n < 16).
 inline void finish_store16(float16 v, const float16 rv, __global float* out, const int n, const float a0,
                            const float a1) {
-#if RES == 1
-    v = activate16(v + rv, a0, a1);
-#elif RES == 2
-    v = activate16(v, a0, a1) + rv;
-#else
-    v = activate16(v, a0, a1);
-#endif
+    v = activate_residual16(v, rv, a0, a1);
     if (n >= 16) {
         vstore16(v, 0, out);
     } else {

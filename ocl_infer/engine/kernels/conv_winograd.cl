@@ -94,12 +94,6 @@ typedef float store_t;
             d[i][j] = (t < tiles && yy >= 0 && yy < ih && xx >= 0 && xx < iw) ? p[yy * iw + xx] : 0.0f;     \
         }
 
-// RESIDUAL: the residual tensor where one is fused (RES), else a null pointer that store_output never reads
-#if RES
-#define RESIDUAL res
-#else
-#define RESIDUAL ((__global const float*)0)
-#endif
 // y[i] = v (bias added) through the activation, the fused residual r[i] added before (RES 1) or after (RES 2) it
 inline void store_output(__global float* y, __global const float* r, const size_t i, float v, const float a0,
                          const float a1) {
@@ -111,32 +105,6 @@ inline void store_output(__global float* y, __global const float* r, const size_
     v += r[i];
 #endif
     y[i] = v;
-}
-
-// The same for 16 channels of one pixel as a vector: lane l goes to y[i + l * hw] (its channel's plane), for
-// the first nl lanes (the channels that exist); the residual, if any, is read at the same places.
-inline void store_output16(__global float* y, __global const float* r, const size_t i, const size_t hw,
-                           const int nl, float16 v, const float a0, const float a1) {
-#if RES
-    float rl[16];
-    for (int l = 0; l < 16; l++) rl[l] = l < nl ? r[i + l * hw] : 0.0f;
-    const float16 rv = vload16(0, rl);
-#endif
-#if RES == 1
-    v += rv;
-#endif
-    v = activate16(v, a0, a1);
-#if RES == 2
-    v += rv;
-#endif
-    float t[16];
-    vstore16(v, 0, t);
-    if (nl == 16) {
-#pragma unroll
-        for (int l = 0; l < 16; l++) y[i + l * hw] = t[l];
-    } else {
-        for (int l = 0; l < nl; l++) y[i + l * hw] = t[l];
-    }
 }
 
 // Launch: global (TP - (N-1) T rounded up to the local size, IC, N): tile t of image n is V's column
@@ -239,7 +207,7 @@ __kernel void winograd_output(__global const store_t* restrict m, __global const
         for (int k = 0; k < 2; k++) {
             if (xx + k >= ow) break;
             const float v = k == 0 ? a[i][0] + a[i][1] + a[i][2] : a[i][1] - a[i][2] - a[i][3];
-            store_output(y, RESIDUAL, plane + yy * ow + xx + k, v + b, a0, a1);
+            store_output(y, RESIDUAL_PTR, plane + yy * ow + xx + k, v + b, a0, a1);
         }
     }
 }

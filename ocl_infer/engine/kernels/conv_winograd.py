@@ -193,7 +193,7 @@ class ConvWinograd(ConvBase):
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         import pyopencl as cl
 
-        v, m = self.scratch_buffers(program.context)
+        v, m = self.scratch_buffers()
         name_in, name_mm, name_out = self.kernels
         k_in = cl.Kernel(program, name_in)
         i32 = np.int32

@@ -98,7 +98,7 @@ __kernel void winograd4_output(__global const store_t* restrict m, __global cons
         for (int k = 0; k < 4; k++) {
             const int xx = 4 * tx + k;
             if (xx >= ow) break;
-            store_output16(y, RESIDUAL, base + yy * ow + xx, hw, nl, r[k] + b, a0, a1);
+            store_channels16(y, RESIDUAL_PTR, base + yy * ow + xx, hw, nl, r[k] + b, a0, a1);
         }
     }
 }

@@ -74,7 +74,7 @@ class TopK(_Indexing):
     def launches(self, program: Any, ins: list[Any], outs: list[Any]) -> list[Launch]:
         rows, n, inner, k = self.geometry()
         largest = np.int32(1 if self.step.attrs.get("largest", True) else 0)
-        (scratch,) = self.scratch_buffers(program.context)
+        (scratch,) = self.scratch_buffers()
         select = new_kernel(program, "topk_select")
         select.set_args(ins[0], scratch, np.int32(n), np.int32(inner), np.int32(k), largest)
         rank = new_kernel(program, "topk_rank")

@@ -169,7 +169,7 @@ class GemmBlock(MatBase):
         b, sbb, sbk, nload = ins[1], self.sbb, self.sbk, (self.np if self.packed else self.n)
         pre: list[Launch] = []
         if self.pack_b:
-            (b,) = self.scratch_buffers(program.context)
+            (b,) = self.scratch_buffers()
             pk = new_kernel(program, "gemm_pack_b")
             src_sbb = self.sbb if self.b_batch > 1 else 0
             pk.set_args(ins[1], b, *(np.int32(v) for v in (self.n, self.k, self.np, src_sbb, self.sbk, self.sbn)))
